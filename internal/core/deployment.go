@@ -1,0 +1,181 @@
+package core
+
+import "time"
+
+// DeploymentKind says why a deployment exists.
+type DeploymentKind string
+
+// Deployment kinds. A rollback and an automatic revert are deployments too,
+// so the timeline records every change of what serves traffic.
+const (
+	KindDeploy   DeploymentKind = "deploy"   // a release requested by a person or CI
+	KindRollback DeploymentKind = "rollback" // back to an earlier release, on request
+	KindRevert   DeploymentKind = "revert"   // the failed standby colour reverted to the last good release
+	KindConfirm  DeploymentKind = "confirm"  // the standby colour brought to the confirmed release
+)
+
+// DeploymentState is where a deployment stands.
+type DeploymentState string
+
+// Deployment states. Pending and Running are the only non-terminal states.
+const (
+	StatePending    DeploymentState = "pending"
+	StateRunning    DeploymentState = "running"
+	StateSucceeded  DeploymentState = "succeeded"
+	StateFailed     DeploymentState = "failed"      // failed before the switch; the old release kept serving
+	StateRolledBack DeploymentState = "rolled_back" // switched, then switched back automatically
+	StateNoop       DeploymentState = "noop"        // the release was already live
+	StateCancelled  DeploymentState = "cancelled"
+)
+
+// Terminal reports whether the state is final.
+func (s DeploymentState) Terminal() bool {
+	return s != StatePending && s != StateRunning
+}
+
+// Step names one step of the deploy state machine, in order.
+type Step string
+
+// Deploy steps. Each is persisted before it runs so a restarted server knows
+// whether traffic had already moved.
+const (
+	StepQueued     Step = "queued"
+	StepLock       Step = "lock"
+	StepMigrate    Step = "migrate"
+	StepStart      Step = "start"
+	StepHealth     Step = "health"
+	StepSmoke      Step = "smoke"
+	StepSwitch     Step = "switch"
+	StepVerify     Step = "verify"
+	StepLive       Step = "live"
+	StepSwitchBack Step = "switch_back"
+	StepDone       Step = "done"
+)
+
+// Switched reports whether traffic may already have moved at this step.
+func (s Step) Switched() bool {
+	switch s {
+	case StepSwitch, StepVerify, StepLive, StepSwitchBack, StepDone:
+		return true
+	}
+	return false
+}
+
+// Deployment is one persisted run of the deploy state machine.
+type Deployment struct {
+	ID              int64           `json:"id"`
+	App             string          `json:"app"`
+	Env             string          `json:"env"`
+	Kind            DeploymentKind  `json:"kind"`
+	Release         int             `json:"release"`          // the release being deployed
+	PreviousRelease int             `json:"previous_release"` // the release live when it started (0 if none)
+	SHA             string          `json:"sha"`
+	Colour          Colour          `json:"colour,omitempty"` // the colour the release is started in
+	State           DeploymentState `json:"state"`
+	Step            Step            `json:"step"`
+	Reason          string          `json:"reason,omitempty"` // why it failed or was rolled back
+	RequestedBy     string          `json:"requested_by,omitempty"`
+	CreatedAt       time.Time       `json:"created_at"`
+	UpdatedAt       time.Time       `json:"updated_at"`
+	SwitchedAt      *time.Time      `json:"switched_at,omitempty"`
+	FinishedAt      *time.Time      `json:"finished_at,omitempty"`
+}
+
+// Event is one entry of the timeline.
+type Event struct {
+	ID           int64     `json:"id"`
+	App          string    `json:"app"`
+	Env          string    `json:"env,omitempty"`
+	DeploymentID int64     `json:"deployment_id,omitempty"`
+	Time         time.Time `json:"time"`
+	Type         string    `json:"type"` // e.g. "deploy.step", "deploy.succeeded", "build.finished"
+	Step         Step      `json:"step,omitempty"`
+	Message      string    `json:"message"`
+}
+
+// SlotState is what a colour is doing in an environment.
+type SlotState string
+
+// Slot states.
+const (
+	SlotEmpty    SlotState = "empty"
+	SlotStarting SlotState = "starting"
+	SlotLive     SlotState = "live"
+	SlotStandby  SlotState = "standby" // previous release, warm, no traffic
+	SlotFailed   SlotState = "failed"  // failed release kept for investigation, no traffic
+)
+
+// Slot is one colour of an environment and the instances running in it.
+type Slot struct {
+	Colour    Colour     `json:"colour"`
+	State     SlotState  `json:"state"`
+	Release   int        `json:"release,omitempty"`
+	Instances []Instance `json:"instances,omitempty"`
+	// Until is when a standby slot is scaled in, or a failed slot is
+	// reverted to the last good release; zero means never.
+	Until time.Time `json:"until,omitempty"`
+	// HeldUntil postpones the automatic revert of a failed slot.
+	HeldUntil time.Time `json:"held_until,omitempty"`
+}
+
+// EnvState is the persisted picture of an environment: which colour is live,
+// what each colour runs, and which release was last confirmed good.
+type EnvState struct {
+	App       string           `json:"app"`
+	Env       string           `json:"env"`
+	Live      Colour           `json:"live,omitempty"`
+	Slots     map[Colour]*Slot `json:"slots"`
+	Verified  int              `json:"verified,omitempty"` // last release confirmed by a person
+	UpdatedAt time.Time        `json:"updated_at"`
+}
+
+// LiveRelease returns the release number serving traffic, or 0.
+func (s *EnvState) LiveRelease() int {
+	if s == nil || s.Live == "" {
+		return 0
+	}
+	if sl := s.Slots[s.Live]; sl != nil && sl.State == SlotLive {
+		return sl.Release
+	}
+	return 0
+}
+
+// Slot returns the slot for c, creating an empty one if needed.
+func (s *EnvState) Slot(c Colour) *Slot {
+	if s.Slots == nil {
+		s.Slots = map[Colour]*Slot{}
+	}
+	sl := s.Slots[c]
+	if sl == nil {
+		sl = &Slot{Colour: c, State: SlotEmpty}
+		s.Slots[c] = sl
+	}
+	return sl
+}
+
+// GroupSpec asks a runtime driver to start the instances of one colour.
+type GroupSpec struct {
+	App     string            `json:"app"`
+	Env     string            `json:"env"`
+	Colour  Colour            `json:"colour"`
+	Release int               `json:"release"`
+	Count   int               `json:"count"`
+	Dir     string            `json:"dir"`     // artifact directory: the working directory
+	Command []string          `json:"command"` // argv, run without a shell
+	Environ map[string]string `json:"environ"` // extra environment; the driver adds PORT
+	// Secrets are added to the environment like Environ but never logged or persisted by drivers.
+	Secrets map[string]string `json:"-"`
+}
+
+// Instance is one running copy of a release, as a driver reports it.
+type Instance struct {
+	ID        string    `json:"id"`
+	App       string    `json:"app"`
+	Env       string    `json:"env"`
+	Colour    Colour    `json:"colour"`
+	Release   int       `json:"release"`
+	Addr      string    `json:"addr"` // host:port the proxy and health checks reach
+	PID       int       `json:"pid,omitempty"`
+	LogPath   string    `json:"log_path,omitempty"`
+	StartedAt time.Time `json:"started_at"`
+}

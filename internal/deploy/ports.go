@@ -1,0 +1,93 @@
+package deploy
+
+import (
+	"context"
+	"time"
+
+	"github.com/cutover/cutover/internal/core"
+)
+
+// Store is the persistence the deploy machine needs. Implementations live in
+// internal/store/... and must return errors wrapping core.ErrNotFound,
+// core.ErrConflict and core.ErrLocked where those apply.
+type Store interface {
+	// Apps.
+	CreateApp(ctx context.Context, app core.App) error // ErrConflict if the name exists
+	GetApp(ctx context.Context, name string) (core.App, error)
+	ListApps(ctx context.Context) ([]core.App, error)
+
+	// Artifacts are immutable. PutArtifact with an existing SHA and the same
+	// digest is a no-op returning the stored record; a different digest
+	// returns an error wrapping ErrConflict and changes nothing.
+	PutArtifact(ctx context.Context, a core.Artifact) (core.Artifact, error)
+	GetArtifact(ctx context.Context, app, sha string) (core.Artifact, error)
+	ListArtifacts(ctx context.Context, app string, limit int) ([]core.Artifact, error)
+
+	// Config versions. secrets holds plain values; the store encrypts them at
+	// rest and only GetConfigSecrets returns them decrypted.
+	PutConfig(ctx context.Context, app, env string, vars, secrets map[string]string) (core.ConfigVersion, error)
+	GetConfig(ctx context.Context, app, env string, version int) (core.ConfigVersion, error) // version 0 = latest; a missing config is version 0 with no vars, not an error
+	GetConfigSecrets(ctx context.Context, app, env string, version int) (map[string]string, error)
+
+	// Releases are numbered per app by the store (1, 2, ...).
+	CreateRelease(ctx context.Context, r core.Release) (core.Release, error)
+	GetRelease(ctx context.Context, app string, number int) (core.Release, error)
+	ListReleases(ctx context.Context, app string, limit int) ([]core.Release, error)
+
+	// Deployments and the timeline.
+	CreateDeployment(ctx context.Context, d core.Deployment) (core.Deployment, error) // assigns ID
+	UpdateDeployment(ctx context.Context, d core.Deployment) error
+	GetDeployment(ctx context.Context, id int64) (core.Deployment, error)
+	// ListDeployments returns newest first; beforeID > 0 pages backwards; env "" means all.
+	ListDeployments(ctx context.Context, app, env string, beforeID int64, limit int) ([]core.Deployment, error)
+	// UnfinishedDeployments returns deployments in pending or running state, oldest first.
+	UnfinishedDeployments(ctx context.Context) ([]core.Deployment, error)
+	AppendEvent(ctx context.Context, e core.Event) (core.Event, error) // assigns ID
+	// ListEvents returns events with ID > afterID, oldest first; app "" means all apps.
+	ListEvents(ctx context.Context, app string, afterID int64, limit int) ([]core.Event, error)
+
+	// Environment state.
+	GetEnvState(ctx context.Context, app, env string) (core.EnvState, error) // a never-deployed env returns an empty state, not an error
+	PutEnvState(ctx context.Context, s core.EnvState) error
+
+	// Locks: one deploy per environment. TryLock fails with an error wrapping
+	// ErrLocked that names the holder when another holder has it.
+	TryLock(ctx context.Context, app, env, holder string, ttl time.Duration) error
+	Unlock(ctx context.Context, app, env, holder string) error
+	LockHolder(ctx context.Context, app, env string) (holder string, err error) // "" when free
+
+	Close() error
+}
+
+// Driver starts and stops the instances of a colour. Implementations live in
+// internal/driver/... (process, docker, kubernetes).
+type Driver interface {
+	// Start starts spec.Count instances and returns them with their
+	// addresses. If any instance fails to start, it stops the ones it
+	// started and returns the error.
+	Start(ctx context.Context, spec core.GroupSpec) ([]core.Instance, error)
+	// Stop asks each instance to stop (SIGTERM or equivalent) and forces it
+	// after grace. Stopping an instance that is already gone is not an error.
+	Stop(ctx context.Context, instances []core.Instance, grace time.Duration) error
+	// List returns every instance this driver has running, including ones
+	// started before a server restart.
+	List(ctx context.Context) ([]core.Instance, error)
+}
+
+// Router is the traffic switch the deploy machine drives (internal/proxy
+// behind an adapter).
+type Router interface {
+	// Route makes targets the active set for service, listening on listen.
+	// It returns once new requests go to targets; the old set drains in the
+	// background.
+	Route(ctx context.Context, service, listen string, targets []string) error
+	// Stats returns cumulative counters for the service's active set.
+	Stats(service string) (RouteStats, error)
+}
+
+// RouteStats are cumulative counters the verification window compares.
+type RouteStats struct {
+	Requests   uint64
+	Errors5xx  uint64
+	ConnErrors uint64
+}
