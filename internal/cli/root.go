@@ -1,0 +1,58 @@
+// Package cli holds cutover's cobra commands, one file per verb. Commands
+// parse flags and call one method: of the API client for control-plane
+// verbs, of the proxy package for `cutover proxy run`.
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes: 0 success, 1 failure, 2 bad usage.
+const (
+	exitOK    = 0
+	exitFail  = 1
+	exitUsage = 2
+)
+
+// usageError marks errors caused by bad flags or arguments (exit code 2).
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// usagef returns a usage error (exit code 2).
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// NewRoot builds the root command with every verb attached.
+func NewRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "cutover",
+		Short:         "Build once per commit, deploy blue/green with zero downtime, roll back in milliseconds",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(
+		newProxyCmd(),
+	)
+	return root
+}
+
+// Main runs the CLI with args and returns the process exit code.
+func Main(args []string) int {
+	root := NewRoot()
+	root.SetArgs(args)
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			return exitUsage
+		}
+		return exitFail
+	}
+	return exitOK
+}

@@ -1,0 +1,120 @@
+// Package manifest reads and validates cutover.yml, the file at the root of an
+// app's repository that tells cutover how to build, run, check and promote it.
+package manifest
+
+import "time"
+
+// FileName is the manifest's name at the repository root.
+const FileName = "cutover.yml"
+
+// Defaults, one place for every knob. They are documented in docs/manifest.md.
+const (
+	DefaultBuildTimeout   = 10 * time.Minute
+	DefaultInstances      = 1
+	DefaultHealthPath     = "/up"
+	DefaultHealthInterval = 1 * time.Second
+	DefaultHealthTimeout  = 2 * time.Second
+	DefaultHealthDeadline = 60 * time.Second
+	DefaultMigrateTimeout = 5 * time.Minute
+	DefaultSmokeTimeout   = 5 * time.Second
+	DefaultVerifyFor      = 10 * time.Second
+	DefaultMaxErrorRate   = 0.01 // share of 5xx + connection errors in the verification window
+	DefaultStandbyFor     = 15 * time.Minute
+	DefaultScaleInDelay   = 15 * time.Minute
+	DefaultInvestigateFor = 30 * time.Minute
+	DefaultStopGrace      = 10 * time.Second
+	DefaultOnConfirm      = OnConfirmSync
+	MaxInstances          = 64
+	MaxManifestBytes      = 256 << 10
+)
+
+// What to do with the standby colour when a person confirms a live release.
+const (
+	OnConfirmSync    = "sync"     // bring the standby colour to the confirmed release, warm
+	OnConfirmScaleIn = "scale_in" // stop the standby colour
+)
+
+// Manifest is a parsed and validated cutover.yml with defaults applied.
+type Manifest struct {
+	App   string `yaml:"app"` // optional; informational
+	Build Build  `yaml:"build"`
+	Run   Run    `yaml:"run"`
+	// Health is the gate an instance must pass before it gets traffic.
+	Health  Health   `yaml:"health"`
+	Smoke   []Smoke  `yaml:"smoke"`
+	Migrate *Migrate `yaml:"migrate"`
+	Verify  Verify   `yaml:"verify"`
+	// StandbyFor is how long the old colour stays warm after a switch
+	// before it is scaled in (the seeds' "scale-in delay"). ScaleInDelay is
+	// accepted as an alias; when both are set, StandbyFor wins.
+	StandbyFor     time.Duration `yaml:"standby_for"`
+	ScaleInDelay   time.Duration `yaml:"scale_in_delay"`
+	InvestigateFor time.Duration `yaml:"investigate_for"` // a failed colour is reverted after this
+	OnConfirm      string        `yaml:"on_confirm"`      // sync | scale_in
+	StopGrace      time.Duration `yaml:"stop_grace"`
+	// Environments in promotion order; Env(name) finds one.
+	Environments []Environment `yaml:"-"`
+}
+
+// Build says how to turn a clean checkout of a commit into an artifact.
+type Build struct {
+	Command []string      `yaml:"command"` // argv, no shell; a string is split on spaces
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// Run says how to start one instance. PORT is set by cutover.
+type Run struct {
+	Command []string          `yaml:"command"`
+	Env     map[string]string `yaml:"env"`
+}
+
+// Health is the active HTTP health check.
+type Health struct {
+	Path     string        `yaml:"path"`
+	Interval time.Duration `yaml:"interval"`
+	Timeout  time.Duration `yaml:"timeout"`
+	Deadline time.Duration `yaml:"deadline"` // an instance not healthy by then fails the deploy
+}
+
+// Smoke is one request made against the new colour directly before the switch.
+type Smoke struct {
+	Name         string        `yaml:"name"`
+	Method       string        `yaml:"method"` // default GET
+	Path         string        `yaml:"path"`
+	Status       int           `yaml:"status"`        // default 200
+	BodyContains string        `yaml:"body_contains"` // optional
+	Timeout      time.Duration `yaml:"timeout"`
+}
+
+// Migrate runs once per deploy, before the new colour starts.
+type Migrate struct {
+	Command []string      `yaml:"command"`
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// Verify watches live traffic after the switch.
+type Verify struct {
+	For          time.Duration `yaml:"for"`
+	MaxErrorRate float64       `yaml:"max_error_rate"`
+	MinRequests  int           `yaml:"min_requests"` // below this many requests the window passes unless health fails
+}
+
+// Environment is one stage of the promotion chain.
+type Environment struct {
+	Name      string            `yaml:"-"`
+	Listen    string            `yaml:"listen"`    // public address of the environment's proxy, host:port
+	Host      string            `yaml:"host"`      // optional Host header to match
+	Instances int               `yaml:"instances"` // default 1
+	From      string            `yaml:"from"`      // the environment it promotes from
+	Env       map[string]string `yaml:"env"`
+}
+
+// Env returns the named environment.
+func (m *Manifest) Env(name string) (Environment, bool) {
+	for _, e := range m.Environments {
+		if e.Name == name {
+			return e, true
+		}
+	}
+	return Environment{}, false
+}
