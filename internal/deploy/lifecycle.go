@@ -1,0 +1,499 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/cutover/cutover/internal/core"
+)
+
+// RollbackRequest asks to return an environment to an earlier release.
+// With neither To nor Steps set it goes back one step.
+type RollbackRequest struct {
+	App, Env    string
+	To          int // a release number
+	Steps       int // how many distinct earlier live releases to go back
+	NoWait      bool
+	RequestedBy string
+}
+
+// Rollback records and queues a rollback deployment. It is an instant switch
+// when the target is still warm in the standby colour, a cold start
+// otherwise.
+func (s *Service) Rollback(ctx context.Context, req RollbackRequest) (core.Deployment, error) {
+	if err := core.ValidateName("app", req.App); err != nil {
+		return core.Deployment{}, err
+	}
+	if err := core.ValidateName("env", req.Env); err != nil {
+		return core.Deployment{}, err
+	}
+	if req.To < 0 || req.Steps < 0 {
+		return core.Deployment{}, fmt.Errorf("%w: --to and --steps must be positive", core.ErrInvalid)
+	}
+	if req.To > 0 && req.Steps > 0 {
+		return core.Deployment{}, fmt.Errorf("%w: give --to or --steps, not both", core.ErrInvalid)
+	}
+	if _, err := s.cfg.Store.GetApp(ctx, req.App); err != nil {
+		return core.Deployment{}, fmt.Errorf("app %q: %w", req.App, err)
+	}
+	target := req.To
+	if target == 0 {
+		steps := req.Steps
+		if steps == 0 {
+			steps = 1
+		}
+		earlier, err := s.earlierReleases(ctx, req.App, req.Env)
+		if err != nil {
+			return core.Deployment{}, err
+		}
+		if len(earlier) < steps {
+			return core.Deployment{}, fmt.Errorf("%w: %s/%s has %d earlier live release(s); cannot go back %d step(s)", core.ErrInvalid, req.App, req.Env, len(earlier), steps)
+		}
+		target = earlier[steps-1]
+	}
+	return s.Deploy(ctx, DeployRequest{App: req.App, Env: req.Env, Release: target, NoWait: req.NoWait, RequestedBy: req.RequestedBy, kind: core.KindRollback})
+}
+
+// earlierReleases lists the releases that were live in env before the
+// current one, most recent first, without repeats.
+func (s *Service) earlierReleases(ctx context.Context, app, env string) ([]int, error) {
+	st, err := s.cfg.Store.GetEnvState(ctx, app, env)
+	if err != nil {
+		return nil, err
+	}
+	live := st.LiveRelease()
+	seen := map[int]bool{live: true}
+	var out []int
+	var before int64
+	for {
+		ds, err := s.cfg.Store.ListDeployments(ctx, app, env, before, 500)
+		if err != nil {
+			return nil, fmt.Errorf("history of %s/%s: %w", app, env, err)
+		}
+		for _, d := range ds {
+			if d.State == core.StateSucceeded && !seen[d.Release] {
+				seen[d.Release] = true
+				out = append(out, d.Release)
+			}
+		}
+		if len(ds) < 500 || len(out) >= 100 {
+			return out, nil
+		}
+		before = ds[len(ds)-1].ID
+	}
+}
+
+// Confirm marks the live release as verified by a person (the "everything
+// looks good" button). The standby colour is then brought to the same
+// release or scaled in, as the manifest's on_confirm says.
+func (s *Service) Confirm(ctx context.Context, app, env, by string) (core.Deployment, error) {
+	st, err := s.liveState(ctx, app, env)
+	if err != nil {
+		return core.Deployment{}, err
+	}
+	live := st.LiveRelease()
+	now := s.now()
+	d, err := s.cfg.Store.CreateDeployment(ctx, core.Deployment{
+		App: app, Env: env, Kind: core.KindConfirm, Release: live, PreviousRelease: live,
+		State: core.StatePending, Step: core.StepQueued, RequestedBy: by, CreatedAt: now, UpdatedAt: now,
+	})
+	if err != nil {
+		return core.Deployment{}, err
+	}
+	s.queue(app, env).push(task{holder: holderOf(d), run: func(ctx context.Context) { s.runConfirm(ctx, d) }}, false)
+	return d, nil
+}
+
+func (s *Service) runConfirm(ctx context.Context, d core.Deployment) {
+	r := &run{d: d}
+	err := func() error {
+		st, err := s.cfg.Store.GetEnvState(ctx, d.App, d.Env)
+		if err != nil {
+			return err
+		}
+		r.state = st
+		if st.LiveRelease() != d.Release {
+			return fmt.Errorf("v%d is no longer live (v%d is)", d.Release, st.LiveRelease())
+		}
+		if r.rel, err = s.cfg.Store.GetRelease(ctx, d.App, d.Release); err != nil {
+			return err
+		}
+		if r.art, r.m, err = s.manifestFor(ctx, d.App, r.rel); err != nil {
+			return err
+		}
+		r.env, _ = r.m.Env(d.Env)
+		r.state.Verified = d.Release
+		idle := st.Live.Other()
+		r.d.Colour = idle
+		s.step(ctx, r, core.StepStart, fmt.Sprintf("v%d confirmed; standby colour %s: %s", d.Release, idle, r.m.OnConfirm))
+		if r.m.OnConfirm == "scale_in" {
+			return s.stopSlot(ctx, &r.state, idle, r.m.StopGrace)
+		}
+		slot := r.state.Slot(idle)
+		if slot.Release == d.Release && len(slot.Instances) > 0 {
+			slot.State, slot.Until = core.SlotStandby, time.Time{}
+			return s.putState(ctx, &r.state)
+		}
+		if err := s.stopSlot(ctx, &r.state, idle, r.m.StopGrace); err != nil {
+			return err
+		}
+		insts, err := s.startSlot(ctx, r, idle)
+		if err != nil {
+			return err
+		}
+		if err := s.waitHealthy(ctx, r.m, insts); err != nil {
+			s.abandonSlot(ctx, r, idle)
+			return err
+		}
+		slot = r.state.Slot(idle)
+		slot.State, slot.Until = core.SlotStandby, time.Time{} // a confirmed standby stays warm
+		return s.putState(ctx, &r.state)
+	}()
+	if err != nil {
+		if ctx.Err() != nil {
+			s.notifyDone(d.ID)
+			return
+		}
+		s.finish(ctx, r, core.StateFailed, err.Error())
+		return
+	}
+	s.finish(ctx, r, core.StateSucceeded, "")
+}
+
+// Hold postpones the automatic revert of a failed colour so developers can
+// keep investigating it.
+func (s *Service) Hold(ctx context.Context, app, env string, d time.Duration, by string) (core.EnvState, error) {
+	if d <= 0 || d > 7*24*time.Hour {
+		return core.EnvState{}, fmt.Errorf("%w: --for %s: want a duration between 1s and 168h", core.ErrInvalid, d)
+	}
+	st, err := s.liveState(ctx, app, env)
+	if err != nil {
+		return core.EnvState{}, err
+	}
+	var failed *core.Slot
+	for _, sl := range st.Slots {
+		if sl.State == core.SlotFailed {
+			failed = sl
+		}
+	}
+	if failed == nil {
+		return core.EnvState{}, fmt.Errorf("%w: %s/%s has no failed colour to hold", core.ErrInvalid, app, env)
+	}
+	failed.HeldUntil = s.now().Add(d)
+	if err := s.putState(ctx, &st); err != nil {
+		return core.EnvState{}, err
+	}
+	s.emit(ctx, core.Event{App: app, Env: env, Type: "colour.held",
+		Message: fmt.Sprintf("failed %s (v%d) held for investigation until %s by %s", failed.Colour, failed.Release, failed.HeldUntil.Format(time.RFC3339), orSomeone(by))})
+	return st, nil
+}
+
+func orSomeone(by string) string {
+	if by == "" {
+		return "an operator"
+	}
+	return by
+}
+
+func (s *Service) liveState(ctx context.Context, app, env string) (core.EnvState, error) {
+	if err := core.ValidateName("app", app); err != nil {
+		return core.EnvState{}, err
+	}
+	if err := core.ValidateName("env", env); err != nil {
+		return core.EnvState{}, err
+	}
+	if _, err := s.cfg.Store.GetApp(ctx, app); err != nil {
+		return core.EnvState{}, fmt.Errorf("app %q: %w", app, err)
+	}
+	st, err := s.cfg.Store.GetEnvState(ctx, app, env)
+	if err != nil {
+		return core.EnvState{}, err
+	}
+	if st.LiveRelease() == 0 {
+		return core.EnvState{}, fmt.Errorf("%w: nothing is live in %s/%s", core.ErrNotFound, app, env)
+	}
+	st.App, st.Env = app, env
+	return st, nil
+}
+
+// tickLoop scales in expired standby colours and reverts failed colours
+// whose investigation time is over.
+func (s *Service) tickLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.TickInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+			s.Tick(s.ctx)
+		}
+	}
+}
+
+// Tick runs one pass of the lifecycle checks. The loop calls it every
+// TickInterval; tests may call it directly.
+func (s *Service) Tick(ctx context.Context) {
+	apps, err := s.cfg.Store.ListApps(ctx)
+	if err != nil {
+		s.log.Error("tick: list apps", "err", err)
+		return
+	}
+	now := s.now()
+	for _, app := range apps {
+		// Environments with state are the ones that ever had a deploy.
+		for _, env := range s.knownEnvs(ctx, app.Name) {
+			st, err := s.cfg.Store.GetEnvState(ctx, app.Name, env)
+			if err != nil {
+				continue
+			}
+			for _, c := range []core.Colour{core.Blue, core.Green} {
+				sl := st.Slots[c]
+				if sl == nil || sl.Until.IsZero() || now.Before(sl.Until) || now.Before(sl.HeldUntil) {
+					continue
+				}
+				switch sl.State {
+				case core.SlotStandby:
+					s.queueScaleIn(app.Name, env, c, sl.Release)
+				case core.SlotFailed:
+					s.queueRevert(app.Name, env, c, sl.Release)
+				}
+			}
+		}
+	}
+}
+
+// knownEnvs lists the environments of app that have recorded state.
+func (s *Service) knownEnvs(ctx context.Context, app string) []string {
+	ds, err := s.cfg.Store.ListDeployments(ctx, app, "", 0, 200)
+	if err != nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, d := range ds {
+		if !seen[d.Env] {
+			seen[d.Env] = true
+			out = append(out, d.Env)
+		}
+	}
+	return out
+}
+
+// queueScaleIn stops a standby colour once its time is up, in the
+// environment's queue so it never races a deploy.
+func (s *Service) queueScaleIn(app, env string, c core.Colour, release int) {
+	q := s.queue(app, env)
+	q.push(task{holder: "scale-in of " + string(c), run: func(ctx context.Context) {
+		st, err := s.cfg.Store.GetEnvState(ctx, app, env)
+		if err != nil {
+			return
+		}
+		sl := st.Slots[c]
+		if sl == nil || sl.State != core.SlotStandby || sl.Release != release || sl.Until.IsZero() || s.now().Before(sl.Until) {
+			return // changed since it was queued
+		}
+		st.App, st.Env = app, env
+		if err := s.stopSlot(ctx, &st, c, s.graceFor(ctx, app, release)); err != nil {
+			s.log.Error("scale in standby", "app", app, "env", env, "colour", c, "err", err)
+			return
+		}
+		s.emit(ctx, core.Event{App: app, Env: env, Type: "colour.scaled_in", Message: fmt.Sprintf("standby %s (v%d) scaled in after its standby time", c, release)})
+	}}, false)
+}
+
+// queueRevert brings a failed colour back to the last good release after its
+// investigation time, as a recorded deployment of kind revert. The colour
+// stays without traffic; it becomes a warm standby of the live release.
+func (s *Service) queueRevert(app, env string, c core.Colour, failedRelease int) {
+	q := s.queue(app, env)
+	q.push(task{holder: "revert of " + string(c), run: func(ctx context.Context) {
+		st, err := s.cfg.Store.GetEnvState(ctx, app, env)
+		if err != nil {
+			return
+		}
+		sl := st.Slots[c]
+		if sl == nil || sl.State != core.SlotFailed || sl.Release != failedRelease || s.now().Before(sl.Until) || s.now().Before(sl.HeldUntil) {
+			return
+		}
+		live := st.LiveRelease()
+		now := s.now()
+		d, err := s.cfg.Store.CreateDeployment(ctx, core.Deployment{
+			App: app, Env: env, Kind: core.KindRevert, Release: live, PreviousRelease: live, Colour: c,
+			State: core.StateRunning, Step: core.StepStart, RequestedBy: "cutover (investigation time over)",
+			CreatedAt: now, UpdatedAt: now,
+		})
+		if err != nil {
+			return
+		}
+		r := &run{d: d, state: st}
+		r.state.App, r.state.Env = app, env
+		err = func() error {
+			if r.rel, err = s.cfg.Store.GetRelease(ctx, app, live); err != nil {
+				return err
+			}
+			if r.art, r.m, err = s.manifestFor(ctx, app, r.rel); err != nil {
+				return err
+			}
+			r.env, _ = r.m.Env(env)
+			s.step(ctx, r, core.StepStart, fmt.Sprintf("reverting failed %s (v%d) to v%d", c, failedRelease, live))
+			if err := s.stopSlot(ctx, &r.state, c, r.m.StopGrace); err != nil {
+				return err
+			}
+			insts, err := s.startSlot(ctx, r, c)
+			if err != nil {
+				return err
+			}
+			if err := s.waitHealthy(ctx, r.m, insts); err != nil {
+				s.abandonSlot(ctx, r, c)
+				return err
+			}
+			slot := r.state.Slot(c)
+			slot.State, slot.Until = core.SlotStandby, s.now().Add(r.m.StandbyFor)
+			return s.putState(ctx, &r.state)
+		}()
+		if err != nil {
+			s.finish(ctx, r, core.StateFailed, "revert: "+err.Error())
+			return
+		}
+		s.finish(ctx, r, core.StateSucceeded, "")
+	}}, false)
+}
+
+func (s *Service) graceFor(ctx context.Context, app string, release int) time.Duration {
+	rel, err := s.cfg.Store.GetRelease(ctx, app, release)
+	if err != nil {
+		return 10 * time.Second
+	}
+	_, m, err := s.manifestFor(ctx, app, rel)
+	if err != nil {
+		return 10 * time.Second
+	}
+	return m.StopGrace
+}
+
+// recover finishes what a previous server left: deployments still running
+// are rolled back to the release that was live before them (or finished if
+// they had already been verified), instances nobody refers to are stopped,
+// and every live colour is routed again.
+func (s *Service) recover(ctx context.Context) error {
+	unfinished, err := s.cfg.Store.UnfinishedDeployments(ctx)
+	if err != nil {
+		return err
+	}
+	for _, d := range unfinished {
+		if err := s.recoverDeployment(ctx, d); err != nil {
+			s.log.Error("recover deployment", "deployment", d.ID, "err", err)
+		}
+	}
+	return s.reconcile(ctx)
+}
+
+func (s *Service) recoverDeployment(ctx context.Context, d core.Deployment) error {
+	r := &run{d: d}
+	st, err := s.cfg.Store.GetEnvState(ctx, d.App, d.Env)
+	if err != nil {
+		return err
+	}
+	st.App, st.Env = d.App, d.Env
+	r.state = st
+	rel, err := s.cfg.Store.GetRelease(ctx, d.App, d.Release)
+	if err == nil {
+		r.rel = rel
+		r.art, r.m, err = s.manifestFor(ctx, d.App, rel)
+	}
+	if err != nil || d.Kind == core.KindConfirm || d.Kind == core.KindRevert || d.State == core.StatePending {
+		if d.State == core.StatePending && err == nil && d.Kind != core.KindConfirm && d.Kind != core.KindRevert {
+			// Never started: queue it again in order.
+			s.queue(d.App, d.Env).push(task{holder: holderOf(d), run: func(ctx context.Context) { s.runDeployment(ctx, d.ID) }}, false)
+			return nil
+		}
+		reason := "server restarted during " + string(d.Step)
+		if err != nil {
+			reason += ": " + err.Error()
+		}
+		s.finish(ctx, r, core.StateFailed, reason)
+		return nil
+	}
+	r.env, _ = r.m.Env(d.Env)
+	reason := "server restarted during " + string(d.Step)
+	if !d.Step.Switched() {
+		// Traffic never moved: drop the half-started colour.
+		if d.Colour != "" && st.Live != d.Colour {
+			if sl := st.Slots[d.Colour]; sl != nil && sl.Release == d.Release && sl.State != core.SlotLive {
+				s.abandonSlot(ctx, r, d.Colour)
+			}
+		}
+		s.finish(ctx, r, core.StateFailed, reason+"; the previous release kept serving")
+		return nil
+	}
+	// Traffic may have moved. Go back to the previous colour when it is still
+	// there; otherwise the new release is what serves.
+	if st.Live == d.Colour {
+		prev := st.Live.Other()
+		if ps := st.Slots[prev]; ps != nil && len(ps.Instances) > 0 && ps.Release == d.PreviousRelease {
+			return s.switchBack(ctx, r, d.Colour, prev, reason)
+		}
+		s.finish(ctx, r, core.StateSucceeded, reason+"; no previous colour to return to, so it stays live")
+		return nil
+	}
+	// The switch had not been recorded: the old colour is still live.
+	s.abandonSlot(ctx, r, d.Colour)
+	s.finish(ctx, r, core.StateFailed, reason+"; the previous release kept serving")
+	return nil
+}
+
+// reconcile stops instances no slot refers to and routes live colours.
+func (s *Service) reconcile(ctx context.Context) error {
+	running, err := s.cfg.Driver.List(ctx)
+	if err != nil {
+		return fmt.Errorf("list instances: %w", err)
+	}
+	known := map[string]bool{}
+	apps, err := s.cfg.Store.ListApps(ctx)
+	if err != nil {
+		return err
+	}
+	for _, app := range apps {
+		for _, env := range s.knownEnvs(ctx, app.Name) {
+			st, err := s.cfg.Store.GetEnvState(ctx, app.Name, env)
+			if err != nil {
+				continue
+			}
+			for _, sl := range st.Slots {
+				for _, in := range sl.Instances {
+					known[in.ID] = true
+				}
+			}
+			if sl := st.Slots[st.Live]; sl != nil && sl.State == core.SlotLive && len(sl.Instances) > 0 {
+				rel, err := s.cfg.Store.GetRelease(ctx, app.Name, sl.Release)
+				if err != nil {
+					continue
+				}
+				_, m, err := s.manifestFor(ctx, app.Name, rel)
+				if err != nil {
+					continue
+				}
+				e, _ := m.Env(env)
+				if err := s.cfg.Router.Route(ctx, serviceName(app.Name, env), e.Listen, addrs(sl.Instances)); err != nil {
+					s.log.Error("re-route live colour", "app", app.Name, "env", env, "err", err)
+				}
+			}
+		}
+	}
+	var orphans []core.Instance
+	for _, in := range running {
+		if !known[in.ID] {
+			orphans = append(orphans, in)
+		}
+	}
+	if len(orphans) > 0 {
+		s.log.Warn("stopping orphan instances", "count", len(orphans))
+		if err := s.cfg.Driver.Stop(ctx, orphans, 5*time.Second); err != nil {
+			return fmt.Errorf("stop orphans: %w", err)
+		}
+	}
+	return nil
+}

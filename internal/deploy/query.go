@@ -1,0 +1,241 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/cutover/cutover/internal/core"
+)
+
+// Bounds on what callers may ask for, so one request cannot make the server
+// read without limit.
+const (
+	MaxLogBytes   = 1 << 20
+	MaxConfigVars = 256
+	MaxConfigSize = 64 << 10
+)
+
+// Apps lists the registered apps.
+func (s *Service) Apps(ctx context.Context) ([]core.App, error) { return s.cfg.Store.ListApps(ctx) }
+
+// App returns one app.
+func (s *Service) App(ctx context.Context, name string) (core.App, error) {
+	if err := core.ValidateName("app", name); err != nil {
+		return core.App{}, err
+	}
+	a, err := s.cfg.Store.GetApp(ctx, name)
+	if err != nil {
+		return core.App{}, fmt.Errorf("app %q: %w", name, err)
+	}
+	return a, nil
+}
+
+// EnvStatus is what `cutover status` shows for one environment.
+type EnvStatus struct {
+	Env      string           `json:"env"`
+	Live     *core.Release    `json:"live,omitempty"`
+	State    core.EnvState    `json:"state"`
+	Current  *core.Deployment `json:"current,omitempty"` // the newest deployment
+	LockedBy string           `json:"locked_by,omitempty"`
+}
+
+// Status returns the state of every environment of app that has had a deployment.
+func (s *Service) Status(ctx context.Context, app string) ([]EnvStatus, error) {
+	if _, err := s.App(ctx, app); err != nil {
+		return nil, err
+	}
+	envs := s.knownEnvs(ctx, app)
+	sort.Strings(envs)
+	out := make([]EnvStatus, 0, len(envs))
+	for _, env := range envs {
+		st, err := s.cfg.Store.GetEnvState(ctx, app, env)
+		if err != nil {
+			return nil, err
+		}
+		es := EnvStatus{Env: env, State: st}
+		if live := st.LiveRelease(); live > 0 {
+			if rel, err := s.cfg.Store.GetRelease(ctx, app, live); err == nil {
+				es.Live = &rel
+			}
+		}
+		if ds, err := s.cfg.Store.ListDeployments(ctx, app, env, 0, 1); err == nil && len(ds) > 0 {
+			es.Current = &ds[0]
+		}
+		es.LockedBy, _ = s.cfg.Store.LockHolder(ctx, app, env)
+		out = append(out, es)
+	}
+	return out, nil
+}
+
+// History returns deployments newest first; env "" means every environment.
+func (s *Service) History(ctx context.Context, app, env string, beforeID int64, limit int) ([]core.Deployment, error) {
+	if _, err := s.App(ctx, app); err != nil {
+		return nil, err
+	}
+	if env != "" {
+		if err := core.ValidateName("env", env); err != nil {
+			return nil, err
+		}
+	}
+	if limit <= 0 {
+		limit = DefaultHistoryLimit
+	}
+	if limit > MaxHistoryLimit {
+		return nil, fmt.Errorf("%w: limit %d is above %d", core.ErrInvalid, limit, MaxHistoryLimit)
+	}
+	return s.cfg.Store.ListDeployments(ctx, app, env, beforeID, limit)
+}
+
+// Deployment returns one deployment.
+func (s *Service) Deployment(ctx context.Context, id int64) (core.Deployment, error) {
+	d, err := s.cfg.Store.GetDeployment(ctx, id)
+	if err != nil {
+		return d, fmt.Errorf("deployment %d: %w", id, err)
+	}
+	return d, nil
+}
+
+// Events returns timeline events after afterID, oldest first.
+func (s *Service) Events(ctx context.Context, app string, afterID int64, limit int) ([]core.Event, error) {
+	if app != "" {
+		if _, err := s.App(ctx, app); err != nil {
+			return nil, err
+		}
+	}
+	if limit <= 0 || limit > MaxHistoryLimit {
+		limit = MaxHistoryLimit
+	}
+	return s.cfg.Store.ListEvents(ctx, app, afterID, limit)
+}
+
+// Releases lists an app's releases, newest first.
+func (s *Service) Releases(ctx context.Context, app string, limit int) ([]core.Release, error) {
+	if _, err := s.App(ctx, app); err != nil {
+		return nil, err
+	}
+	if limit <= 0 || limit > MaxHistoryLimit {
+		limit = DefaultHistoryLimit
+	}
+	return s.cfg.Store.ListReleases(ctx, app, limit)
+}
+
+// SetConfig records a new config version for app in env. Values in secrets
+// are stored encrypted and never returned. The new version takes effect
+// with the next deployment (a config-only deploy of the live commit makes a
+// new release).
+func (s *Service) SetConfig(ctx context.Context, app, env string, vars, secrets map[string]string) (core.ConfigVersion, error) {
+	if _, err := s.App(ctx, app); err != nil {
+		return core.ConfigVersion{}, err
+	}
+	if err := core.ValidateName("env", env); err != nil {
+		return core.ConfigVersion{}, err
+	}
+	if len(vars)+len(secrets) > MaxConfigVars {
+		return core.ConfigVersion{}, fmt.Errorf("%w: %d config keys, at most %d", core.ErrInvalid, len(vars)+len(secrets), MaxConfigVars)
+	}
+	size := 0
+	for _, m := range []map[string]string{vars, secrets} {
+		for k, v := range m {
+			if err := validateEnvKey(k); err != nil {
+				return core.ConfigVersion{}, err
+			}
+			size += len(k) + len(v)
+		}
+	}
+	if size > MaxConfigSize {
+		return core.ConfigVersion{}, fmt.Errorf("%w: config is %d bytes, at most %d", core.ErrInvalid, size, MaxConfigSize)
+	}
+	cv, err := s.cfg.Store.PutConfig(ctx, app, env, vars, secrets)
+	if err != nil {
+		return cv, err
+	}
+	keys := make([]string, 0, len(vars)+len(secrets))
+	for k := range vars {
+		keys = append(keys, k)
+	}
+	for k := range secrets {
+		keys = append(keys, k+" (secret)")
+	}
+	sort.Strings(keys)
+	s.emit(ctx, core.Event{App: app, Env: env, Type: "config.set", Message: fmt.Sprintf("config v%d for %s: %s", cv.Version, env, strings.Join(keys, ", "))})
+	return cv, nil
+}
+
+func validateEnvKey(k string) error {
+	if k == "" || len(k) > 128 {
+		return fmt.Errorf("%w: config key %q: want 1-128 characters", core.ErrInvalid, k)
+	}
+	for i, c := range k {
+		ok := c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (i > 0 && c >= '0' && c <= '9')
+		if !ok {
+			return fmt.Errorf("%w: config key %q: use letters, digits and '_', not starting with a digit", core.ErrInvalid, k)
+		}
+	}
+	if strings.HasPrefix(k, "CUTOVER_") || k == "PORT" {
+		return fmt.Errorf("%w: config key %q is set by cutover", core.ErrInvalid, k)
+	}
+	return nil
+}
+
+// Logs writes up to max bytes from the end of the logs of app's instances
+// in env (the live colour unless colour is given).
+func (s *Service) Logs(ctx context.Context, app, env string, colour core.Colour, max int64, w io.Writer) error {
+	if _, err := s.App(ctx, app); err != nil {
+		return err
+	}
+	if err := core.ValidateName("env", env); err != nil {
+		return err
+	}
+	if max <= 0 || max > MaxLogBytes {
+		max = MaxLogBytes
+	}
+	st, err := s.cfg.Store.GetEnvState(ctx, app, env)
+	if err != nil {
+		return err
+	}
+	if colour == "" {
+		colour = st.Live
+	}
+	if colour != "" && !colour.Valid() {
+		return fmt.Errorf("%w: colour %q: want blue or green", core.ErrInvalid, colour)
+	}
+	sl := st.Slots[colour]
+	if sl == nil || len(sl.Instances) == 0 {
+		return fmt.Errorf("%w: no instances in %s/%s %s", core.ErrNotFound, app, env, colour)
+	}
+	per := max / int64(len(sl.Instances))
+	for _, in := range sl.Instances {
+		fmt.Fprintf(w, "==> %s (%s, v%d) <==\n", in.ID, in.Addr, in.Release)
+		if in.LogPath == "" {
+			fmt.Fprintln(w, "(this runtime keeps no log file)")
+			continue
+		}
+		if err := tail(in.LogPath, per, w); err != nil {
+			fmt.Fprintf(w, "(%v)\n", err)
+		}
+	}
+	return nil
+}
+
+func tail(path string, max int64, w io.Writer) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if off := fi.Size() - max; off > 0 {
+		if _, err := f.Seek(off, io.SeekStart); err != nil {
+			return err
+		}
+	}
+	_, err = io.Copy(w, io.LimitReader(f, max))
+	return err
+}
