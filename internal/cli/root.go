@@ -38,6 +38,8 @@ func NewRoot() *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		newProxyCmd(),
+		newServerCmd(),
+		newDemoCmd(),
 	)
 	return root
 }

@@ -1,0 +1,63 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cutover/cutover/internal/server"
+)
+
+func newServerCmd() *cobra.Command {
+	var dataDir, listen, logLevel string
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the control plane: API, deploy machine and embedded proxies",
+		Long: `Run the control plane. State lives in --data-dir (SQLite database, artifacts,
+instance logs, proxy routes, the API token and the key that encrypts secrets).
+The API listens on loopback by default and requires the bearer token that is
+created on first start and printed once (it is also kept, mode 0600, in
+DATA_DIR/api-token for the local CLI).`,
+		Example: `  cutover server --data-dir .cutover --listen 127.0.0.1:7070`,
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return usagef("--log-level %q: want debug, info, warn or error", logLevel)
+			}
+			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			srv, err := server.Open(ctx, server.Config{DataDir: dataDir, Listen: listen, Logger: log, Token: os.Getenv("CUTOVER_TOKEN")})
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "cutover server on %s (data in %s)\n", srv.URL(), dataDir)
+			if srv.NewToken {
+				fmt.Fprintf(out, "API token (shown once; kept in %s): %s\n", filepath.Join(dataDir, server.TokenFile), srv.Token)
+			}
+			<-ctx.Done()
+			fmt.Fprintln(out, "shutting down; instances keep running and are adopted on the next start")
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dataDir, "data-dir", server.DefaultDataDir, "directory for the database, artifacts, logs and keys")
+	cmd.Flags().StringVar(&listen, "listen", server.DefaultListen, "API address (keep it on loopback or behind TLS)")
+	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+// noArgs refuses positional arguments with a usage error.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usagef("%s takes no arguments, got %q", cmd.CommandPath(), args)
+	}
+	return nil
+}

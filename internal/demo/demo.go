@@ -1,0 +1,293 @@
+// Package demo runs cutover's whole release path on the embedded default
+// (git, local processes, SQLite, the built-in proxy) in a throwaway
+// directory: `cutover demo`.
+package demo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/cutover/cutover/examples"
+	"github.com/cutover/cutover/internal/core"
+	"github.com/cutover/cutover/internal/deploy"
+	"github.com/cutover/cutover/internal/server"
+)
+
+// Options tune the demo.
+type Options struct {
+	Out  io.Writer
+	Keep bool // keep the throwaway directory for inspection
+	// Workers is the number of load workers against production.
+	Workers int
+}
+
+// Result is what the demo measured.
+type Result struct {
+	Requests int64
+	Failed   int64
+	Versions map[string]int64
+}
+
+const appName = "hello"
+
+// Run executes the demo and returns an error when any step does not end as
+// expected or the load saw a failed request.
+func Run(ctx context.Context, opt Options) (Result, error) {
+	if opt.Out == nil {
+		opt.Out = io.Discard
+	}
+	if opt.Workers <= 0 {
+		opt.Workers = 8
+	}
+	out := opt.Out
+	dir, err := os.MkdirTemp("", "cutover-demo-")
+	if err != nil {
+		return Result{}, err
+	}
+	if opt.Keep {
+		fmt.Fprintf(out, "keeping the demo directory %s\n", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	repo := filepath.Join(dir, "repo")
+	stagingAddr, prodAddr, err := freeAddrs()
+	if err != nil {
+		return Result{}, err
+	}
+	d := &demo{out: out, repo: repo, start: time.Now()}
+	d.say("1. a git repository with the example app and its cutover.yml (%s)", repo)
+	if err := examples.WriteHello(repo, examples.HelloOptions{StagingListen: stagingAddr, ProductionListen: prodAddr, Verify: 1500 * time.Millisecond}); err != nil {
+		return Result{}, err
+	}
+	if err := git(repo, "init", "-q"); err != nil {
+		return Result{}, err
+	}
+	if err := d.commit("v1: first release"); err != nil {
+		return Result{}, err
+	}
+
+	srv, err := server.Open(ctx, server.Config{
+		DataDir: filepath.Join(dir, "data"), Listen: "127.0.0.1:0",
+		Logger: slog.New(slog.DiscardHandler), TickInterval: 200 * time.Millisecond,
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	defer srv.Close()
+	defer func() {
+		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+		defer cancel()
+		_ = srv.StopAll(stopCtx)
+	}()
+	d.svc = srv.Deploy
+	d.say("2. cutover server on %s (SQLite, local processes, embedded proxy); staging on %s, production on %s", srv.URL(), stagingAddr, prodAddr)
+	events, cancel := d.svc.Subscribe()
+	defer cancel()
+	go d.printEvents(events)
+
+	if _, err := d.svc.AddApp(ctx, appName, repo); err != nil {
+		return Result{}, err
+	}
+	d.say("3. build v1 once and deploy the same artifact to staging, then promote it to production")
+	if err := d.deploy(ctx, "staging", "", core.StateSucceeded); err != nil {
+		return Result{}, err
+	}
+	if err := d.deploy(ctx, "production", "", core.StateSucceeded); err != nil {
+		return Result{}, err
+	}
+
+	d.say("4. load on production: %d keep-alive workers on http://%s/ for the rest of the demo", opt.Workers, prodAddr)
+	load := StartLoad("http://"+prodAddr+"/", opt.Workers)
+	res := func() Result {
+		return Result{Requests: load.OK.Load() + load.Failed(), Failed: load.Failed(), Versions: load.Versions()}
+	}
+
+	steps := []func() error{
+		func() error {
+			d.say("5. v2, healthy: staging, then production under load (blue/green switch, old colour kept warm)")
+			if err := d.write("version.go", "package main\n\n// Version is what GET / reports.\nconst Version = \"v2\"\n"); err != nil {
+				return err
+			}
+			if err := d.commit("feat: v2 greets differently"); err != nil {
+				return err
+			}
+			if err := d.deploy(ctx, "staging", "", core.StateSucceeded); err != nil {
+				return err
+			}
+			return d.deploy(ctx, "production", "", core.StateSucceeded)
+		},
+		func() error {
+			d.say("6. a config-only change in production (a new release of the same artifact)")
+			if _, err := d.svc.SetConfig(ctx, appName, "production", map[string]string{"GREETING": "hi"}, map[string]string{"API_KEY": "demo-secret-value"}); err != nil {
+				return err
+			}
+			return d.deploy(ctx, "production", "", core.StateSucceeded)
+		},
+		func() error {
+			d.say("7. v3 is broken (starts failing right after it gets traffic): staging switches back on its own")
+			if err := d.write("broken.go", "package main\n\n// Broken selects a failure mode for demos and tests.\nconst Broken = \"after\"\n"); err != nil {
+				return err
+			}
+			if err := d.write("version.go", "package main\n\n// Version is what GET / reports.\nconst Version = \"v3\"\n"); err != nil {
+				return err
+			}
+			if err := d.commit("fix: v3 (not really)"); err != nil {
+				return err
+			}
+			if err := d.deploy(ctx, "staging", "", core.StateRolledBack); err != nil {
+				return err
+			}
+			_, err := d.svc.Deploy(ctx, deploy.DeployRequest{App: appName, Env: "production"})
+			if err == nil {
+				return errors.New("v3 was accepted for production although it failed in staging")
+			}
+			d.say("   production refuses v3: %v", err)
+			return nil
+		},
+		func() error {
+			d.say("8. roll production back two steps (to v1), under load")
+			dep, err := d.svc.Rollback(ctx, deploy.RollbackRequest{App: appName, Env: "production", Steps: 2})
+			if err != nil {
+				return err
+			}
+			return d.wait(ctx, dep, core.StateSucceeded)
+		},
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			load.Stop()
+			return res(), err
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // let requests issued after the last switch land
+	load.Stop()
+	r := res()
+
+	d.say("9. timeline")
+	if err := d.timeline(ctx); err != nil {
+		return r, err
+	}
+	versions := make([]string, 0, len(r.Versions))
+	for v, n := range r.Versions {
+		versions = append(versions, fmt.Sprintf("%s=%d", v, n))
+	}
+	sort.Strings(versions)
+	fmt.Fprintf(out, "\nload on production: %d requests, %d failed (answers by version: %s)\n", r.Requests, r.Failed, strings.Join(versions, " "))
+	if r.Failed > 0 {
+		return r, fmt.Errorf("the load saw %d failed requests (last: %s)", r.Failed, load.LastError())
+	}
+	fmt.Fprintf(out, "demo finished in %s: 0 failed requests\n", time.Since(d.start).Round(100*time.Millisecond))
+	return r, nil
+}
+
+type demo struct {
+	out   io.Writer
+	repo  string
+	svc   *deploy.Service
+	start time.Time
+}
+
+func (d *demo) say(format string, args ...any) {
+	fmt.Fprintf(d.out, "\n"+format+"\n", args...)
+}
+
+func (d *demo) printEvents(ch <-chan core.Event) {
+	for e := range ch {
+		if e.Type == "deploy.output" {
+			continue
+		}
+		where := e.App
+		if e.Env != "" {
+			where += "/" + e.Env
+		}
+		fmt.Fprintf(d.out, "   %6.2fs  %-18s %s\n", time.Since(d.start).Seconds(), where, e.Message)
+	}
+}
+
+func (d *demo) deploy(ctx context.Context, env, ref string, want core.DeploymentState) error {
+	dep, err := d.svc.Deploy(ctx, deploy.DeployRequest{App: appName, Env: env, Ref: ref, RequestedBy: "demo"})
+	if err != nil {
+		return fmt.Errorf("deploy to %s: %w", env, err)
+	}
+	return d.wait(ctx, dep, want)
+}
+
+func (d *demo) wait(ctx context.Context, dep core.Deployment, want core.DeploymentState) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	got, err := d.svc.Wait(ctx, dep.ID)
+	if err != nil {
+		return fmt.Errorf("wait for deployment %d: %w", dep.ID, err)
+	}
+	if got.State != want {
+		return fmt.Errorf("deployment %d to %s ended %s (%s), expected %s", got.ID, got.Env, got.State, got.Reason, want)
+	}
+	return nil
+}
+
+func (d *demo) timeline(ctx context.Context) error {
+	ds, err := d.svc.History(ctx, appName, "", 0, 100)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(d.out, "   %-4s %-11s %-9s %-8s %-12s %s\n", "id", "env", "kind", "release", "state", "reason")
+	for i := len(ds) - 1; i >= 0; i-- {
+		x := ds[i]
+		fmt.Fprintf(d.out, "   %-4d %-11s %-9s %-8s %-12s %s\n", x.ID, x.Env, x.Kind, fmt.Sprintf("v%d", x.Release), x.State, x.Reason)
+	}
+	return nil
+}
+
+func (d *demo) write(name, content string) error {
+	return os.WriteFile(filepath.Join(d.repo, name), []byte(content), 0o644)
+}
+
+// commit commits everything in the demo repository.
+func (d *demo) commit(msg string) error {
+	for _, args := range [][]string{{"add", "-A"}, {"commit", "-q", "-m", msg}} {
+		if err := git(d.repo, args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func git(dir string, args ...string) error {
+	full := append([]string{"-c", "user.name=cutover demo", "-c", "user.email=demo@cutover.invalid", "-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main"}, args...)
+	cmd := exec.Command("git", full...)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("git %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+// freeAddrs picks two free loopback addresses for the environments' proxies.
+func freeAddrs() (string, string, error) {
+	var out []string
+	var lns []net.Listener
+	defer func() {
+		for _, l := range lns {
+			l.Close()
+		}
+	}()
+	for range 2 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", "", err
+		}
+		lns = append(lns, l)
+		out = append(out, l.Addr().String())
+	}
+	return out[0], out[1], nil
+}

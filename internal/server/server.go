@@ -1,0 +1,222 @@
+// Package server wires cutover's control plane together: the store, the
+// runtime driver, the builder, the embedded proxies, the deploy machine and
+// the HTTP API. It is the only package that knows every concrete type.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/cutover/cutover/internal/api"
+	"github.com/cutover/cutover/internal/build"
+	"github.com/cutover/cutover/internal/deploy"
+	"github.com/cutover/cutover/internal/driver/process"
+	"github.com/cutover/cutover/internal/gitx"
+	"github.com/cutover/cutover/internal/secret"
+	"github.com/cutover/cutover/internal/store/sqlite"
+)
+
+// Defaults of `cutover server`.
+const (
+	DefaultListen       = "127.0.0.1:7070"
+	DefaultDataDir      = ".cutover"
+	TokenFile           = "api-token"
+	KeyFile             = "secret.key"
+	DatabaseFile        = "cutover.db"
+	readHeaderTimeout   = 10 * time.Second
+	shutdownGracePeriod = 10 * time.Second
+)
+
+// Config is what `cutover server` needs.
+type Config struct {
+	DataDir string
+	Listen  string // API address; loopback by default
+	Logger  *slog.Logger
+	// Token overrides the API token (CUTOVER_TOKEN); otherwise one is read
+	// from DataDir/api-token or created there on first start.
+	Token string
+	// TickInterval of the deploy machine's lifecycle loop; 0 = default.
+	TickInterval time.Duration
+}
+
+// Server is a running control plane.
+type Server struct {
+	Deploy *deploy.Service
+	Token  string
+	// NewToken is set when the token was created by this start (print it once).
+	NewToken bool
+
+	cfg    Config
+	ln     net.Listener
+	http   *http.Server
+	router *Router
+	store  *sqlite.Store
+	driver *process.Driver
+	log    *slog.Logger
+}
+
+// Open builds every part, recovers unfinished deployments and starts
+// serving the API on cfg.Listen.
+func Open(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.DataDir == "" {
+		cfg.DataDir = DefaultDataDir
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = DefaultListen
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	log := cfg.Logger
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
+	}
+	token, created, err := loadOrCreateToken(filepath.Join(cfg.DataDir, TokenFile), cfg.Token)
+	if err != nil {
+		return nil, err
+	}
+	box, err := secret.LoadOrCreateKey(filepath.Join(cfg.DataDir, KeyFile))
+	if err != nil {
+		return nil, err
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, DatabaseFile), box)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	s := &Server{Token: token, NewToken: created, cfg: cfg, store: st, log: log}
+	ok := false
+	defer func() {
+		if !ok {
+			s.closeParts()
+		}
+	}()
+	s.driver, err = process.New(process.Config{StateDir: filepath.Join(cfg.DataDir, "instances"), Logger: log.With("part", "driver")})
+	if err != nil {
+		return nil, fmt.Errorf("process driver: %w", err)
+	}
+	s.router = NewRouter(filepath.Join(cfg.DataDir, "proxy"), log.With("part", "proxy"))
+	builder := &build.Builder{Root: filepath.Join(cfg.DataDir, "artifacts"), Logger: log.With("part", "build")}
+	s.Deploy, err = deploy.New(deploy.Config{
+		Store: st, Driver: s.driver, Router: s.router, Builder: builder, Source: gitSource{},
+		Logger: log.With("part", "deploy"), TickInterval: cfg.TickInterval,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Deploy.Start(ctx); err != nil {
+		return nil, err
+	}
+	s.ln, err = net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	s.http = &http.Server{
+		Handler:           api.New(api.Config{Service: s.Deploy, Token: token, Logger: log.With("part", "api")}),
+		ReadHeaderTimeout: readHeaderTimeout,
+	}
+	go func() {
+		if err := s.http.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("api server", "err", err)
+		}
+	}()
+	ok = true
+	log.Info("cutover server listening", "api", s.URL(), "data", cfg.DataDir)
+	return s, nil
+}
+
+// URL is the API's base URL.
+func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
+
+// Close stops the API, the deploy machine and the proxies. Instances keep
+// running: a restarted server adopts them.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownGracePeriod)
+	defer cancel()
+	if s.http != nil {
+		_ = s.http.Shutdown(ctx)
+	}
+	s.closeParts()
+	return nil
+}
+
+func (s *Server) closeParts() {
+	if s.Deploy != nil {
+		s.Deploy.Close()
+	}
+	if s.router != nil {
+		s.router.Close()
+	}
+	if s.driver != nil {
+		s.driver.Close()
+	}
+	if s.store != nil {
+		s.store.Close()
+	}
+}
+
+// StopAll stops every instance the server's driver runs (the demo uses it
+// to leave nothing behind).
+func (s *Server) StopAll(ctx context.Context) error {
+	insts, err := s.driver.List(ctx)
+	if err != nil {
+		return err
+	}
+	return s.driver.Stop(ctx, insts, 5*time.Second)
+}
+
+// loadOrCreateToken returns the API token: the override, the one in path,
+// or a new random one written to path with mode 0600.
+func loadOrCreateToken(path, override string) (token string, created bool, err error) {
+	if override != "" {
+		if len(override) < 16 {
+			return "", false, fmt.Errorf("CUTOVER_TOKEN: at least 16 characters are required")
+		}
+		return override, false, nil
+	}
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		fi, err := os.Stat(path)
+		if err != nil {
+			return "", false, err
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			return "", false, fmt.Errorf("token file %s has mode %v: want 0600", path, fi.Mode().Perm())
+		}
+		t := strings.TrimSpace(string(b))
+		if len(t) < 16 {
+			return "", false, fmt.Errorf("token file %s is too short", path)
+		}
+		return t, false, nil
+	case errors.Is(err, fs.ErrNotExist):
+		raw := make([]byte, 24)
+		if _, err := rand.Read(raw); err != nil {
+			return "", false, err
+		}
+		t := hex.EncodeToString(raw)
+		if err := os.WriteFile(path, []byte(t+"\n"), 0o600); err != nil {
+			return "", false, fmt.Errorf("write token file: %w", err)
+		}
+		return t, true, nil
+	default:
+		return "", false, fmt.Errorf("read token file: %w", err)
+	}
+}
+
+// gitSource adapts gitx to deploy.Source.
+type gitSource struct{}
+
+func (gitSource) ResolveCommit(ctx context.Context, repo, ref string) (string, error) {
+	return gitx.ResolveCommit(ctx, repo, ref)
+}
