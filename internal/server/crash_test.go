@@ -1,0 +1,222 @@
+package server_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cutover/cutover/examples"
+	"github.com/cutover/cutover/internal/core"
+)
+
+const crashToken = "crash-test-token-0123456789"
+
+// buildCutover builds the cutover binary once per test run.
+func buildCutover(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "cutover")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/cutover/cutover/cmd/cutover")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build cutover: %v\n%s", err, out)
+	}
+	return bin
+}
+
+type proc struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	base string
+	log  *bytes.Buffer
+}
+
+func startServer(t *testing.T, bin, data, listen string) *proc {
+	t.Helper()
+	cmd := exec.Command(bin, "server", "--data-dir", data, "--listen", listen, "--log-level", "debug")
+	cmd.Env = append(os.Environ(), "CUTOVER_TOKEN="+crashToken)
+	var log bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{t: t, cmd: cmd, base: "http://" + listen, log: &log}
+	t.Cleanup(func() { p.kill() })
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(p.base + "/api/v1/healthz")
+		if err == nil {
+			resp.Body.Close()
+			return p
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server did not start: %v\n%s", err, log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (p *proc) kill() {
+	if p.cmd.ProcessState == nil {
+		_ = p.cmd.Process.Signal(syscall.SIGKILL)
+		_ = p.cmd.Wait()
+	}
+}
+
+func (p *proc) call(method, path string, body any, out any) int {
+	p.t.Helper()
+	var rd *bytes.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	} else {
+		rd = bytes.NewReader(nil)
+	}
+	req, _ := http.NewRequest(method, p.base+path, rd)
+	req.Header.Set("Authorization", "Bearer "+crashToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		p.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	if out != nil {
+		_ = json.NewDecoder(resp.Body).Decode(out)
+	}
+	return resp.StatusCode
+}
+
+func (p *proc) deployment(id int64) core.Deployment {
+	p.t.Helper()
+	var d core.Deployment
+	if code := p.call("GET", fmt.Sprintf("/api/v1/deployments/%d", id), nil, &d); code != 200 {
+		p.t.Fatalf("GET deployment %d: %d", id, code)
+	}
+	return d
+}
+
+func (p *proc) waitFor(id int64, done func(core.Deployment) bool, limit time.Duration) core.Deployment {
+	p.t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		d := p.deployment(id)
+		if done(d) {
+			return d
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("deployment %d stuck at %s/%s\n%s", id, d.State, d.Step, p.log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (p *proc) deploy(env string) core.Deployment {
+	p.t.Helper()
+	var d core.Deployment
+	if code := p.call("POST", "/api/v1/apps/hello/envs/"+env+"/deployments", map[string]any{}, &d); code != 202 && code != 200 {
+		p.t.Fatalf("deploy to %s: status %d\n%s", env, code, p.log.String())
+	}
+	return d
+}
+
+// TestServerKilledMidDeploy kills the server with SIGKILL at a step of a
+// deployment, starts it again and checks that the environment ends serving
+// exactly one release with no orphan process.
+func TestServerKilledMidDeploy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and the example app")
+	}
+	bin := buildCutover(t)
+	for _, tc := range []struct {
+		name   string
+		broken string
+		killAt core.Step
+		serves string // after recovery
+	}{
+		{"during health gate", "slow", core.StepHealth, "v1"},
+		{"during verification", "", core.StepVerify, "v1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			repo, data := filepath.Join(dir, "repo"), filepath.Join(dir, "data")
+			staging, prod, api := freeAddr(t), freeAddr(t), freeAddr(t)
+			if err := examples.WriteHello(repo, examples.HelloOptions{StagingListen: staging, ProductionListen: prod, Verify: 20 * time.Second}); err != nil {
+				t.Fatal(err)
+			}
+			e := &env{t: t, repo: repo}
+			e.git("init", "-q")
+			e.commit("v1")
+
+			p := startServer(t, bin, data, api)
+			if code := p.call("POST", "/api/v1/apps", map[string]string{"name": "hello", "repo": repo}, nil); code/100 != 2 {
+				t.Fatalf("add app: %d\n%s", code, p.log.String())
+			}
+			d := p.deploy("staging")
+			p.waitFor(d.ID, func(d core.Deployment) bool { return d.State.Terminal() }, 60*time.Second)
+			e.serves(staging, "v1")
+
+			e.version("v2", tc.broken)
+			d = p.deploy("staging")
+			p.waitFor(d.ID, func(d core.Deployment) bool { return d.Step == tc.killAt || d.State.Terminal() }, 60*time.Second)
+			p.kill()
+
+			p = startServer(t, bin, data, api)
+			got := p.waitFor(d.ID, func(d core.Deployment) bool { return d.State.Terminal() }, 30*time.Second)
+			if got.State == core.StateSucceeded {
+				t.Errorf("deployment interrupted at %s ended %s, want failed or rolled back", tc.killAt, got.State)
+			}
+			if !strings.Contains(got.Reason, "restarted") {
+				t.Errorf("reason = %q, want it to say the server restarted", got.Reason)
+			}
+			e.serves(staging, tc.serves)
+
+			// Exactly the live and standby slots' processes run: nothing else.
+			var status []struct {
+				Env   string        `json:"env"`
+				State core.EnvState `json:"state"`
+			}
+			p.call("GET", "/api/v1/apps/hello/status", nil, &status)
+			known := map[int]bool{}
+			for _, s := range status {
+				for _, sl := range s.State.Slots {
+					for _, in := range sl.Instances {
+						known[in.PID] = true
+					}
+				}
+			}
+			// The old server's children are stopped asynchronously by SIGTERM; give them a moment.
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				var orphans []int
+				for _, pid := range helloPIDs(t, data) {
+					if !known[pid] {
+						orphans = append(orphans, pid)
+					}
+				}
+				if len(orphans) == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("orphan processes %v after restart\n%s", orphans, p.log.String())
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			p.kill()
+			stopAllIn(t, data)
+		})
+	}
+}
+
+// stopAllIn kills every process left under data (test cleanup only).
+func stopAllIn(t *testing.T, data string) {
+	for _, pid := range helloPIDs(t, data) {
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
