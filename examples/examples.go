@@ -100,7 +100,7 @@ smoke:
   - name: home page
     path: /
     status: 200
-    body_contains: hello
+    body_contains: " from v"
 migrate:
   command: bin/hello migrate
   timeout: 30s

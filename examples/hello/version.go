@@ -1,0 +1,4 @@
+package main
+
+// Version is what GET / reports.
+const Version = "v1"
