@@ -1,0 +1,264 @@
+// Package gitx runs git as a program, never through a shell. Every ref and
+// path that comes from outside is validated and passed where git cannot
+// read it as an option.
+package gitx
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/cutover/cutover/internal/core"
+)
+
+// Defaults.
+const (
+	DefaultTimeout = 2 * time.Minute
+	maxRefLength   = 255
+	maxExportBytes = 2 << 30 // an export larger than this is refused
+)
+
+// ErrBadRef is wrapped by every ref validation error.
+var ErrBadRef = fmt.Errorf("%w: bad git ref", core.ErrInvalid)
+
+// ValidateRef refuses refs that git could read as options or that carry
+// control characters or shell syntax. It accepts branch and tag names,
+// HEAD~N forms and SHAs.
+func ValidateRef(ref string) error {
+	switch {
+	case ref == "":
+		return fmt.Errorf("%w: empty", ErrBadRef)
+	case len(ref) > maxRefLength:
+		return fmt.Errorf("%w: %d characters, at most %d", ErrBadRef, len(ref), maxRefLength)
+	case strings.HasPrefix(ref, "-"):
+		return fmt.Errorf("%w %q: must not start with '-'", ErrBadRef, ref)
+	case strings.Contains(ref, ".."):
+		return fmt.Errorf("%w %q: must not contain '..'", ErrBadRef, ref)
+	case strings.HasSuffix(ref, ".lock") || strings.HasSuffix(ref, "/") || strings.HasSuffix(ref, "."):
+		return fmt.Errorf("%w %q: bad ending", ErrBadRef, ref)
+	}
+	for _, c := range ref {
+		if c < 0x20 || c == 0x7f {
+			return fmt.Errorf("%w %q: control characters are not allowed", ErrBadRef, ref)
+		}
+		if strings.ContainsRune(" \\:?*[$`;&|<>()'\"!{}", c) {
+			return fmt.Errorf("%w %q: character %q is not allowed", ErrBadRef, ref, c)
+		}
+	}
+	return nil
+}
+
+// ValidateRepo checks a repository location: a local path or a URL git
+// understands, never something git could take as an option.
+func ValidateRepo(repo string) error {
+	if repo == "" || strings.HasPrefix(repo, "-") || len(repo) > 4096 {
+		return fmt.Errorf("%w: repo %q", core.ErrInvalid, repo)
+	}
+	for _, c := range repo {
+		if c < 0x20 || c == 0x7f {
+			return fmt.Errorf("%w: repo %q: control characters are not allowed", core.ErrInvalid, repo)
+		}
+	}
+	if strings.HasPrefix(repo, "ext::") || strings.Contains(repo, "::") {
+		return fmt.Errorf("%w: repo %q: remote helpers are not allowed", core.ErrInvalid, repo)
+	}
+	return nil
+}
+
+// Run runs git in dir with args and returns its standard output.
+func Run(ctx context.Context, dir string, args ...string) ([]byte, error) {
+	var stdout, stderr bytes.Buffer
+	cmd, cancel := command(ctx, dir, args...)
+	defer cancel()
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		if msg == "" {
+			msg = err.Error()
+		}
+		return stdout.Bytes(), fmt.Errorf("git %s: %s", args[0], msg)
+	}
+	return stdout.Bytes(), nil
+}
+
+// command builds a git command bounded by DefaultTimeout unless ctx has a deadline.
+func command(ctx context.Context, dir string, args ...string) (*exec.Cmd, context.CancelFunc) {
+	cancel := context.CancelFunc(func() {})
+	if _, ok := ctx.Deadline(); !ok {
+		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
+	}
+	full := append([]string{
+		"-c", "protocol.ext.allow=never",
+		"-c", "core.hooksPath=/dev/null",
+		"-c", "core.fsmonitor=false",
+		"-c", "safe.directory=*",
+	}, args...)
+	cmd := exec.CommandContext(ctx, "git", full...)
+	cmd.Dir = dir
+	cmd.Env = append(baseEnv(),
+		"GIT_TERMINAL_PROMPT=0", "GIT_CONFIG_NOSYSTEM=1", "GIT_ASKPASS=/bin/false", "LC_ALL=C",
+	)
+	return cmd, cancel
+}
+
+func baseEnv() []string {
+	var env []string
+	for _, k := range []string{"PATH", "HOME", "TMPDIR"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
+}
+
+// ResolveCommit returns the full SHA of ref in repo. An unknown commit is
+// an error wrapping core.ErrNotFound.
+func ResolveCommit(ctx context.Context, repo, ref string) (string, error) {
+	if err := ValidateRepo(repo); err != nil {
+		return "", err
+	}
+	if err := ValidateRef(ref); err != nil {
+		return "", err
+	}
+	out, err := Run(ctx, repo, "rev-parse", "--verify", "--quiet", "--end-of-options", ref+"^{commit}")
+	if err != nil {
+		if _, statErr := os.Stat(repo); statErr != nil {
+			return "", fmt.Errorf("repo %s: %w", repo, statErr)
+		}
+		return "", fmt.Errorf("commit %q: %w", ref, core.ErrNotFound)
+	}
+	sha := strings.TrimSpace(string(out))
+	if err := core.ValidateSHA("sha", sha); err != nil {
+		return "", err
+	}
+	return sha, nil
+}
+
+// Log returns the commits reachable from to and not from from, newest
+// first; from "" means all of to's history.
+func Log(ctx context.Context, repo, from, to string) ([]core.Commit, error) {
+	for _, r := range []string{from, to} {
+		if r == "" {
+			continue
+		}
+		if err := ValidateRef(r); err != nil {
+			return nil, err
+		}
+	}
+	rng := to
+	if from != "" {
+		rng = from + ".." + to
+	}
+	const sep, end = "\x1f", "\x1e"
+	out, err := Run(ctx, repo, "log", "--format=%H"+sep+"%P"+sep+"%an"+sep+"%ae"+sep+"%aI"+sep+"%s"+sep+"%b"+end, rng, "--")
+	if err != nil {
+		return nil, err
+	}
+	var commits []core.Commit
+	for _, rec := range strings.Split(string(out), end) {
+		rec = strings.TrimLeft(rec, "\n")
+		if rec == "" {
+			continue
+		}
+		f := strings.SplitN(rec, sep, 7)
+		if len(f) != 7 {
+			continue
+		}
+		t, _ := time.Parse(time.RFC3339, f[4])
+		commits = append(commits, core.Commit{SHA: f[0], Parents: strings.Fields(f[1]), Author: f[2], Email: f[3], Time: t, Subject: f[5], Body: strings.TrimSpace(f[6])})
+	}
+	return commits, nil
+}
+
+// Export writes the tree of commit sha into dst (which must not exist or be
+// empty): a clean checkout of exactly that commit, never a working tree.
+func Export(ctx context.Context, repo, sha, dst string) error {
+	if err := core.ValidateSHA("sha", sha); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return err
+	}
+	cmd, cancel := command(ctx, repo, "archive", "--format=tar", sha)
+	defer cancel()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("git archive: %w", err)
+	}
+	exErr := untar(io.LimitReader(out, maxExportBytes), dst)
+	_, _ = io.Copy(io.Discard, out)
+	if err := cmd.Wait(); err != nil {
+		return fmt.Errorf("git archive %s: %s", core.ShortSHA(sha), strings.TrimSpace(stderr.String()))
+	}
+	return exErr
+}
+
+// untar extracts a git archive, refusing entries that escape dst.
+func untar(r io.Reader, dst string) error {
+	tr := tar.NewReader(r)
+	root, err := filepath.Abs(dst)
+	if err != nil {
+		return err
+	}
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read archive: %w", err)
+		}
+		target := filepath.Join(root, filepath.FromSlash(h.Name))
+		if target != root && !strings.HasPrefix(target, root+string(filepath.Separator)) {
+			return fmt.Errorf("archive entry %q escapes the export directory", h.Name)
+		}
+		switch h.Typeflag {
+		case tar.TypeDir:
+			if err := os.MkdirAll(target, 0o755); err != nil {
+				return err
+			}
+		case tar.TypeReg:
+			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+				return err
+			}
+			mode := os.FileMode(0o644)
+			if h.Mode&0o111 != 0 {
+				mode = 0o755
+			}
+			f, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
+			if err != nil {
+				return err
+			}
+			if _, err := io.Copy(f, tr); err != nil {
+				f.Close()
+				return err
+			}
+			if err := f.Close(); err != nil {
+				return err
+			}
+		case tar.TypeSymlink:
+			if filepath.IsAbs(h.Linkname) || strings.Contains(h.Linkname, "..") {
+				return fmt.Errorf("archive symlink %q -> %q points outside the export", h.Name, h.Linkname)
+			}
+			if err := os.Symlink(h.Linkname, target); err != nil {
+				return err
+			}
+		case tar.TypeXGlobalHeader:
+		default:
+			// Submodule entries and other types carry no content here.
+		}
+	}
+}
