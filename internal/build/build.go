@@ -1,0 +1,266 @@
+// Package build turns one commit into an artifact, once: it exports the
+// exact commit (never a working tree), runs the manifest's build command
+// without a shell, digests the result and stores it read-only under
+// Root/APP/SHA.
+package build
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/cutover/cutover/internal/core"
+	"github.com/cutover/cutover/internal/gitx"
+	"github.com/cutover/cutover/internal/manifest"
+)
+
+const (
+	// completeMarker is written last; a directory without it is not an artifact.
+	completeMarker = ".cutover-artifact"
+	// LogName is the build log kept beside each artifact directory.
+	logSuffix = ".build.log"
+	// killGrace is how long a timed-out build gets after SIGTERM.
+	killGrace = 2 * time.Second
+)
+
+// buildEnvAllow lists the variables a build inherits from the server: what
+// toolchains need, never the server's own secrets.
+var buildEnvAllow = []string{"PATH", "HOME", "TMPDIR", "LANG", "GOCACHE", "GOPATH", "GOMODCACHE", "GOPROXY", "GOFLAGS", "GONOSUMDB", "GOPRIVATE", "GOTOOLCHAIN", "CGO_ENABLED"}
+
+// Builder builds artifacts under Root.
+type Builder struct {
+	Root   string
+	Logger *slog.Logger
+
+	mu    sync.Mutex
+	locks map[string]*sync.Mutex
+}
+
+// Build returns the artifact of app at sha, building it on first use. A
+// second call for the same SHA is a no-op that returns the stored artifact.
+func (b *Builder) Build(ctx context.Context, app core.App, sha string, logw io.Writer) (core.Artifact, *manifest.Manifest, error) {
+	if err := core.ValidateName("app", app.Name); err != nil {
+		return core.Artifact{}, nil, err
+	}
+	if err := core.ValidateSHA("sha", sha); err != nil {
+		return core.Artifact{}, nil, err
+	}
+	if logw == nil {
+		logw = io.Discard
+	}
+	l := b.lock(app.Name + "/" + sha)
+	l.Lock()
+	defer l.Unlock()
+
+	dst := filepath.Join(b.Root, app.Name, sha)
+	if a, m, err := b.existing(app.Name, sha, dst); err == nil {
+		return a, m, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return core.Artifact{}, nil, err
+	}
+	// A leftover from a crashed build is not an artifact: clear it.
+	_ = makeWritable(dst)
+	_ = os.RemoveAll(dst)
+
+	work, err := os.MkdirTemp(filepath.Dir(dst), "."+sha[:12]+"-")
+	if err != nil {
+		return core.Artifact{}, nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = makeWritable(work)
+			_ = os.RemoveAll(work)
+		}
+	}()
+	if err := gitx.Export(ctx, app.Repo, sha, work); err != nil {
+		return core.Artifact{}, nil, fmt.Errorf("export %s: %w", core.ShortSHA(sha), err)
+	}
+	m, err := manifest.Load(work)
+	if err != nil {
+		return core.Artifact{}, nil, fmt.Errorf("commit %s: %w", core.ShortSHA(sha), err)
+	}
+	logPath := dst + logSuffix
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return core.Artifact{}, nil, err
+	}
+	defer logFile.Close()
+	if err := run(ctx, work, m.Build.Command, m.Build.Timeout, io.MultiWriter(logFile, logw)); err != nil {
+		return core.Artifact{}, nil, fmt.Errorf("%w (log: %s)", err, logPath)
+	}
+	digest, size, err := Digest(work)
+	if err != nil {
+		return core.Artifact{}, nil, fmt.Errorf("digest: %w", err)
+	}
+	if err := os.Rename(work, dst); err != nil {
+		return core.Artifact{}, nil, err
+	}
+	ok = true
+	if err := os.WriteFile(filepath.Join(dst, completeMarker), []byte(digest+"\n"), 0o444); err != nil {
+		return core.Artifact{}, nil, err
+	}
+	if err := makeReadOnly(dst); err != nil {
+		return core.Artifact{}, nil, err
+	}
+	if b.Logger != nil {
+		b.Logger.Info("built", "app", app.Name, "sha", core.ShortSHA(sha), "digest", digest, "bytes", size)
+	}
+	return core.Artifact{App: app.Name, SHA: sha, Digest: digest, Path: dst, Size: size, BuildLog: logPath, CreatedAt: time.Now().UTC()}, m, nil
+}
+
+func (b *Builder) lock(key string) *sync.Mutex {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.locks == nil {
+		b.locks = map[string]*sync.Mutex{}
+	}
+	l := b.locks[key]
+	if l == nil {
+		l = &sync.Mutex{}
+		b.locks[key] = l
+	}
+	return l
+}
+
+// existing returns a complete artifact already in dst.
+func (b *Builder) existing(app, sha, dst string) (core.Artifact, *manifest.Manifest, error) {
+	marker, err := os.ReadFile(filepath.Join(dst, completeMarker))
+	if err != nil {
+		return core.Artifact{}, nil, err
+	}
+	m, err := manifest.Load(dst)
+	if err != nil {
+		return core.Artifact{}, nil, err
+	}
+	fi, err := os.Stat(dst)
+	if err != nil {
+		return core.Artifact{}, nil, err
+	}
+	_, size, err := Digest(dst)
+	if err != nil {
+		return core.Artifact{}, nil, err
+	}
+	return core.Artifact{App: app, SHA: sha, Digest: strings.TrimSpace(string(marker)), Path: dst, Size: size,
+		BuildLog: dst + logSuffix, CreatedAt: fi.ModTime().UTC()}, m, nil
+}
+
+// run executes argv in dir without a shell, in its own process group so a
+// timeout kills everything the build started.
+func run(ctx context.Context, dir string, argv []string, timeout time.Duration, out io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	bin := argv[0]
+	if strings.Contains(bin, "/") && !filepath.IsAbs(bin) {
+		bin = filepath.Join(dir, bin)
+	}
+	cmd := exec.CommandContext(ctx, bin, argv[1:]...)
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = out, out
+	for _, k := range buildEnvAllow {
+		if v, ok := os.LookupEnv(k); ok {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = killGrace
+	err := cmd.Run()
+	if err == nil {
+		return nil
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("build command %q timed out after %s", strings.Join(argv, " "), timeout)
+	}
+	return fmt.Errorf("build command %q: %w", strings.Join(argv, " "), err)
+}
+
+// Digest returns "sha256:<hex>" over the relative path, mode and content of
+// every file under dir in lexical order, and the total size.
+func Digest(dir string) (string, int64, error) {
+	var files []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() || d.Name() == completeMarker {
+			return nil
+		}
+		files = append(files, p)
+		return nil
+	})
+	if err != nil {
+		return "", 0, err
+	}
+	sort.Strings(files)
+	h := sha256.New()
+	var size int64
+	for _, p := range files {
+		rel, _ := filepath.Rel(dir, p)
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return "", 0, err
+		}
+		fmt.Fprintf(h, "%s\x00%o\x00", filepath.ToSlash(rel), fi.Mode()&(fs.ModeSymlink|0o111))
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			target, _ := os.Readlink(p)
+			io.WriteString(h, target)
+		} else {
+			f, err := os.Open(p)
+			if err != nil {
+				return "", 0, err
+			}
+			n, err := io.Copy(h, f)
+			f.Close()
+			if err != nil {
+				return "", 0, err
+			}
+			size += n
+		}
+		h.Write([]byte{0})
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), size, nil
+}
+
+func makeReadOnly(dir string) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.Type()&fs.ModeSymlink != 0 {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil // directories last, below
+		}
+		return os.Chmod(p, fi.Mode().Perm()&^0o222)
+	})
+}
+
+func makeWritable(dir string) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.Type()&fs.ModeSymlink != 0 {
+			return nil
+		}
+		fi, err := d.Info()
+		if err == nil {
+			_ = os.Chmod(p, fi.Mode().Perm()|0o200)
+		}
+		return nil
+	})
+}
