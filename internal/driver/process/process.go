@@ -1,0 +1,450 @@
+// Package process is the embedded default runtime: each instance is a local
+// child process in its own process group, listening on a loopback port that
+// the driver picks and passes as PORT. Instances outlive a crashed server
+// (their output goes to files, not to pipes into the server) and a new
+// driver on the same state directory adopts them.
+package process
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/cutover/cutover/internal/core"
+)
+
+// Defaults.
+const (
+	DefaultHost        = "127.0.0.1"
+	DefaultLogMaxBytes = 10 << 20
+	DefaultLogKeep     = 3
+	rotateInterval     = 5 * time.Second
+	stopPoll           = 10 * time.Millisecond
+	recentPorts        = 256 // ports handed out recently are not handed out again
+)
+
+// Config configures a Driver.
+type Config struct {
+	StateDir    string // instance records (instances/) and logs (logs/)
+	Logger      *slog.Logger
+	LogMaxBytes int64 // rotate a log above this size
+	LogKeep     int   // rotated files kept
+	Host        string
+}
+
+// record is what the driver persists per instance.
+type record struct {
+	core.Instance
+	StartTicks uint64 `json:"start_ticks"` // /proc/PID/stat start time: a reused PID does not match
+}
+
+// Driver starts and stops local processes.
+type Driver struct {
+	cfg Config
+	log *slog.Logger
+
+	mu      sync.Mutex
+	exited  map[string]int // instance id -> exit code, for children that exited
+	recent  []int
+	stop    chan struct{}
+	stopped sync.WaitGroup
+}
+
+// New returns a driver on cfg.StateDir, adopting the instances a previous
+// driver left running there.
+func New(cfg Config) (*Driver, error) {
+	if cfg.StateDir == "" {
+		return nil, errors.New("process driver: StateDir is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.LogMaxBytes <= 0 {
+		cfg.LogMaxBytes = DefaultLogMaxBytes
+	}
+	if cfg.LogKeep <= 0 {
+		cfg.LogKeep = DefaultLogKeep
+	}
+	if cfg.Host == "" {
+		cfg.Host = DefaultHost
+	}
+	for _, d := range []string{"instances", "logs"} {
+		if err := os.MkdirAll(filepath.Join(cfg.StateDir, d), 0o700); err != nil {
+			return nil, fmt.Errorf("process driver: %w", err)
+		}
+	}
+	d := &Driver{cfg: cfg, log: cfg.Logger, exited: map[string]int{}, stop: make(chan struct{})}
+	d.stopped.Add(1)
+	go d.rotateLoop()
+	return d, nil
+}
+
+// Close stops the driver's background work. Instances keep running.
+func (d *Driver) Close() {
+	select {
+	case <-d.stop:
+	default:
+		close(d.stop)
+	}
+	d.stopped.Wait()
+}
+
+// Start starts spec.Count instances. On any failure it stops those it
+// started and returns the error.
+func (d *Driver) Start(ctx context.Context, spec core.GroupSpec) ([]core.Instance, error) {
+	if len(spec.Command) == 0 {
+		return nil, fmt.Errorf("%w: run command is empty", core.ErrInvalid)
+	}
+	if spec.Count < 1 {
+		return nil, fmt.Errorf("%w: instance count %d", core.ErrInvalid, spec.Count)
+	}
+	var started []core.Instance
+	for i := range spec.Count {
+		in, err := d.startOne(spec, i)
+		if err != nil {
+			_ = d.Stop(context.WithoutCancel(ctx), started, time.Second)
+			return nil, fmt.Errorf("instance %d of %s/%s %s: %w", i, spec.App, spec.Env, spec.Colour, err)
+		}
+		started = append(started, in)
+	}
+	return started, nil
+}
+
+func (d *Driver) startOne(spec core.GroupSpec, index int) (core.Instance, error) {
+	port, err := d.freePort()
+	if err != nil {
+		return core.Instance{}, err
+	}
+	id := fmt.Sprintf("%s-%s-%s-r%d-%d-%s", spec.App, spec.Env, spec.Colour, spec.Release, index, randomHex(3))
+	logDir := filepath.Join(d.cfg.StateDir, "logs", spec.App, spec.Env)
+	if err := os.MkdirAll(logDir, 0o700); err != nil {
+		return core.Instance{}, err
+	}
+	logPath := filepath.Join(logDir, id+".log")
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return core.Instance{}, err
+	}
+	defer logFile.Close() // the child has its own descriptor
+
+	bin := spec.Command[0]
+	if strings.Contains(bin, "/") && !filepath.IsAbs(bin) {
+		bin = filepath.Join(spec.Dir, bin)
+	}
+	cmd := exec.Command(bin, spec.Command[1:]...)
+	cmd.Dir = spec.Dir
+	cmd.Env = environ(spec, index, port)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return core.Instance{}, fmt.Errorf("start %q: %w", strings.Join(spec.Command, " "), err)
+	}
+	in := core.Instance{
+		ID: id, App: spec.App, Env: spec.Env, Colour: spec.Colour, Release: spec.Release,
+		Addr: net.JoinHostPort(d.cfg.Host, strconv.Itoa(port)), PID: cmd.Process.Pid, LogPath: logPath,
+		StartedAt: time.Now().UTC(),
+	}
+	ticks, _ := startTicks(in.PID)
+	if err := d.writeRecord(record{Instance: in, StartTicks: ticks}); err != nil {
+		_ = syscall.Kill(-in.PID, syscall.SIGKILL)
+		_ = cmd.Wait()
+		return core.Instance{}, err
+	}
+	go func() {
+		// Reap the child so it never lingers as a zombie; remember how it ended.
+		err := cmd.Wait()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		}
+		d.mu.Lock()
+		d.exited[id] = code
+		d.mu.Unlock()
+		d.log.Info("instance exited", "instance", id, "code", code)
+	}()
+	d.log.Info("instance started", "instance", id, "addr", in.Addr, "pid", in.PID)
+	return in, nil
+}
+
+// environ is a minimal base environment plus the spec's; never the server's.
+func environ(spec core.GroupSpec, index, port int) []string {
+	var env []string
+	for _, k := range []string{"PATH", "HOME", "TMPDIR", "LANG", "TZ"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	keys := make([]string, 0, len(spec.Environ))
+	for k := range spec.Environ {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		env = append(env, k+"="+spec.Environ[k])
+	}
+	for k, v := range spec.Secrets {
+		env = append(env, k+"="+v)
+	}
+	return append(env,
+		"PORT="+strconv.Itoa(port),
+		"CUTOVER_APP="+spec.App, "CUTOVER_ENV="+spec.Env, "CUTOVER_COLOUR="+string(spec.Colour),
+		"CUTOVER_RELEASE="+strconv.Itoa(spec.Release), "CUTOVER_INSTANCE="+strconv.Itoa(index),
+	)
+}
+
+// Stop sends SIGTERM to each instance's process group, waits up to grace,
+// then sends SIGKILL. Instances already gone are not an error.
+func (d *Driver) Stop(ctx context.Context, instances []core.Instance, grace time.Duration) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(instances))
+	for i, in := range instances {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = d.stopOne(ctx, in, grace)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (d *Driver) stopOne(ctx context.Context, in core.Instance, grace time.Duration) error {
+	rec, err := d.readRecord(in.ID)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // already stopped and forgotten
+		}
+		return err
+	}
+	if d.alive(rec) {
+		_ = syscall.Kill(-rec.PID, syscall.SIGTERM)
+		deadline := time.Now().Add(grace)
+		for d.alive(rec) && time.Now().Before(deadline) && ctx.Err() == nil {
+			time.Sleep(stopPoll)
+		}
+		if d.alive(rec) {
+			d.log.Warn("instance ignored SIGTERM: killing", "instance", in.ID, "grace", grace)
+		}
+		// Kill whatever is left of the group (children that ignored SIGTERM too).
+		_ = syscall.Kill(-rec.PID, syscall.SIGKILL)
+		for d.alive(rec) && ctx.Err() == nil {
+			time.Sleep(stopPoll)
+		}
+	}
+	if err := os.Remove(d.recordPath(in.ID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	d.log.Info("instance stopped", "instance", in.ID)
+	return nil
+}
+
+// List returns the instances whose process is still running, including
+// ones started by an earlier driver on the same state directory.
+func (d *Driver) List(ctx context.Context) ([]core.Instance, error) {
+	ents, err := os.ReadDir(filepath.Join(d.cfg.StateDir, "instances"))
+	if err != nil {
+		return nil, err
+	}
+	var out []core.Instance
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".json") {
+			continue
+		}
+		rec, err := d.readRecord(strings.TrimSuffix(e.Name(), ".json"))
+		if err != nil {
+			continue
+		}
+		if !d.alive(rec) {
+			_ = os.Remove(d.recordPath(rec.ID))
+			continue
+		}
+		out = append(out, rec.Instance)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// Exited reports whether an instance started by this driver has exited and
+// with which code.
+func (d *Driver) Exited(id string) (code int, exited bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	code, exited = d.exited[id]
+	return code, exited
+}
+
+// alive reports whether rec's process runs and is the one we started.
+func (d *Driver) alive(rec record) bool {
+	if rec.PID <= 0 {
+		return false
+	}
+	if _, exited := d.Exited(rec.ID); exited {
+		return false
+	}
+	ticks, err := startTicks(rec.PID)
+	if err != nil {
+		return false
+	}
+	if rec.StartTicks != 0 && ticks != rec.StartTicks {
+		return false // the PID was reused by another process
+	}
+	return !zombie(rec.PID)
+}
+
+func (d *Driver) recordPath(id string) string {
+	return filepath.Join(d.cfg.StateDir, "instances", id+".json")
+}
+
+func (d *Driver) writeRecord(r record) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	tmp := d.recordPath(r.ID) + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, d.recordPath(r.ID))
+}
+
+func (d *Driver) readRecord(id string) (record, error) {
+	if strings.ContainsAny(id, "/\\") || strings.HasPrefix(id, ".") {
+		return record{}, fmt.Errorf("%w: instance id %q", core.ErrInvalid, id)
+	}
+	b, err := os.ReadFile(d.recordPath(id))
+	if err != nil {
+		return record{}, err
+	}
+	var r record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return record{}, fmt.Errorf("instance record %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// freePort asks the kernel for a free port, avoiding ports handed out recently.
+func (d *Driver) freePort() (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for range 50 {
+		l, err := net.Listen("tcp", net.JoinHostPort(d.cfg.Host, "0"))
+		if err != nil {
+			return 0, fmt.Errorf("find a free port: %w", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		used := false
+		for _, p := range d.recent {
+			if p == port {
+				used = true
+				break
+			}
+		}
+		if used {
+			continue
+		}
+		d.recent = append(d.recent, port)
+		if len(d.recent) > recentPorts {
+			d.recent = d.recent[1:]
+		}
+		return port, nil
+	}
+	return 0, errors.New("find a free port: none after 50 tries")
+}
+
+// rotateLoop copy-truncates logs above LogMaxBytes. Copy-truncate works
+// with the children's O_APPEND descriptors and survives server restarts.
+func (d *Driver) rotateLoop() {
+	defer d.stopped.Done()
+	t := time.NewTicker(rotateInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-t.C:
+			d.RotateLogs()
+		}
+	}
+}
+
+// RotateLogs rotates every instance log above the size limit now.
+func (d *Driver) RotateLogs() {
+	insts, err := d.List(context.Background())
+	if err != nil {
+		return
+	}
+	for _, in := range insts {
+		if err := rotate(in.LogPath, d.cfg.LogMaxBytes, d.cfg.LogKeep); err != nil {
+			d.log.Warn("rotate log", "instance", in.ID, "err", err)
+		}
+	}
+}
+
+func rotate(path string, max int64, keep int) error {
+	fi, err := os.Stat(path)
+	if err != nil || fi.Size() <= max {
+		return nil
+	}
+	for i := keep - 1; i >= 1; i-- {
+		_ = os.Rename(fmt.Sprintf("%s.%d", path, i), fmt.Sprintf("%s.%d", path, i+1))
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path+".1", b, 0o600); err != nil {
+		return err
+	}
+	return os.Truncate(path, 0)
+}
+
+// startTicks reads field 22 (starttime) of /proc/PID/stat.
+func startTicks(pid int) (uint64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, errors.New("bad stat")
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 {
+		return 0, errors.New("bad stat")
+	}
+	return strconv.ParseUint(f[19], 10, 64)
+}
+
+func zombie(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || len(s) < i+3 || s[i+2] == 'Z'
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,187 @@
+package process
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cutover/cutover/internal/core"
+)
+
+var helloBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "cutover-process-test-")
+	if err != nil {
+		panic(err)
+	}
+	helloBin = filepath.Join(dir, "hello")
+	if out, err := exec.Command("go", "build", "-o", helloBin, "github.com/cutover/cutover/examples/hello").CombinedOutput(); err != nil {
+		panic(string(out))
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func newDriver(t *testing.T, dir string) *Driver {
+	t.Helper()
+	d, err := New(Config{StateDir: dir, LogMaxBytes: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	return d
+}
+
+func spec(count int) core.GroupSpec {
+	return core.GroupSpec{App: "hello", Env: "staging", Colour: core.Blue, Release: 3, Count: count,
+		Dir: filepath.Dir(helloBin), Command: []string{helloBin},
+		Environ: map[string]string{"GREETING": "hey"}, Secrets: map[string]string{"API_KEY": "s3cret-value"}}
+}
+
+func waitUp(t *testing.T, addr string) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			return string(b)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never answered: %v", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestStartStopAdopt(t *testing.T) {
+	dir := t.TempDir()
+	d := newDriver(t, dir)
+	ctx := context.Background()
+	insts, err := d.Start(ctx, spec(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(insts) != 2 || insts[0].Addr == insts[1].Addr {
+		t.Fatalf("instances = %+v", insts)
+	}
+	for _, in := range insts {
+		if body := waitUp(t, in.Addr); !strings.Contains(body, "hey from") {
+			t.Errorf("GET / = %q: PORT or env not honoured", body)
+		}
+		rec, _ := os.ReadFile(filepath.Join(dir, "instances", in.ID+".json"))
+		if strings.Contains(string(rec), "s3cret-value") {
+			t.Error("a secret was written to the instance record")
+		}
+		env, _ := os.ReadFile("/proc/" + itoa(in.PID) + "/environ")
+		if !strings.Contains(string(env), "API_KEY=s3cret-value") || !strings.Contains(string(env), "CUTOVER_COLOUR=blue") {
+			t.Error("secret or cutover variables missing from the instance environment")
+		}
+	}
+
+	// A new driver on the same state directory (a restarted server) adopts them.
+	d2 := newDriver(t, dir)
+	got, err := d2.List(ctx)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("adopted = %+v, %v", got, err)
+	}
+	if err := d2.Stop(ctx, got, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range insts {
+		if syscall.Kill(in.PID, 0) == nil && !zombie(in.PID) {
+			t.Errorf("pid %d still running after stop", in.PID)
+		}
+	}
+	if got, _ := d2.List(ctx); len(got) != 0 {
+		t.Errorf("list after stop = %+v", got)
+	}
+	// Stopping again is not an error.
+	if err := d2.Stop(ctx, insts, time.Second); err != nil {
+		t.Errorf("second stop: %v", err)
+	}
+}
+
+func TestStopEscalatesToKillAndKillsGroup(t *testing.T) {
+	d := newDriver(t, t.TempDir())
+	s := spec(1)
+	// A process that ignores SIGTERM and has a child: sh is the instance here,
+	// the driver itself never uses a shell.
+	s.Command = []string{"/bin/sh", "-c", "trap '' TERM; sleep 300 & wait"}
+	insts, err := d.Start(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	if err := d.Stop(context.Background(), insts, 200*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(start) < 200*time.Millisecond {
+		t.Error("stop returned before the grace period for a process ignoring SIGTERM")
+	}
+	// The killed members may take a moment to be reaped.
+	deadline := time.Now().Add(3 * time.Second)
+	for syscall.Kill(-insts[0].PID, 0) == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("process group still exists after stop")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestFailedStartLeavesNothing(t *testing.T) {
+	dir := t.TempDir()
+	d := newDriver(t, dir)
+	s := spec(2)
+	s.Command = []string{"./no-such-binary"}
+	if _, err := d.Start(context.Background(), s); err == nil || !strings.Contains(err.Error(), "no-such-binary") {
+		t.Fatalf("err = %v", err)
+	}
+	ents, _ := os.ReadDir(filepath.Join(dir, "instances"))
+	if len(ents) != 0 {
+		t.Errorf("records left: %d", len(ents))
+	}
+}
+
+func TestDeadInstanceLeavesListAndLogsRotate(t *testing.T) {
+	d := newDriver(t, t.TempDir())
+	s := spec(1)
+	s.Command = []string{"/bin/sh", "-c", "echo line-one-that-is-long-enough-to-rotate-the-tiny-log-limit-of-sixty-four-bytes; sleep 0.3"}
+	insts, err := d.Start(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	d.RotateLogs()
+	if b, err := os.ReadFile(insts[0].LogPath + ".1"); err != nil || !strings.Contains(string(b), "line-one") {
+		t.Errorf("rotated log = %q, %v", b, err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got, _ := d.List(context.Background())
+		if len(got) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("an exited instance is still listed")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code, exited := d.Exited(insts[0].ID); !exited || code != 0 {
+		t.Errorf("exited = %v code %d", exited, code)
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
