@@ -1,0 +1,275 @@
+// Package storetest is the conformance suite every deploy.Store
+// implementation runs, so SQLite and PostgreSQL behave the same.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cutover/cutover/internal/core"
+	"github.com/cutover/cutover/internal/deploy"
+)
+
+const sha1 = "1111111111111111111111111111111111111111"
+
+// Run runs the suite; open returns a fresh, empty store.
+func Run(t *testing.T, open func(t *testing.T) deploy.Store) {
+	t.Run("apps", func(t *testing.T) { apps(t, open(t)) })
+	t.Run("artifacts are immutable", func(t *testing.T) { artifacts(t, open(t)) })
+	t.Run("config versions and secrets", func(t *testing.T) { configs(t, open(t)) })
+	t.Run("release numbering", func(t *testing.T) { releases(t, open(t)) })
+	t.Run("deployments and paging", func(t *testing.T) { deployments(t, open(t)) })
+	t.Run("events", func(t *testing.T) { events(t, open(t)) })
+	t.Run("env state", func(t *testing.T) { envState(t, open(t)) })
+	t.Run("locks", func(t *testing.T) { locks(t, open(t)) })
+}
+
+var ctx = context.Background()
+
+func mustApp(t *testing.T, s deploy.Store, name string) {
+	t.Helper()
+	if err := s.CreateApp(ctx, core.App{Name: name, Repo: "/r/" + name, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func apps(t *testing.T, s deploy.Store) {
+	mustApp(t, s, "b")
+	mustApp(t, s, "a")
+	if err := s.CreateApp(ctx, core.App{Name: "a", Repo: "x"}); !errors.Is(err, core.ErrConflict) {
+		t.Errorf("duplicate app: err = %v, want ErrConflict", err)
+	}
+	if _, err := s.GetApp(ctx, "zzz"); !errors.Is(err, core.ErrNotFound) {
+		t.Errorf("missing app: err = %v", err)
+	}
+	got, err := s.ListApps(ctx)
+	if err != nil || len(got) != 2 || got[0].Name != "a" || got[1].Repo != "/r/b" {
+		t.Errorf("list = %+v, %v", got, err)
+	}
+}
+
+func artifacts(t *testing.T, s deploy.Store) {
+	mustApp(t, s, "a")
+	a := core.Artifact{App: "a", SHA: sha1, Digest: "sha256:aa", Path: "/x", Size: 3, CreatedAt: time.Now()}
+	if _, err := s.PutArtifact(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	again := a
+	again.Path = "/elsewhere"
+	got, err := s.PutArtifact(ctx, again)
+	if err != nil || got.Path != "/x" {
+		t.Errorf("same digest again = %+v, %v; want the stored record", got, err)
+	}
+	bad := a
+	bad.Digest = "sha256:bb"
+	if _, err := s.PutArtifact(ctx, bad); !errors.Is(err, core.ErrConflict) || !strings.Contains(err.Error(), "sha256:bb") {
+		t.Errorf("different digest: err = %v, want ErrConflict naming both digests", err)
+	}
+	if got, _ := s.GetArtifact(ctx, "a", sha1); got.Digest != "sha256:aa" {
+		t.Errorf("digest changed to %s", got.Digest)
+	}
+	if _, err := s.GetArtifact(ctx, "a", strings.Repeat("2", 40)); !errors.Is(err, core.ErrNotFound) {
+		t.Errorf("missing artifact: %v", err)
+	}
+	if l, _ := s.ListArtifacts(ctx, "a", 10); len(l) != 1 {
+		t.Errorf("list = %d", len(l))
+	}
+}
+
+func configs(t *testing.T, s deploy.Store) {
+	mustApp(t, s, "a")
+	cv, err := s.GetConfig(ctx, "a", "prod", 0)
+	if err != nil || cv.Version != 0 || len(cv.Vars) != 0 {
+		t.Fatalf("no config yet = %+v, %v", cv, err)
+	}
+	v1, err := s.PutConfig(ctx, "a", "prod", map[string]string{"A": "1"}, map[string]string{"KEY": "topsecret", "B": "x"})
+	if err != nil || v1.Version != 1 {
+		t.Fatal(v1, err)
+	}
+	v2, _ := s.PutConfig(ctx, "a", "prod", map[string]string{"A": "2"}, nil)
+	if v2.Version != 2 {
+		t.Errorf("second version = %d", v2.Version)
+	}
+	if other, _ := s.PutConfig(ctx, "a", "staging", nil, nil); other.Version != 1 {
+		t.Errorf("versions are per environment: got %d", other.Version)
+	}
+	got, _ := s.GetConfig(ctx, "a", "prod", 1)
+	if got.Vars["A"] != "1" || strings.Join(got.SecretKeys, ",") != "B,KEY" {
+		t.Errorf("v1 = %+v", got)
+	}
+	latest, _ := s.GetConfig(ctx, "a", "prod", 0)
+	if latest.Version != 2 || latest.Vars["A"] != "2" {
+		t.Errorf("latest = %+v", latest)
+	}
+	sec, err := s.GetConfigSecrets(ctx, "a", "prod", 1)
+	if err != nil || sec["KEY"] != "topsecret" {
+		t.Errorf("secrets = %v, %v", sec, err)
+	}
+	if _, err := s.GetConfig(ctx, "a", "prod", 9); !errors.Is(err, core.ErrNotFound) {
+		t.Errorf("missing version: %v", err)
+	}
+}
+
+func releases(t *testing.T, s deploy.Store) {
+	mustApp(t, s, "a")
+	mustApp(t, s, "b")
+	var wg sync.WaitGroup
+	nums := make(chan int, 20)
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := s.CreateRelease(ctx, core.Release{App: "a", Env: "prod", SHA: sha1, Digest: "d"})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			nums <- r.Number
+		}()
+	}
+	wg.Wait()
+	close(nums)
+	seen := map[int]bool{}
+	for n := range nums {
+		if seen[n] || n < 1 || n > 20 {
+			t.Errorf("release number %d repeated or out of 1..20", n)
+		}
+		seen[n] = true
+	}
+	if r, _ := s.CreateRelease(ctx, core.Release{App: "b", Env: "prod", SHA: sha1}); r.Number != 1 {
+		t.Errorf("numbering is per app: got %d", r.Number)
+	}
+	got, err := s.GetRelease(ctx, "a", 7)
+	if err != nil || got.Number != 7 || got.SHA != sha1 {
+		t.Errorf("get = %+v, %v", got, err)
+	}
+	if _, err := s.GetRelease(ctx, "a", 99); !errors.Is(err, core.ErrNotFound) {
+		t.Errorf("missing release: %v", err)
+	}
+	if l, _ := s.ListReleases(ctx, "a", 5); len(l) != 5 || l[0].Number != 20 {
+		t.Errorf("list newest first = %+v", l)
+	}
+}
+
+func deployments(t *testing.T, s deploy.Store) {
+	mustApp(t, s, "a")
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	var ids []int64
+	for i := range 10 {
+		env := "staging"
+		if i%2 == 1 {
+			env = "prod"
+		}
+		d, err := s.CreateDeployment(ctx, core.Deployment{App: "a", Env: env, Kind: core.KindDeploy, Release: i + 1, State: core.StatePending, Step: core.StepQueued, CreatedAt: now, UpdatedAt: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, d.ID)
+	}
+	d, _ := s.GetDeployment(ctx, ids[3])
+	sw := now.Add(time.Second)
+	d.State, d.Step, d.SwitchedAt, d.FinishedAt, d.Reason = core.StateSucceeded, core.StepDone, &sw, &sw, "ok"
+	if err := s.UpdateDeployment(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.GetDeployment(ctx, ids[3])
+	if got.State != core.StateSucceeded || got.SwitchedAt == nil || !got.SwitchedAt.Equal(sw) || !got.CreatedAt.Equal(now) {
+		t.Errorf("round trip = %+v", got)
+	}
+	if err := s.UpdateDeployment(ctx, core.Deployment{ID: 999999}); !errors.Is(err, core.ErrNotFound) {
+		t.Errorf("update missing: %v", err)
+	}
+	page, _ := s.ListDeployments(ctx, "a", "", 0, 4)
+	if len(page) != 4 || page[0].ID != ids[9] {
+		t.Fatalf("first page = %v", page)
+	}
+	next, _ := s.ListDeployments(ctx, "a", "", page[3].ID, 100)
+	if len(next) != 6 || next[0].ID != ids[5] {
+		t.Errorf("second page = %d rows", len(next))
+	}
+	prod, _ := s.ListDeployments(ctx, "a", "prod", 0, 100)
+	if len(prod) != 5 {
+		t.Errorf("prod = %d, want 5", len(prod))
+	}
+	un, _ := s.UnfinishedDeployments(ctx)
+	if len(un) != 9 || un[0].ID != ids[0] {
+		t.Errorf("unfinished = %d", len(un))
+	}
+}
+
+func events(t *testing.T, s deploy.Store) {
+	for i, app := range []string{"a", "b", "a"} {
+		if _, err := s.AppendEvent(ctx, core.Event{App: app, Env: "e", Time: time.Now(), Type: "t", Message: string(rune('x' + i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, _ := s.ListEvents(ctx, "", 0, 10)
+	if len(all) != 3 || all[0].ID >= all[1].ID {
+		t.Fatalf("events = %+v", all)
+	}
+	as, _ := s.ListEvents(ctx, "a", all[0].ID, 10)
+	if len(as) != 1 || as[0].Message != "z" {
+		t.Errorf("after = %+v", as)
+	}
+}
+
+func envState(t *testing.T, s deploy.Store) {
+	st, err := s.GetEnvState(ctx, "a", "prod")
+	if err != nil || st.LiveRelease() != 0 {
+		t.Fatalf("empty state = %+v, %v", st, err)
+	}
+	st.Live = core.Green
+	st.Slot(core.Green).State = core.SlotLive
+	st.Slot(core.Green).Release = 4
+	st.Slot(core.Green).Instances = []core.Instance{{ID: "i1", Addr: "127.0.0.1:1", PID: 5}}
+	st.Slot(core.Blue).State = core.SlotStandby
+	st.Slot(core.Blue).Until = time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+	if err := s.PutEnvState(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutEnvState(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.GetEnvState(ctx, "a", "prod")
+	if got.LiveRelease() != 4 || got.Slots[core.Green].Instances[0].PID != 5 || !got.Slots[core.Blue].Until.Equal(st.Slot(core.Blue).Until) {
+		t.Errorf("round trip = %+v", got)
+	}
+}
+
+func locks(t *testing.T, s deploy.Store) {
+	if err := s.TryLock(ctx, "a", "prod", "deployment 1", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.TryLock(ctx, "a", "prod", "deployment 1", time.Hour); err != nil {
+		t.Errorf("re-lock by holder: %v", err)
+	}
+	err := s.TryLock(ctx, "a", "prod", "deployment 2", time.Hour)
+	if !errors.Is(err, core.ErrLocked) || !strings.Contains(err.Error(), "deployment 1") {
+		t.Errorf("second holder: err = %v, want ErrLocked naming deployment 1", err)
+	}
+	if h, _ := s.LockHolder(ctx, "a", "prod"); h != "deployment 1" {
+		t.Errorf("holder = %q", h)
+	}
+	if err := s.TryLock(ctx, "a", "staging", "deployment 2", time.Hour); err != nil {
+		t.Errorf("other env: %v", err)
+	}
+	_ = s.Unlock(ctx, "a", "prod", "deployment 2") // not the holder: no effect
+	if h, _ := s.LockHolder(ctx, "a", "prod"); h != "deployment 1" {
+		t.Errorf("unlock by non-holder released the lock")
+	}
+	_ = s.Unlock(ctx, "a", "prod", "deployment 1")
+	if h, _ := s.LockHolder(ctx, "a", "prod"); h != "" {
+		t.Errorf("after unlock holder = %q", h)
+	}
+	if err := s.TryLock(ctx, "a", "qa", "x", 10*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(30 * time.Millisecond)
+	if err := s.TryLock(ctx, "a", "qa", "y", time.Hour); err != nil {
+		t.Errorf("expired lock not taken over: %v", err)
+	}
+}
