@@ -1,0 +1,572 @@
+// Package api is cutover's REST API under /api/v1 and its event stream
+// (Server-Sent Events). It calls the deploy machine; nothing calls it.
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cutover/cutover/internal/core"
+	"github.com/cutover/cutover/internal/deploy"
+)
+
+// Bounds on requests.
+const (
+	MaxBodyBytes     = 1 << 20
+	MaxWait          = 10 * time.Minute
+	DefaultWait      = 30 * time.Second
+	sseHeartbeat     = 15 * time.Second
+	sseReplayLimit   = 1000
+	defaultLogsBytes = 64 << 10
+)
+
+// Config wires the API.
+type Config struct {
+	Service *deploy.Service
+	Token   string // bearer token every route but /api/v1/healthz requires
+	Logger  *slog.Logger
+}
+
+type api struct {
+	svc *deploy.Service
+	log *slog.Logger
+}
+
+// New returns the API handler.
+func New(cfg Config) http.Handler {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	a := &api{svc: cfg.Service, log: cfg.Logger}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v1/healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
+	mux.HandleFunc("GET /api/v1/apps", a.listApps)
+	mux.HandleFunc("POST /api/v1/apps", a.addApp)
+	mux.HandleFunc("GET /api/v1/apps/{app}", a.getApp)
+	mux.HandleFunc("POST /api/v1/apps/{app}/builds", a.build)
+	mux.HandleFunc("POST /api/v1/apps/{app}/envs/{env}/deployments", a.deploy)
+	mux.HandleFunc("POST /api/v1/apps/{app}/envs/{env}/rollback", a.rollback)
+	mux.HandleFunc("POST /api/v1/apps/{app}/envs/{env}/confirm", a.confirm)
+	mux.HandleFunc("POST /api/v1/apps/{app}/envs/{env}/hold", a.hold)
+	mux.HandleFunc("PUT /api/v1/apps/{app}/envs/{env}/config", a.setConfig)
+	mux.HandleFunc("GET /api/v1/apps/{app}/envs/{env}/logs", a.logs)
+	mux.HandleFunc("GET /api/v1/apps/{app}/status", a.status)
+	mux.HandleFunc("GET /api/v1/apps/{app}/deployments", a.history)
+	mux.HandleFunc("GET /api/v1/apps/{app}/releases", a.releases)
+	mux.HandleFunc("GET /api/v1/deployments/{id}", a.deployment)
+	mux.HandleFunc("GET /api/v1/deployments/{id}/wait", a.wait)
+	mux.HandleFunc("GET /api/v1/events", a.events)
+	mux.HandleFunc("GET /api/v1/events/stream", a.stream)
+	want := []byte("Bearer " + cfg.Token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/healthz" {
+			if cfg.Token == "" || subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="cutover"`)
+				writeJSON(w, http.StatusUnauthorized, errorBody{Error: "missing or wrong API token (send Authorization: Bearer TOKEN)"})
+				return
+			}
+		}
+		if r.Body != nil {
+			r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// fail maps domain errors to statuses; unknown errors are logged, and
+// answered with their message only when it carries no internal detail.
+func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
+	status := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, core.ErrInvalid):
+		status = http.StatusBadRequest
+	case errors.Is(err, core.ErrNotFound):
+		status = http.StatusNotFound
+	case errors.Is(err, core.ErrConflict), errors.Is(err, core.ErrLocked):
+		status = http.StatusConflict
+	case errors.Is(err, context.DeadlineExceeded):
+		status = http.StatusGatewayTimeout
+	}
+	if status == http.StatusInternalServerError {
+		a.log.Error("api", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	writeJSON(w, status, errorBody{Error: err.Error()})
+}
+
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return fmt.Errorf("%w: request body larger than %d bytes", core.ErrInvalid, MaxBodyBytes)
+		}
+		return fmt.Errorf("%w: request body: %v", core.ErrInvalid, err)
+	}
+	return nil
+}
+
+// names validates the {app} and {env} path values.
+func names(r *http.Request) (app, env string, err error) {
+	app = r.PathValue("app")
+	if err = core.ValidateName("app", app); err != nil {
+		return
+	}
+	if env = r.PathValue("env"); env != "" || strings.Contains(r.URL.Path, "/envs/") {
+		err = core.ValidateName("env", env)
+	}
+	return
+}
+
+func (a *api) listApps(w http.ResponseWriter, r *http.Request) {
+	apps, err := a.svc.Apps(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if apps == nil {
+		apps = []core.App{}
+	}
+	writeJSON(w, 200, apps)
+}
+
+func (a *api) addApp(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Name string `json:"name"`
+		Repo string `json:"repo"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	app, err := a.svc.AddApp(r.Context(), req.Name, req.Repo)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, app)
+}
+
+func (a *api) getApp(w http.ResponseWriter, r *http.Request) {
+	app, _, err := names(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	got, err := a.svc.App(r.Context(), app)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, 200, got)
+}
+
+func (a *api) build(w http.ResponseWriter, r *http.Request) {
+	app, _, err := names(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	var req struct {
+		Ref string `json:"ref"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	art, err := a.svc.Build(r.Context(), app, req.Ref, nil)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, 200, art)
+}
+
+func (a *api) deploy(w http.ResponseWriter, r *http.Request) {
+	app, env, err := names(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	var req struct {
+		Ref    string `json:"ref"`
+		NoWait bool   `json:"no_wait"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	d, err := a.svc.Deploy(r.Context(), deploy.DeployRequest{App: app, Env: env, Ref: req.Ref, NoWait: req.NoWait, RequestedBy: "api"})
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, d)
+}
+
+func (a *api) rollback(w http.ResponseWriter, r *http.Request) {
+	app, env, err := names(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	var req struct {
+		To     int  `json:"to"`
+		Steps  int  `json:"steps"`
+		NoWait bool `json:"no_wait"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	d, err := a.svc.Rollback(r.Context(), deploy.RollbackRequest{App: app, Env: env, To: req.To, Steps: req.Steps, NoWait: req.NoWait, RequestedBy: "api"})
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, d)
+}
+
+func (a *api) confirm(w http.ResponseWriter, r *http.Request) {
+	app, env, err := names(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	d, err := a.svc.Confirm(r.Context(), app, env, "api")
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, d)
+}
+
+func (a *api) hold(w http.ResponseWriter, r *http.Request) {
+	app, env, err := names(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	var req struct {
+		For string `json:"for"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	d, err := time.ParseDuration(req.For)
+	if err != nil {
+		a.fail(w, r, fmt.Errorf("%w: for %q is not a duration (examples: 30m, 2h)", core.ErrInvalid, req.For))
+		return
+	}
+	st, err := a.svc.Hold(r.Context(), app, env, d, "api")
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, 200, st)
+}
+
+func (a *api) setConfig(w http.ResponseWriter, r *http.Request) {
+	app, env, err := names(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	var req struct {
+		Vars    map[string]string `json:"vars"`
+		Secrets map[string]string `json:"secrets"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	cv, err := a.svc.SetConfig(r.Context(), app, env, req.Vars, req.Secrets)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, 200, cv) // keys only: ConfigVersion never holds secret values
+}
+
+func (a *api) logs(w http.ResponseWriter, r *http.Request) {
+	app, env, err := names(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	n := int64(defaultLogsBytes)
+	if s := r.URL.Query().Get("bytes"); s != "" {
+		if n, err = strconv.ParseInt(s, 10, 64); err != nil || n <= 0 {
+			a.fail(w, r, fmt.Errorf("%w: bytes %q", core.ErrInvalid, s))
+			return
+		}
+	}
+	var buf strings.Builder
+	if err := a.svc.Logs(r.Context(), app, env, core.Colour(r.URL.Query().Get("colour")), n, &buf); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte(buf.String()))
+}
+
+func (a *api) status(w http.ResponseWriter, r *http.Request) {
+	app, _, err := names(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	st, err := a.svc.Status(r.Context(), app)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, 200, st)
+}
+
+func queryInt(r *http.Request, name string) (int64, error) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%w: %s %q: want a non-negative integer", core.ErrInvalid, name, s)
+	}
+	return n, nil
+}
+
+func (a *api) history(w http.ResponseWriter, r *http.Request) {
+	app, _, err := names(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	before, err := queryInt(r, "before")
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	limit, err := queryInt(r, "limit")
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	ds, err := a.svc.History(r.Context(), app, r.URL.Query().Get("env"), before, int(limit))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if ds == nil {
+		ds = []core.Deployment{}
+	}
+	writeJSON(w, 200, ds)
+}
+
+func (a *api) releases(w http.ResponseWriter, r *http.Request) {
+	app, _, err := names(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	limit, err := queryInt(r, "limit")
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	rs, err := a.svc.Releases(r.Context(), app, int(limit))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if rs == nil {
+		rs = []core.Release{}
+	}
+	writeJSON(w, 200, rs)
+}
+
+func deploymentID(r *http.Request) (int64, error) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, fmt.Errorf("%w: deployment id %q", core.ErrInvalid, r.PathValue("id"))
+	}
+	return id, nil
+}
+
+func (a *api) deployment(w http.ResponseWriter, r *http.Request) {
+	id, err := deploymentID(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	d, err := a.svc.Deployment(r.Context(), id)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, 200, d)
+}
+
+// wait long-polls until the deployment is terminal or the timeout passes,
+// then answers with the deployment as it stands.
+func (a *api) wait(w http.ResponseWriter, r *http.Request) {
+	id, err := deploymentID(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	timeout := DefaultWait
+	if s := r.URL.Query().Get("timeout"); s != "" {
+		if timeout, err = time.ParseDuration(s); err != nil || timeout <= 0 || timeout > MaxWait {
+			a.fail(w, r, fmt.Errorf("%w: timeout %q: want a duration up to %s", core.ErrInvalid, s, MaxWait))
+			return
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	d, err := a.svc.Wait(ctx, id)
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, 200, d)
+}
+
+func (a *api) events(w http.ResponseWriter, r *http.Request) {
+	app := r.URL.Query().Get("app")
+	if app != "" {
+		if err := core.ValidateName("app", app); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+	}
+	after, err := queryInt(r, "after")
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	limit, err := queryInt(r, "limit")
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	es, err := a.svc.Events(r.Context(), app, after, int(limit))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if es == nil {
+		es = []core.Event{}
+	}
+	writeJSON(w, 200, es)
+}
+
+// stream is the event stream: events after `after` (or Last-Event-ID) from
+// the store, then live ones, each with its id so a client can resume.
+func (a *api) stream(w http.ResponseWriter, r *http.Request) {
+	app := r.URL.Query().Get("app")
+	if app != "" {
+		if err := core.ValidateName("app", app); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+	}
+	after, err := queryInt(r, "after")
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if id := r.Header.Get("Last-Event-ID"); id != "" {
+		if n, err := strconv.ParseInt(id, 10, 64); err == nil && n > after {
+			after = n
+		}
+	}
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		a.fail(w, r, errors.New("streaming unsupported"))
+		return
+	}
+	live, cancel := a.svc.Subscribe() // subscribe first so nothing falls between replay and live
+	defer cancel()
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(200)
+	send := func(e core.Event) bool {
+		if e.ID <= after || (app != "" && e.App != app) {
+			return true
+		}
+		b, _ := json.Marshal(e)
+		if _, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", e.ID, e.Type, b); err != nil {
+			return false
+		}
+		after = e.ID
+		fl.Flush()
+		return true
+	}
+	for {
+		es, err := a.svc.Events(r.Context(), app, after, sseReplayLimit)
+		if err != nil {
+			return
+		}
+		for _, e := range es {
+			if !send(e) {
+				return
+			}
+		}
+		if len(es) < sseReplayLimit {
+			break
+		}
+	}
+	fl.Flush()
+	hb := time.NewTicker(sseHeartbeat)
+	defer hb.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case e, ok := <-live:
+			if !ok {
+				return
+			}
+			if e.ID > after+1 {
+				// Missed some (slow consumer): catch up from the store.
+				es, err := a.svc.Events(r.Context(), app, after, sseReplayLimit)
+				if err != nil {
+					return
+				}
+				for _, x := range es {
+					if !send(x) {
+						return
+					}
+				}
+			}
+			if !send(e) {
+				return
+			}
+		case <-hb.C:
+			if _, err := fmt.Fprint(w, ": heartbeat\n\n"); err != nil {
+				return
+			}
+			fl.Flush()
+		}
+	}
+}
