@@ -273,6 +273,12 @@ func writeRequestHead(bw *bufio.Writer, r *http.Request) {
 			if !upgrade {
 				continue
 			}
+			for _, v := range vv {
+				bw.WriteString("Upgrade: ")
+				bw.WriteString(v)
+				bw.WriteString("\r\n")
+			}
+			continue
 		case "X-Forwarded-For":
 			xff = strings.Join(vv, ", ")
 			continue

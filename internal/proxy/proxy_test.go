@@ -1,0 +1,558 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+var ctx = context.Background()
+
+func TestSwitchUnderLoadDropsNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("load test")
+	}
+	blue := newBackend(t, "blue", 2*time.Second)
+	green := newBackend(t, "green", 2*time.Second)
+	p, addr := startProxy(t, "")
+	if err := p.SetService(ctx, ServiceSpec{Name: "web", Targets: []string{blue.addr}}); err != nil {
+		t.Fatal(err)
+	}
+	var ok, non2xx, connErr atomic.Int64
+	versions := sync.Map{}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	tr := &http.Transport{MaxIdleConnsPerHost: 64}
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := client.Get("http://" + addr + "/")
+				if err != nil {
+					connErr.Add(1)
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode/100 != 2 {
+					non2xx.Add(1)
+					continue
+				}
+				ok.Add(1)
+				v, _ := versions.LoadOrStore(resp.Header.Get("X-Version"), new(atomic.Int64))
+				v.(*atomic.Int64).Add(1)
+			}
+		}()
+	}
+	var slowOK, slowFail atomic.Int64
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := client.Get("http://" + addr + "/slow")
+				if err != nil {
+					slowFail.Add(1)
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					slowFail.Add(1)
+					continue
+				}
+				slowOK.Add(1)
+			}
+		}()
+	}
+	var maxSwitch time.Duration
+	for i := range 100 {
+		target := green.addr
+		if i%2 == 1 {
+			target = blue.addr
+		}
+		start := time.Now()
+		if err := p.SetService(ctx, ServiceSpec{Name: "web", Targets: []string{target}}); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d > maxSwitch {
+			maxSwitch = d
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
+	time.Sleep(2500 * time.Millisecond) // let the last slow requests finish
+	close(stop)
+	wg.Wait()
+	t.Logf("ok=%d non2xx=%d connErr=%d slowOK=%d slowFail=%d maxSwitch=%s", ok.Load(), non2xx.Load(), connErr.Load(), slowOK.Load(), slowFail.Load(), maxSwitch)
+	if non2xx.Load() != 0 || connErr.Load() != 0 || slowFail.Load() != 0 {
+		t.Fatalf("dropped requests: non2xx=%d connErr=%d slowFail=%d", non2xx.Load(), connErr.Load(), slowFail.Load())
+	}
+	if slowOK.Load() < 4 {
+		t.Errorf("slow requests completed = %d", slowOK.Load())
+	}
+	for _, v := range []string{"blue", "green"} {
+		n, _ := versions.Load(v)
+		if n == nil || n.(*atomic.Int64).Load() == 0 {
+			t.Errorf("no answers from %s", v)
+		}
+	}
+}
+
+func TestSwitchReturnsBeforeDrainAndStatusShowsIt(t *testing.T) {
+	blue := newBackend(t, "blue", 1500*time.Millisecond)
+	green := newBackend(t, "green", 0)
+	p, addr := startProxy(t, "")
+	if err := p.SetService(ctx, ServiceSpec{Name: "web", Targets: []string{blue.addr}}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan string)
+	go func() {
+		_, body, _ := get(t, http.DefaultClient, "http://"+addr+"/slow")
+		done <- body
+	}()
+	time.Sleep(200 * time.Millisecond)
+	start := time.Now()
+	if err := p.SetService(ctx, ServiceSpec{Name: "web", Targets: []string{green.addr}}); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("switch waited for the drain: %s", d)
+	}
+	st, _ := p.StatusOf("web")
+	if len(st.Draining) != 1 || st.Draining[0].InFlight != 1 || st.Standby == nil || st.Standby.Targets[0].Addr != blue.addr {
+		t.Errorf("status during drain = %+v", st)
+	}
+	if _, body, _ := get(t, http.DefaultClient, "http://"+addr+"/"); body != "hello from green" {
+		t.Errorf("new request went to %q", body)
+	}
+	if body := <-done; body != "slow blue" {
+		t.Errorf("in-flight request = %q, want it finished by blue", body)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		st, _ = p.StatusOf("web")
+		if len(st.Draining) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("drain never finished")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestLongLivedConnectionsSurviveSwitch(t *testing.T) {
+	blue := newBackend(t, "blue", 0)
+	green := newBackend(t, "green", 0)
+	p, addr := startProxy(t, "")
+	if err := p.SetService(ctx, ServiceSpec{Name: "web", Targets: []string{blue.addr}, DrainTimeout: 800 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	// An SSE stream and a WebSocket opened on blue.
+	resp, err := http.Get("http://" + addr + "/sse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sse := bufio.NewReader(resp.Body)
+	readEvent := func() (string, error) {
+		for {
+			line, err := sse.ReadString('\n')
+			if err != nil {
+				return "", err
+			}
+			if strings.HasPrefix(line, "data: ") {
+				return strings.TrimSpace(strings.TrimPrefix(line, "data: ")), nil
+			}
+		}
+	}
+	if ev, err := readEvent(); err != nil || !strings.HasPrefix(ev, "blue") {
+		t.Fatalf("first SSE event = %q, %v", ev, err)
+	}
+	ws, _, err := websocket.Dial(ctx, "ws://"+addr+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	echo := func() (string, error) {
+		if err := ws.Write(ctx, websocket.MessageText, []byte("ping")); err != nil {
+			return "", err
+		}
+		_, b, err := ws.Read(ctx)
+		return string(b), err
+	}
+	if got, err := echo(); got != "blue:ping" {
+		t.Fatalf("ws before switch = %q, %v", got, err)
+	}
+
+	switched := time.Now()
+	if err := p.SetService(ctx, ServiceSpec{Name: "web", Targets: []string{green.addr}, DrainTimeout: 800 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	// Both keep running on blue until the drain timeout...
+	if got, err := echo(); got != "blue:ping" {
+		t.Errorf("ws after switch = %q, %v; want it still on blue", got, err)
+	}
+	if ev, err := readEvent(); err != nil || !strings.HasPrefix(ev, "blue") {
+		t.Errorf("SSE after switch = %q, %v", ev, err)
+	}
+	// ...while new connections go to green.
+	ws2, _, err := websocket.Dial(ctx, "ws://"+addr+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws2.CloseNow()
+	ws2.Write(ctx, websocket.MessageText, []byte("hi"))
+	if _, b, _ := ws2.Read(ctx); string(b) != "green:hi" {
+		t.Errorf("new ws = %q", b)
+	}
+	// Then they close cleanly: WebSocket with 1001, SSE with the end of the stream.
+	_, _, err = ws.Read(ctx)
+	if websocket.CloseStatus(err) != websocket.StatusGoingAway {
+		t.Errorf("ws close = %v, want 1001 going away", err)
+	}
+	for {
+		if _, err := readEvent(); err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.Errorf("SSE ended with %v, want a clean end of stream", err)
+			}
+			break
+		}
+	}
+	if d := time.Since(switched); d < 700*time.Millisecond {
+		t.Errorf("long-lived connections closed after %s, before the drain timeout", d)
+	}
+}
+
+func TestHeadersAndBodies(t *testing.T) {
+	b := newBackend(t, "blue", 0)
+	p, addr := startProxy(t, "")
+	if err := p.SetService(ctx, ServiceSpec{Name: "web", Targets: []string{b.addr}}); err != nil {
+		t.Fatal(err)
+	}
+	body := strings.Repeat("x", 100_000)
+	req, _ := http.NewRequest("POST", "http://"+addr+"/echo", strings.NewReader(body))
+	req.Header.Set("X-Forwarded-For", "10.0.0.1")
+	req.Header.Set("Connection", "X-Hop")
+	req.Header.Set("X-Hop", "should-not-pass")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(got) != body {
+		t.Errorf("body of %d bytes came back as %d", len(body), len(got))
+	}
+	h := resp.Header
+	if h.Get("X-Seen-Xff") != "10.0.0.1, 127.0.0.1" || h.Get("X-Seen-Proto") != "http" || h.Get("X-Seen-Host") != addr || h.Get("X-Seen-Request-Id") == "" {
+		t.Errorf("forwarded headers = %v", h)
+	}
+	if h.Get("X-Seen-Hop") != "" || h.Get("X-Backend-Hop") != "" {
+		t.Errorf("hop-by-hop headers passed: %v", h)
+	}
+	// Chunked request body.
+	pr, pw := io.Pipe()
+	go func() { pw.Write([]byte("chunk-1 ")); pw.Write([]byte("chunk-2")); pw.Close() }()
+	resp, err = http.Post("http://"+addr+"/echo", "text/plain", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(got) != "chunk-1 chunk-2" {
+		t.Errorf("chunked body = %q", got)
+	}
+	// Body limit.
+	p.cfg.MaxBodyBytes = 10
+	resp, err = http.Post("http://"+addr+"/echo", "text/plain", strings.NewReader(strings.Repeat("y", 100)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("oversized body status = %d", resp.StatusCode)
+	}
+}
+
+func TestErrorPagesAndHostRouting(t *testing.T) {
+	a := newBackend(t, "a", 0)
+	bb := newBackend(t, "b", 0)
+	p, addr := startProxy(t, "")
+	if err := p.SetService(ctx, ServiceSpec{Name: "a", Hosts: []string{"a.test"}, Targets: []string{a.addr}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.SetService(ctx, ServiceSpec{Name: "b", Hosts: []string{"b.test"}, Targets: []string{bb.addr}}); err != nil {
+		t.Fatal(err)
+	}
+	do := func(host string) (int, string) {
+		req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, strings.TrimSpace(string(b))
+	}
+	if _, body := do("a.test"); body != "hello from a" {
+		t.Errorf("a.test -> %q", body)
+	}
+	if _, body := do("B.test:80"); body != "hello from b" {
+		t.Errorf("b.test -> %q", body)
+	}
+	if code, _ := do("c.test"); code != 404 {
+		t.Errorf("unrouted host -> %d", code)
+	}
+	// A dead target gives a clear 502.
+	bb.srv.Close()
+	if code, body := do("b.test"); code != 502 || !strings.Contains(body, "could not be reached") {
+		t.Errorf("dead target -> %d %q", code, body)
+	}
+	// Maintenance gives 503 with the message.
+	if err := p.Pause("a", PauseMaintenance, "back at ten", 0); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := do("a.test"); code != 503 || !strings.Contains(body, "back at ten") {
+		t.Errorf("paused -> %d %q", code, body)
+	}
+	// Queue mode holds requests until resume.
+	p.Pause("a", PauseQueue, "", 5*time.Second)
+	res := make(chan string)
+	go func() { _, body := do("a.test"); res <- body }()
+	time.Sleep(100 * time.Millisecond)
+	p.Resume("a")
+	if body := <-res; body != "hello from a" {
+		t.Errorf("queued request -> %q", body)
+	}
+}
+
+func TestCanarySplit(t *testing.T) {
+	blue := newBackend(t, "blue", 0)
+	green := newBackend(t, "green", 0)
+	p, addr := startProxy(t, "")
+	p.SetService(ctx, ServiceSpec{Name: "web", Targets: []string{blue.addr}})
+	if err := p.SetCanary(ctx, "web", []string{green.addr}, 20, false); err != nil {
+		t.Fatal(err)
+	}
+	n := map[string]int{}
+	for range 200 {
+		_, body, _ := get(t, http.DefaultClient, "http://"+addr+"/")
+		n[body]++
+	}
+	if n["hello from green"] != 40 || n["hello from blue"] != 160 {
+		t.Errorf("split = %v, want 40 green / 160 blue", n)
+	}
+	// Sticky: a client with the cookie stays on its side.
+	p.SetCanary(ctx, "web", []string{green.addr}, 50, true)
+	jar := &cookieJar{}
+	c := &http.Client{Jar: jar}
+	_, first, _ := get(t, c, "http://"+addr+"/")
+	for range 20 {
+		if _, body, _ := get(t, c, "http://"+addr+"/"); body != first {
+			t.Fatalf("sticky client moved from %q to %q", first, body)
+		}
+	}
+}
+
+type cookieJar struct {
+	mu sync.Mutex
+	c  []*http.Cookie
+}
+
+func (j *cookieJar) SetCookies(_ *url.URL, cs []*http.Cookie) {
+	j.mu.Lock()
+	j.c = append(j.c, cs...)
+	j.mu.Unlock()
+}
+func (j *cookieJar) Cookies(_ *url.URL) []*http.Cookie { j.mu.Lock(); defer j.mu.Unlock(); return j.c }
+
+func TestBadAdminInputChangesNothing(t *testing.T) {
+	good := newBackend(t, "good", 0)
+	sick := newBackend(t, "sick", 0)
+	sick.setUp(false)
+	dir := t.TempDir()
+	p, addr := startProxy(t, dir)
+	if err := p.SetService(ctx, ServiceSpec{Name: "web", Targets: []string{good.addr}}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(filepath.Join(dir, stateFile))
+	for _, tc := range []struct {
+		name string
+		do   func() error
+		want error
+		text string
+	}{
+		{"unknown service weight", func() error { return p.SetCanary(ctx, "nope", []string{good.addr}, 5, false) }, ErrNotFound, `service "nope"`},
+		{"unknown service pause", func() error { return p.Pause("nope", PauseMaintenance, "", 0) }, ErrNotFound, "nope"},
+		{"malformed address", func() error { return p.SetService(ctx, ServiceSpec{Name: "web", Targets: []string{"localhost"}}) }, ErrInvalid, `target "localhost"`},
+		{"port out of range", func() error { return p.SetService(ctx, ServiceSpec{Name: "web", Targets: []string{"127.0.0.1:70000"}}) }, ErrInvalid, "70000"},
+		{"no targets", func() error { return p.SetService(ctx, ServiceSpec{Name: "web"}) }, ErrInvalid, "at least one"},
+		{"bad name", func() error { return p.SetService(ctx, ServiceSpec{Name: "a b/c", Targets: []string{good.addr}}) }, ErrInvalid, `"a b/c"`},
+		{"bad host", func() error {
+			return p.SetService(ctx, ServiceSpec{Name: "web", Hosts: []string{"x.test/path"}, Targets: []string{good.addr}})
+		}, ErrInvalid, "x.test/path"},
+		{"weight out of range", func() error { return p.SetCanary(ctx, "web", []string{good.addr}, 101, false) }, ErrInvalid, "percent 101"},
+		{"negative weight", func() error { return p.SetCanary(ctx, "web", []string{good.addr}, -1, false) }, ErrInvalid, "percent -1"},
+		{"unhealthy target without force", func() error {
+			c, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+			defer cancel()
+			return p.SetService(c, ServiceSpec{Name: "web", Targets: []string{sick.addr}})
+		}, ErrUnhealthy, sick.addr},
+		{"pause mode", func() error { return p.Pause("web", "sleep", "", 0) }, ErrInvalid, `"sleep"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.do()
+			if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.text) {
+				t.Fatalf("err = %v, want %v naming %q", err, tc.want, tc.text)
+			}
+			if _, body, _ := get(t, http.DefaultClient, "http://"+addr+"/"); body != "hello from good" {
+				t.Errorf("traffic changed: %q", body)
+			}
+			after, _ := os.ReadFile(filepath.Join(dir, stateFile))
+			if string(after) != string(before) {
+				t.Errorf("persisted state changed:\n%s\n---\n%s", before, after)
+			}
+		})
+	}
+	// With force the unhealthy set is accepted.
+	if err := p.SetService(ctx, ServiceSpec{Name: "web", Targets: []string{sick.addr}, Force: true}); err != nil {
+		t.Errorf("forced switch: %v", err)
+	}
+}
+
+func TestAdminAPIAndToken(t *testing.T) {
+	b := newBackend(t, "blue", 0)
+	p, _ := startProxy(t, "")
+	srv := &http.Server{Handler: p.AdminHandler("s3cret-token")}
+	ln, _ := netListen(t)
+	go srv.Serve(ln)
+	defer srv.Close()
+	c, _ := NewAdminClient(ln.Addr().String(), "wrong")
+	if err := c.Do(ctx, "GET", "/services", nil, nil); err == nil || !strings.Contains(err.Error(), "token") {
+		t.Errorf("wrong token: %v", err)
+	}
+	c, _ = NewAdminClient(ln.Addr().String(), "s3cret-token")
+	var st ServiceStatus
+	if err := c.Do(ctx, "PUT", "/services/web", AdminRequest{Targets: []string{b.addr}}, &st); err != nil || st.Active.Targets[0].Addr != b.addr {
+		t.Fatalf("set = %+v, %v", st, err)
+	}
+	err := c.Do(ctx, "PUT", "/services/web", map[string]any{"targets": []string{b.addr}, "bogus": 1}, nil)
+	var ae *AdminError
+	if !errors.As(err, &ae) || ae.Status != 400 || !strings.Contains(ae.Message, "bogus") {
+		t.Errorf("unknown field: %v", err)
+	}
+	if err := c.Do(ctx, "GET", "/services/nope", nil, nil); !errors.As(err, &ae) || ae.Status != 404 {
+		t.Errorf("unknown service: %v", err)
+	}
+	resp, err := http.Get("http://" + ln.Addr().String() + "/metrics")
+	if err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != 401 {
+			t.Errorf("metrics without token: %d", resp.StatusCode)
+		}
+	}
+}
+
+// TestRestartAfterSIGKILLRestoresRoutes runs `cutover proxy run` as a real
+// process, kills it with SIGKILL and starts it again.
+func TestRestartAfterSIGKILLRestoresRoutes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "cutover")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/cutover/cutover/cmd/cutover").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v %s", err, out)
+	}
+	b := newBackend(t, "blue", 0)
+	state := t.TempDir()
+	sock := filepath.Join(t.TempDir(), "admin.sock")
+	listen := freeAddr(t)
+	run := func() *exec.Cmd {
+		cmd := exec.Command(bin, "proxy", "run", "--listen", listen, "--admin", sock, "--state", state)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if c, err := NewAdminClient(sock, ""); err == nil && c.Do(ctx, "GET", "/services", nil, nil) == nil {
+				return cmd
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("proxy did not start")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	cmd := run()
+	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm()&0o077 != 0 {
+		t.Errorf("admin socket mode = %v, %v; want 0600", fi.Mode().Perm(), err)
+	}
+	out, err := exec.Command(bin, "proxy", "set", "web", "--target", b.addr, "--admin", sock).CombinedOutput()
+	if err != nil {
+		t.Fatalf("proxy set: %v %s", err, out)
+	}
+	if _, body, _ := get(t, http.DefaultClient, "http://"+listen+"/"); body != "hello from blue" {
+		t.Fatalf("before kill: %q", body)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	run()
+	if _, body, _ := get(t, http.DefaultClient, "http://"+listen+"/"); body != "hello from blue" {
+		t.Errorf("after restart: %q", body)
+	}
+	out, err = exec.Command(bin, "proxy", "status", "--admin", sock, "--output", "json").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), b.addr) {
+		t.Errorf("status after restart: %v %s", err, out)
+	}
+	// Bad usage exits 2 and names the value.
+	c := exec.Command(bin, "proxy", "weight", "web", "--canary", b.addr, "--percent", "150", "--admin", sock)
+	out, _ = c.CombinedOutput()
+	if c.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), "150") {
+		t.Errorf("bad percent: exit %d %s", c.ProcessState.ExitCode(), out)
+	}
+}
+
+func netListen(t *testing.T) (net.Listener, error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln, nil
+}
+
+func freeAddr(t *testing.T) string {
+	ln, _ := netListen(t)
+	defer ln.Close()
+	return ln.Addr().String()
+}
