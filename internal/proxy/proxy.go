@@ -382,18 +382,19 @@ func hostsOrAny(h []string) []string {
 
 // rebuild publishes a new routing table; callers hold p.mu.
 func (p *Proxy) rebuild() {
-	t := &table{byHost: map[string][]*service{}}
+	t := &table{byHost: map[string][]route{}}
 	for _, s := range p.services {
+		r := route{prefix: s.spec.PathPrefix, svc: s}
 		if len(s.spec.Hosts) == 0 {
-			t.any = append(t.any, s)
+			t.any = append(t.any, r)
 			continue
 		}
 		for _, h := range s.spec.Hosts {
-			t.byHost[h] = append(t.byHost[h], s)
+			t.byHost[h] = append(t.byHost[h], r)
 		}
 	}
-	byPrefix := func(l []*service) {
-		sort.Slice(l, func(i, j int) bool { return len(l[i].spec.PathPrefix) > len(l[j].spec.PathPrefix) })
+	byPrefix := func(l []route) {
+		sort.Slice(l, func(i, j int) bool { return len(l[i].prefix) > len(l[j].prefix) })
 	}
 	for _, l := range t.byHost {
 		byPrefix(l)

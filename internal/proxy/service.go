@@ -45,10 +45,16 @@ type service struct {
 	drains  []*targetSet
 }
 
-// table is the immutable routing table published atomically.
+// table is the immutable routing table published atomically; it copies
+// what matching needs so the hot path never reads a service's spec.
 type table struct {
-	byHost map[string][]*service
-	any    []*service
+	byHost map[string][]route
+	any    []route
+}
+
+type route struct {
+	prefix string
+	svc    *service
 }
 
 // match finds the service for host and path: exact host first, then the
@@ -65,10 +71,10 @@ func (t *table) match(host, path string) *service {
 	return byPrefix(t.any, path)
 }
 
-func byPrefix(l []*service, path string) *service {
-	for _, s := range l {
-		if s.spec.PathPrefix == "" || strings.HasPrefix(path, s.spec.PathPrefix) {
-			return s
+func byPrefix(l []route, path string) *service {
+	for _, r := range l {
+		if r.prefix == "" || strings.HasPrefix(path, r.prefix) {
+			return r.svc
 		}
 	}
 	return nil

@@ -84,8 +84,8 @@ func (p *Proxy) Stats(name string) (ServiceStats, error) {
 // StatusOf returns one service's status.
 func (p *Proxy) StatusOf(name string) (ServiceStatus, error) {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	svc := p.services[name]
-	p.mu.Unlock()
 	if svc == nil {
 		return ServiceStatus{}, fmt.Errorf("%w: service %q", ErrNotFound, name)
 	}
@@ -95,15 +95,11 @@ func (p *Proxy) StatusOf(name string) (ServiceStatus, error) {
 // Status returns every service, sorted by name.
 func (p *Proxy) Status() []ServiceStatus {
 	p.mu.Lock()
-	svcs := make([]*service, 0, len(p.services))
+	out := make([]ServiceStatus, 0, len(p.services))
 	for _, s := range p.services {
-		svcs = append(svcs, s)
-	}
-	p.mu.Unlock()
-	out := make([]ServiceStatus, 0, len(svcs))
-	for _, s := range svcs {
 		out = append(out, s.status())
 	}
+	p.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
