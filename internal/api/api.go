@@ -490,10 +490,15 @@ func (a *api) stream(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	after, err := queryInt(r, "after")
-	if err != nil {
-		a.fail(w, r, err)
-		return
+	// after=now skips the replay: only events from now on.
+	now := r.URL.Query().Get("after") == "now"
+	var after int64
+	var err error
+	if !now {
+		if after, err = queryInt(r, "after"); err != nil {
+			a.fail(w, r, err)
+			return
+		}
 	}
 	if id := r.Header.Get("Last-Event-ID"); id != "" {
 		if n, err := strconv.ParseInt(id, 10, 64); err == nil && n > after {
@@ -522,7 +527,7 @@ func (a *api) stream(w http.ResponseWriter, r *http.Request) {
 		fl.Flush()
 		return true
 	}
-	for {
+	for !now {
 		es, err := a.svc.Events(r.Context(), app, after, sseReplayLimit)
 		if err != nil {
 			return
@@ -546,6 +551,10 @@ func (a *api) stream(w http.ResponseWriter, r *http.Request) {
 		case e, ok := <-live:
 			if !ok {
 				return
+			}
+			if now {
+				// The first live event sets the position; later gaps are caught up.
+				now, after = false, e.ID-1
 			}
 			if e.ID > after+1 {
 				// Missed some (slow consumer): catch up from the store.

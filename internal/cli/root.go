@@ -41,6 +41,7 @@ func NewRoot() *cobra.Command {
 		newServerCmd(),
 		newDemoCmd(),
 	)
+	addControlCommands(root)
 	return root
 }
 

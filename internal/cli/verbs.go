@@ -1,0 +1,431 @@
+package cli
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cutover/cutover/internal/core"
+)
+
+func newAppCmd(c *control) *cobra.Command {
+	cmd := &cobra.Command{Use: "app", Short: "Register and list apps"}
+	var repo string
+	add := &cobra.Command{
+		Use:     "add NAME --repo PATH_OR_URL",
+		Short:   "Register an app whose repository has a cutover.yml at its root",
+		Example: "  cutover app add hello --repo ./hello\n  cutover app add api --repo file:///srv/git/api.git",
+		Args:    exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := validName("app", args[0]); err != nil {
+				return err
+			}
+			if repo == "" {
+				return usagef("--repo is required")
+			}
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			a, err := cl.AddApp(cmd.Context(), args[0], repo)
+			if err != nil {
+				return err
+			}
+			if c.json() {
+				return printJSON(cmd.OutOrStdout(), a)
+			}
+			printf(cmd, "app %s added (%s)\n", a.Name, a.Repo)
+			return nil
+		},
+	}
+	add.Flags().StringVar(&repo, "repo", "", "git repository: a local path or a URL git understands")
+	list := &cobra.Command{
+		Use: "list", Short: "List apps", Example: "  cutover app list --output json", Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			apps, err := cl.Apps(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if c.json() {
+				return printJSON(cmd.OutOrStdout(), apps)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "APP\tREPO\tADDED")
+			for _, a := range apps {
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", a.Name, a.Repo, a.CreatedAt.Format(time.DateTime))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.AddCommand(add, list)
+	return cmd
+}
+
+func newBuildCmd(c *control) *cobra.Command {
+	var commit string
+	cmd := &cobra.Command{
+		Use:     "build APP",
+		Short:   "Build a commit once into an immutable artifact (a second build is a no-op)",
+		Example: "  cutover build hello\n  cutover build hello --commit v1.2.3",
+		Args:    exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := validName("app", args[0]); err != nil {
+				return err
+			}
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			a, err := cl.Build(cmd.Context(), args[0], commit)
+			if err != nil {
+				return err
+			}
+			if c.json() {
+				return printJSON(cmd.OutOrStdout(), a)
+			}
+			printf(cmd, "%s %s %s (%d bytes)\n", a.App, core.ShortSHA(a.SHA), a.Digest, a.Size)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&commit, "commit", "", "commit SHA, branch or tag (default HEAD)")
+	return cmd
+}
+
+func newConfirmCmd(c *control) *cobra.Command {
+	return &cobra.Command{
+		Use:     "confirm APP ENV",
+		Short:   "Mark the live release verified; bring the standby colour to it (or scale it in)",
+		Example: "  cutover confirm hello production",
+		Args:    exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := validAppEnv(args); err != nil {
+				return err
+			}
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			d, err := cl.Confirm(cmd.Context(), args[0], args[1])
+			if err != nil {
+				return err
+			}
+			if d, err = cl.Wait(cmd.Context(), d.ID, 5*time.Minute); err != nil {
+				return err
+			}
+			if c.json() {
+				return printJSON(cmd.OutOrStdout(), d)
+			}
+			printf(cmd, "v%d confirmed in %s: %s\n", d.Release, d.Env, d.State)
+			if d.State != core.StateSucceeded {
+				return fmt.Errorf("%w: %s", errDeployFailed, d.Reason)
+			}
+			return nil
+		},
+	}
+}
+
+func newHoldCmd(c *control) *cobra.Command {
+	var dur time.Duration
+	cmd := &cobra.Command{
+		Use:     "hold APP ENV --for DURATION",
+		Short:   "Keep a failed colour running for investigation longer",
+		Example: "  cutover hold hello production --for 2h",
+		Args:    exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := validAppEnv(args); err != nil {
+				return err
+			}
+			if dur <= 0 {
+				return usagef("--for is required (for example 2h)")
+			}
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			st, err := cl.Hold(cmd.Context(), args[0], args[1], dur)
+			if err != nil {
+				return err
+			}
+			if c.json() {
+				return printJSON(cmd.OutOrStdout(), st)
+			}
+			for _, sl := range st.Slots {
+				if sl.State == core.SlotFailed {
+					printf(cmd, "failed %s (v%d) held until %s at %s\n", sl.Colour, sl.Release, sl.HeldUntil.Format(time.RFC3339), addrList(sl.Instances))
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().DurationVar(&dur, "for", 0, "how long to hold it")
+	return cmd
+}
+
+func newConfigCmd(c *control) *cobra.Command {
+	cmd := &cobra.Command{Use: "config", Short: "Manage per-environment config (a new version per change)"}
+	var secrets []string
+	set := &cobra.Command{
+		Use:   "set APP ENV KEY=VALUE... [--secret KEY=VALUE...]",
+		Short: "Record a new config version; it goes live with the next deployment",
+		Long: `Records a new config version for the environment. Secret values are stored
+encrypted and never shown again. Deploy the live commit again to make a
+config-only release.`,
+		Example: "  cutover config set hello production LOG_LEVEL=debug --secret API_KEY=s3cr3t\n  cutover deploy hello production",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) < 2 {
+				return usagef("config set takes APP ENV and KEY=VALUE pairs")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := validAppEnv(args[:2]); err != nil {
+				return err
+			}
+			vars, err := pairs(args[2:])
+			if err != nil {
+				return err
+			}
+			sec, err := pairs(secrets)
+			if err != nil {
+				return err
+			}
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			cv, err := cl.SetConfig(cmd.Context(), args[0], args[1], vars, sec)
+			if err != nil {
+				return err
+			}
+			if c.json() {
+				return printJSON(cmd.OutOrStdout(), cv)
+			}
+			keys := make([]string, 0, len(cv.Vars))
+			for k := range cv.Vars {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			printf(cmd, "config v%d for %s/%s: %s; secrets: %s\n", cv.Version, cv.App, cv.Env, strings.Join(keys, ", "), strings.Join(cv.SecretKeys, ", "))
+			return nil
+		},
+	}
+	set.Flags().StringArrayVar(&secrets, "secret", nil, "KEY=VALUE stored encrypted (repeatable)")
+	cmd.AddCommand(set)
+	return cmd
+}
+
+func pairs(args []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, a := range args {
+		k, v, ok := strings.Cut(a, "=")
+		if !ok || k == "" {
+			return nil, usagef("%q: want KEY=VALUE", a)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+func addrList(insts []core.Instance) string {
+	out := make([]string, len(insts))
+	for i, in := range insts {
+		out[i] = in.Addr
+	}
+	return strings.Join(out, ",")
+}
+
+func newStatusCmd(c *control) *cobra.Command {
+	return &cobra.Command{
+		Use:     "status APP",
+		Short:   "Show each environment: live colour and release, standby, failed colour kept for investigation",
+		Example: "  cutover status hello\n  cutover status hello --output json",
+		Args:    exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := validName("app", args[0]); err != nil {
+				return err
+			}
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			st, err := cl.Status(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if c.json() {
+				return printJSON(cmd.OutOrStdout(), st)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ENV\tCOLOUR\tSTATE\tRELEASE\tINSTANCES\tUNTIL")
+			for _, e := range st {
+				for _, col := range []core.Colour{core.Blue, core.Green} {
+					sl := e.State.Slots[col]
+					if sl == nil || sl.State == core.SlotEmpty {
+						continue
+					}
+					until := ""
+					if !sl.Until.IsZero() {
+						until = sl.Until.Local().Format(time.DateTime)
+					}
+					if !sl.HeldUntil.IsZero() && sl.HeldUntil.After(sl.Until) {
+						until = "held until " + sl.HeldUntil.Local().Format(time.DateTime)
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\tv%d\t%s\t%s\n", e.Env, col, sl.State, sl.Release, addrList(sl.Instances), until)
+				}
+				if e.LockedBy != "" {
+					fmt.Fprintf(tw, "%s\t\tlocked by %s\t\t\t\n", e.Env, e.LockedBy)
+				}
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func newHistoryCmd(c *control) *cobra.Command {
+	var limit int
+	var before int64
+	cmd := &cobra.Command{
+		Use:     "history APP [ENV]",
+		Short:   "List deployments, newest first (deploys, rollbacks, reverts, confirmations)",
+		Example: "  cutover history hello production --limit 20",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) < 1 || len(args) > 2 {
+				return usagef("history takes APP and optionally ENV")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := validAppEnv(args); err != nil {
+				return err
+			}
+			env := ""
+			if len(args) == 2 {
+				env = args[1]
+			}
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			ds, err := cl.History(cmd.Context(), args[0], env, before, limit)
+			if err != nil {
+				return err
+			}
+			if c.json() {
+				return printJSON(cmd.OutOrStdout(), ds)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tWHEN\tENV\tKIND\tRELEASE\tCOMMIT\tSTATE\tREASON")
+			for _, d := range ds {
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\tv%d\t%s\t%s\t%s\n", d.ID, d.CreatedAt.Local().Format(time.DateTime), d.Env, d.Kind, d.Release, core.ShortSHA(d.SHA), d.State, d.Reason)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().IntVar(&limit, "limit", 50, "rows (at most 1000)")
+	cmd.Flags().Int64Var(&before, "before", 0, "show deployments older than this id (paging)")
+	return cmd
+}
+
+func newReleasesCmd(c *control) *cobra.Command {
+	return &cobra.Command{
+		Use: "releases APP", Short: "List releases: artifact (commit, digest) + config version", Example: "  cutover releases hello", Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := validName("app", args[0]); err != nil {
+				return err
+			}
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			rs, err := cl.Releases(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if c.json() {
+				return printJSON(cmd.OutOrStdout(), rs)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "RELEASE\tENV\tCOMMIT\tCONFIG\tDIGEST\tCREATED")
+			for _, r := range rs {
+				fmt.Fprintf(tw, "v%d\t%s\t%s\tv%d\t%s\t%s\n", r.Number, r.Env, core.ShortSHA(r.SHA), r.ConfigVersion, r.Digest, r.CreatedAt.Local().Format(time.DateTime))
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func newLogsCmd(c *control) *cobra.Command {
+	var colour string
+	cmd := &cobra.Command{
+		Use: "logs APP ENV", Short: "Show the end of the instance logs (live colour by default)",
+		Example: "  cutover logs hello production\n  cutover logs hello production --colour green", Args: exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := validAppEnv(args); err != nil {
+				return err
+			}
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			return cl.Logs(cmd.Context(), args[0], args[1], colour, cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().StringVar(&colour, "colour", "", "blue or green (default: the live colour)")
+	return cmd
+}
+
+func newEventsCmd(c *control) *cobra.Command {
+	var followFlag bool
+	var after int64
+	cmd := &cobra.Command{
+		Use: "events [APP]", Short: "Show the timeline; --follow streams new events",
+		Example: "  cutover events hello\n  cutover events --follow", Args: maxArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			app := ""
+			if len(args) == 1 {
+				if err := validName("app", args[0]); err != nil {
+					return err
+				}
+				app = args[0]
+			}
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			show := func(e core.Event) bool {
+				if c.json() {
+					_ = printJSON(cmd.OutOrStdout(), e)
+					return true
+				}
+				where := e.App
+				if e.Env != "" {
+					where += "/" + e.Env
+				}
+				printf(cmd, "%s  %-20s %s\n", e.Time.Local().Format(time.DateTime), where, e.Message)
+				return true
+			}
+			if followFlag {
+				return cl.Stream(cmd.Context(), app, after, nil, show)
+			}
+			es, err := cl.Events(cmd.Context(), app, after)
+			if err != nil {
+				return err
+			}
+			for _, e := range es {
+				show(e)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&followFlag, "follow", "f", false, "keep streaming new events")
+	cmd.Flags().Int64Var(&after, "after", 0, "only events after this id")
+	return cmd
+}

@@ -1,0 +1,257 @@
+// Package client is a small typed client of cutover's API, used by the CLI
+// and by tests.
+package client
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cutover/cutover/internal/core"
+	"github.com/cutover/cutover/internal/deploy"
+)
+
+// Client calls the API with a bearer token.
+type Client struct {
+	base  string
+	token string
+	hc    *http.Client
+}
+
+// Error is an error answered by the API.
+type Error struct {
+	Status  int
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// New returns a client for the API at baseURL.
+func New(baseURL, token string) *Client {
+	return &Client{base: strings.TrimSuffix(baseURL, "/"), token: token, hc: &http.Client{}}
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("cutover server %s: %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			return &Error{Status: resp.StatusCode, Message: e.Error}
+		}
+		return &Error{Status: resp.StatusCode, Message: fmt.Sprintf("%s: %s", resp.Status, strings.TrimSpace(string(b)))}
+	}
+	if out == nil {
+		return nil
+	}
+	if w, ok := out.(io.Writer); ok {
+		_, err := io.Copy(w, resp.Body)
+		return err
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+func esc(s string) string { return url.PathEscape(s) }
+
+// AddApp registers an app.
+func (c *Client) AddApp(ctx context.Context, name, repo string) (core.App, error) {
+	var a core.App
+	err := c.do(ctx, "POST", "/api/v1/apps", map[string]string{"name": name, "repo": repo}, &a)
+	return a, err
+}
+
+// Apps lists apps.
+func (c *Client) Apps(ctx context.Context) ([]core.App, error) {
+	var a []core.App
+	err := c.do(ctx, "GET", "/api/v1/apps", nil, &a)
+	return a, err
+}
+
+// Build builds ref of app once.
+func (c *Client) Build(ctx context.Context, app, ref string) (core.Artifact, error) {
+	var a core.Artifact
+	err := c.do(ctx, "POST", "/api/v1/apps/"+esc(app)+"/builds", map[string]string{"ref": ref}, &a)
+	return a, err
+}
+
+// Deploy queues a deployment of ref.
+func (c *Client) Deploy(ctx context.Context, app, env, ref string, noWait bool) (core.Deployment, error) {
+	var d core.Deployment
+	err := c.do(ctx, "POST", "/api/v1/apps/"+esc(app)+"/envs/"+esc(env)+"/deployments", map[string]any{"ref": ref, "no_wait": noWait}, &d)
+	return d, err
+}
+
+// Rollback queues a rollback.
+func (c *Client) Rollback(ctx context.Context, app, env string, to, steps int, noWait bool) (core.Deployment, error) {
+	var d core.Deployment
+	err := c.do(ctx, "POST", "/api/v1/apps/"+esc(app)+"/envs/"+esc(env)+"/rollback", map[string]any{"to": to, "steps": steps, "no_wait": noWait}, &d)
+	return d, err
+}
+
+// Confirm marks the live release verified.
+func (c *Client) Confirm(ctx context.Context, app, env string) (core.Deployment, error) {
+	var d core.Deployment
+	err := c.do(ctx, "POST", "/api/v1/apps/"+esc(app)+"/envs/"+esc(env)+"/confirm", nil, &d)
+	return d, err
+}
+
+// Hold postpones the revert of a failed colour.
+func (c *Client) Hold(ctx context.Context, app, env string, d time.Duration) (core.EnvState, error) {
+	var st core.EnvState
+	err := c.do(ctx, "POST", "/api/v1/apps/"+esc(app)+"/envs/"+esc(env)+"/hold", map[string]string{"for": d.String()}, &st)
+	return st, err
+}
+
+// SetConfig records a new config version.
+func (c *Client) SetConfig(ctx context.Context, app, env string, vars, secrets map[string]string) (core.ConfigVersion, error) {
+	var cv core.ConfigVersion
+	err := c.do(ctx, "PUT", "/api/v1/apps/"+esc(app)+"/envs/"+esc(env)+"/config", map[string]any{"vars": vars, "secrets": secrets}, &cv)
+	return cv, err
+}
+
+// Status returns the app's environments.
+func (c *Client) Status(ctx context.Context, app string) ([]deploy.EnvStatus, error) {
+	var st []deploy.EnvStatus
+	err := c.do(ctx, "GET", "/api/v1/apps/"+esc(app)+"/status", nil, &st)
+	return st, err
+}
+
+// History returns deployments newest first.
+func (c *Client) History(ctx context.Context, app, env string, before int64, limit int) ([]core.Deployment, error) {
+	q := url.Values{}
+	if env != "" {
+		q.Set("env", env)
+	}
+	if before > 0 {
+		q.Set("before", strconv.FormatInt(before, 10))
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var ds []core.Deployment
+	err := c.do(ctx, "GET", "/api/v1/apps/"+esc(app)+"/deployments?"+q.Encode(), nil, &ds)
+	return ds, err
+}
+
+// Releases lists releases newest first.
+func (c *Client) Releases(ctx context.Context, app string) ([]core.Release, error) {
+	var rs []core.Release
+	err := c.do(ctx, "GET", "/api/v1/apps/"+esc(app)+"/releases", nil, &rs)
+	return rs, err
+}
+
+// Deployment returns one deployment.
+func (c *Client) Deployment(ctx context.Context, id int64) (core.Deployment, error) {
+	var d core.Deployment
+	err := c.do(ctx, "GET", "/api/v1/deployments/"+strconv.FormatInt(id, 10), nil, &d)
+	return d, err
+}
+
+// Wait long-polls until the deployment ends or timeout passes.
+func (c *Client) Wait(ctx context.Context, id int64, timeout time.Duration) (core.Deployment, error) {
+	var d core.Deployment
+	err := c.do(ctx, "GET", fmt.Sprintf("/api/v1/deployments/%d/wait?timeout=%s", id, timeout), nil, &d)
+	return d, err
+}
+
+// Logs writes the instance logs of app in env to w.
+func (c *Client) Logs(ctx context.Context, app, env, colour string, w io.Writer) error {
+	q := url.Values{}
+	if colour != "" {
+		q.Set("colour", colour)
+	}
+	return c.do(ctx, "GET", "/api/v1/apps/"+esc(app)+"/envs/"+esc(env)+"/logs?"+q.Encode(), nil, w)
+}
+
+// Events returns timeline events after afterID.
+func (c *Client) Events(ctx context.Context, app string, afterID int64) ([]core.Event, error) {
+	q := url.Values{"after": {strconv.FormatInt(afterID, 10)}}
+	if app != "" {
+		q.Set("app", app)
+	}
+	var es []core.Event
+	err := c.do(ctx, "GET", "/api/v1/events?"+q.Encode(), nil, &es)
+	return es, err
+}
+
+// Stream follows the event stream from afterID (-1: only new events),
+// calling opened once subscribed (may be nil) and fn for each event until fn
+// returns false, ctx ends or the server closes the stream.
+func (c *Client) Stream(ctx context.Context, app string, afterID int64, opened func(), fn func(core.Event) bool) error {
+	after := strconv.FormatInt(afterID, 10)
+	if afterID < 0 {
+		after = "now"
+	}
+	q := url.Values{"after": {after}}
+	if app != "" {
+		q.Set("app", app)
+	}
+	req, err := http.NewRequestWithContext(ctx, "GET", c.base+"/api/v1/events/stream?"+q.Encode(), nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("cutover server %s: %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return &Error{Status: resp.StatusCode, Message: strings.TrimSpace(string(b))}
+	}
+	if opened != nil {
+		opened()
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		data, ok := strings.CutPrefix(line, "data: ")
+		if !ok {
+			continue
+		}
+		var e core.Event
+		if err := json.Unmarshal([]byte(data), &e); err != nil {
+			continue
+		}
+		if !fn(e) {
+			return nil
+		}
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	return sc.Err()
+}
