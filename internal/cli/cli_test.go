@@ -1,0 +1,198 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cutover/cutover/examples"
+	"github.com/cutover/cutover/internal/core"
+	"github.com/cutover/cutover/internal/server"
+)
+
+// run executes the CLI in-process and returns its exit code and output.
+func run(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	root := NewRoot()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(args)
+	err := root.ExecuteContext(context.Background())
+	if err == nil {
+		return exitOK, out.String()
+	}
+	out.WriteString("error: " + err.Error())
+	var ue usageError
+	if errors.As(err, &ue) {
+		return exitUsage, out.String()
+	}
+	return exitFail, out.String()
+}
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func git(t *testing.T, dir string, args ...string) {
+	t.Helper()
+	cmd := exec.Command("git", append([]string{"-c", "user.name=t", "-c", "user.email=t@x.invalid", "-c", "commit.gpgsign=false"}, args...)...)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("git %v: %v %s", args, err, out)
+	}
+}
+
+func TestUsageErrorsExitTwo(t *testing.T) {
+	for _, args := range [][]string{
+		{"deploy", "hello"},
+		{"deploy", "../x", "prod", "--token", "t"},
+		{"deploy", "hello", "prod;rm", "--token", "t"},
+		{"rollback", "hello", "prod", "--to", "3", "--steps", "2", "--token", "t"},
+		{"config", "set", "hello", "prod", "NOEQUALS", "--token", "t"},
+		{"status", "hello", "--output", "yaml", "--token", "t"},
+		{"server", "extra"},
+		{"proxy", "weight", "web", "--percent", "101", "--admin", "/tmp/x.sock"},
+		{"deploy", "hello", "prod", "--bogus-flag"},
+	} {
+		code, out := run(t, args...)
+		if code != exitUsage {
+			t.Errorf("%v: exit %d, want 2; output %q", args, code, out)
+		}
+	}
+}
+
+// TestCLIEndToEnd drives a real server through the CLI: the happy path,
+// bad input with clear errors, and secrets that never come back.
+func TestCLIEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the example app")
+	}
+	dir := t.TempDir()
+	repo := filepath.Join(dir, "repo")
+	staging, prod := freeAddr(t), freeAddr(t)
+	if err := examples.WriteHello(repo, examples.HelloOptions{StagingListen: staging, ProductionListen: prod, Verify: 300 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	git(t, repo, "init", "-q")
+	git(t, repo, "add", "-A")
+	git(t, repo, "commit", "-q", "-m", "v1")
+	data := filepath.Join(dir, "data")
+	srv, err := server.Open(context.Background(), server.Config{DataDir: data, Listen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.StopAll(context.Background()); srv.Close() })
+	base := []string{"--server", srv.URL(), "--data-dir", data}
+	cli := func(args ...string) (int, string) { return run(t, append(args, base...)...) }
+
+	if code, out := cli("app", "add", "hello", "--repo", repo); code != 0 {
+		t.Fatalf("app add: %d %s", code, out)
+	}
+	code, out := cli("deploy", "hello", "staging")
+	if code != 0 || !strings.Contains(out, "switching staging to blue") || !strings.Contains(out, "succeeded") {
+		t.Fatalf("deploy: %d\n%s", code, out)
+	}
+	code, out = cli("deploy", "hello", "staging")
+	if code != 0 || !strings.Contains(out, "nothing to do") {
+		t.Errorf("redeploy: %d %s", code, out)
+	}
+	code, out = cli("status", "hello", "--output", "json")
+	var st []struct {
+		Env   string        `json:"env"`
+		State core.EnvState `json:"state"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st[0].State.Live != core.Blue {
+		t.Errorf("status json: %d %s", code, out)
+	}
+
+	// Secrets: accepted, never shown by the API, the CLI or the logs.
+	const secretValue = "sup3r-s3cret-value"
+	if code, out := cli("config", "set", "hello", "staging", "LOG_LEVEL=debug", "--secret", "API_KEY="+secretValue); code != 0 || strings.Contains(out, secretValue) {
+		t.Fatalf("config set: %d %s", code, out)
+	}
+	if code, out := cli("deploy", "hello", "staging", "--output", "json"); code != 0 || strings.Contains(out, secretValue) {
+		t.Fatalf("config-only deploy: %d %s", code, out)
+	}
+	for _, args := range [][]string{{"status", "hello", "--output", "json"}, {"history", "hello"}, {"releases", "hello"}, {"events", "hello"}, {"logs", "hello", "staging"}} {
+		if _, out := cli(args...); strings.Contains(out, secretValue) {
+			t.Errorf("%v shows a secret value", args)
+		}
+	}
+
+	// Bad input: clear errors, exit 1, nothing changed.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"deploy", "nope", "staging"}, `app "nope": not found`},
+		{[]string{"deploy", "hello", "qa"}, `env "qa" is not in cutover.yml`},
+		{[]string{"deploy", "hello", "staging", "--commit", "0123456789abcdef0123456789abcdef01234567"}, "not found"},
+		{[]string{"deploy", "hello", "staging", "--commit", "--upload-pack=evil"}, "must not start with '-'"},
+		{[]string{"deploy", "hello", "staging", "--commit", "$(touch /tmp/pwned)"}, "not allowed"},
+		{[]string{"rollback", "hello", "staging", "--steps", "5"}, "cannot go back 5"},
+		{[]string{"app", "add", "other", "--repo", filepath.Join(dir, "missing")}, "repo"},
+	} {
+		code, out := cli(tc.args...)
+		if code != exitFail || !strings.Contains(out, tc.want) {
+			t.Errorf("%v: exit %d, want 1 with %q; got:\n%s", tc.args, code, tc.want, out)
+		}
+	}
+	// A malformed cutover.yml in a commit: the error names the field and line.
+	if err := os.WriteFile(filepath.Join(repo, "cutover.yml"), []byte("build:\n  command: go build\nrun:\n  command: x\nenvironments:\n  staging: {listen: nowhere}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	git(t, repo, "commit", "-q", "-am", "broken manifest")
+	code, out = cli("deploy", "hello", "staging")
+	if code != exitFail || !strings.Contains(out, "cutover.yml:6: environments.staging.listen") {
+		t.Errorf("malformed manifest: %d %s", code, out)
+	}
+	hist, _ := srv.Deploy.History(context.Background(), "hello", "staging", 0, 100)
+	if len(hist) != 3 {
+		t.Errorf("bad input recorded deployments: %d in history, want 3", len(hist))
+	}
+
+	// Wrong and missing tokens.
+	code, out = run(t, "status", "hello", "--server", srv.URL(), "--token", "wrong-token-123456")
+	if code != exitFail || !strings.Contains(out, "token") {
+		t.Errorf("wrong token: %d %s", code, out)
+	}
+	resp, err := http.Get(srv.URL() + "/api/v1/apps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") == "" {
+		t.Errorf("no token: %d %s", resp.StatusCode, body)
+	}
+	// Oversized and unknown-field bodies.
+	for _, body := range []string{`{"name":"x","repo":"y","extra":1}`, `{"name":"` + strings.Repeat("a", 2<<20) + `"}`, `not json`} {
+		req, _ := http.NewRequest("POST", srv.URL()+"/api/v1/apps", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+srv.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 400 {
+			t.Errorf("body %.30q: status %d, want 400", body, resp.StatusCode)
+		}
+	}
+}
