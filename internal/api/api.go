@@ -48,22 +48,22 @@ func New(cfg Config) http.Handler {
 	a := &api{svc: cfg.Service, log: cfg.Logger}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
-	mux.HandleFunc("GET /api/v1/apps", a.listApps)
-	mux.HandleFunc("POST /api/v1/apps", a.addApp)
-	mux.HandleFunc("GET /api/v1/apps/{app}", a.getApp)
-	mux.HandleFunc("POST /api/v1/apps/{app}/builds", a.build)
-	mux.HandleFunc("POST /api/v1/apps/{app}/envs/{env}/deployments", a.deploy)
-	mux.HandleFunc("POST /api/v1/apps/{app}/envs/{env}/rollback", a.rollback)
-	mux.HandleFunc("POST /api/v1/apps/{app}/envs/{env}/confirm", a.confirm)
-	mux.HandleFunc("POST /api/v1/apps/{app}/envs/{env}/hold", a.hold)
-	mux.HandleFunc("PUT /api/v1/apps/{app}/envs/{env}/config", a.setConfig)
+	mux.HandleFunc("GET /api/v1/apps", a.json(a.listApps))
+	mux.HandleFunc("POST /api/v1/apps", a.json(withBody(a.addApp)))
+	mux.HandleFunc("GET /api/v1/apps/{app}", a.json(a.getApp))
+	mux.HandleFunc("POST /api/v1/apps/{app}/builds", a.json(withBody(a.build)))
+	mux.HandleFunc("POST /api/v1/apps/{app}/envs/{env}/deployments", a.json(withBody(a.deploy)))
+	mux.HandleFunc("POST /api/v1/apps/{app}/envs/{env}/rollback", a.json(withBody(a.rollback)))
+	mux.HandleFunc("POST /api/v1/apps/{app}/envs/{env}/confirm", a.json(a.confirm))
+	mux.HandleFunc("POST /api/v1/apps/{app}/envs/{env}/hold", a.json(withBody(a.hold)))
+	mux.HandleFunc("PUT /api/v1/apps/{app}/envs/{env}/config", a.json(withBody(a.setConfig)))
 	mux.HandleFunc("GET /api/v1/apps/{app}/envs/{env}/logs", a.logs)
-	mux.HandleFunc("GET /api/v1/apps/{app}/status", a.status)
-	mux.HandleFunc("GET /api/v1/apps/{app}/deployments", a.history)
-	mux.HandleFunc("GET /api/v1/apps/{app}/releases", a.releases)
-	mux.HandleFunc("GET /api/v1/deployments/{id}", a.deployment)
-	mux.HandleFunc("GET /api/v1/deployments/{id}/wait", a.wait)
-	mux.HandleFunc("GET /api/v1/events", a.events)
+	mux.HandleFunc("GET /api/v1/apps/{app}/status", a.json(a.status))
+	mux.HandleFunc("GET /api/v1/apps/{app}/deployments", a.json(a.history))
+	mux.HandleFunc("GET /api/v1/apps/{app}/releases", a.json(a.releases))
+	mux.HandleFunc("GET /api/v1/deployments/{id}", a.json(a.deployment))
+	mux.HandleFunc("GET /api/v1/deployments/{id}/wait", a.json(a.wait))
+	mux.HandleFunc("GET /api/v1/events", a.json(a.events))
 	mux.HandleFunc("GET /api/v1/events/stream", a.stream)
 	want := []byte("Bearer " + cfg.Token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -111,7 +111,7 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 	writeJSON(w, status, errorBody{Error: err.Error()})
 }
 
-func decode(w http.ResponseWriter, r *http.Request, v any) error {
+func decode(r *http.Request, v any) error {
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -136,175 +136,157 @@ func names(r *http.Request) (app, env string, err error) {
 	return
 }
 
-func (a *api) listApps(w http.ResponseWriter, r *http.Request) {
-	apps, err := a.svc.Apps(r.Context())
-	if err != nil {
-		a.fail(w, r, err)
-		return
+// jsonHandler answers with status and body, or maps err.
+type jsonHandler func(r *http.Request) (status int, body any, err error)
+
+func (a *api) json(f jsonHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		status, body, err := f(r)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		writeJSON(w, status, body)
 	}
-	if apps == nil {
-		apps = []core.App{}
-	}
-	writeJSON(w, 200, apps)
 }
 
-func (a *api) addApp(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Name string `json:"name"`
-		Repo string `json:"repo"`
+// withBody decodes the request body into a fresh Req before calling f.
+func withBody[Req any](f func(r *http.Request, req Req) (int, any, error)) jsonHandler {
+	return func(r *http.Request) (int, any, error) {
+		var req Req
+		if err := decode(r, &req); err != nil {
+			return 0, nil, err
+		}
+		return f(r, req)
 	}
-	if err := decode(w, r, &req); err != nil {
-		a.fail(w, r, err)
-		return
+}
+
+// ok wraps a (value, error) result as a 200 answer; nil slices become [].
+func ok[T any](v T, err error) (int, any, error) {
+	return http.StatusOK, nonNil(v), err
+}
+
+func accepted[T any](v T, err error) (int, any, error) {
+	return http.StatusAccepted, v, err
+}
+
+func nonNil(v any) any {
+	switch x := v.(type) {
+	case []core.App:
+		if x == nil {
+			return []core.App{}
+		}
+	case []core.Deployment:
+		if x == nil {
+			return []core.Deployment{}
+		}
+	case []core.Release:
+		if x == nil {
+			return []core.Release{}
+		}
+	case []core.Event:
+		if x == nil {
+			return []core.Event{}
+		}
 	}
+	return v
+}
+
+func (a *api) listApps(r *http.Request) (int, any, error) { return ok(a.svc.Apps(r.Context())) }
+
+type addAppRequest struct {
+	Name string `json:"name"`
+	Repo string `json:"repo"`
+}
+
+func (a *api) addApp(r *http.Request, req addAppRequest) (int, any, error) {
 	app, err := a.svc.AddApp(r.Context(), req.Name, req.Repo)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, app)
+	return http.StatusCreated, app, err
 }
 
-func (a *api) getApp(w http.ResponseWriter, r *http.Request) {
+func (a *api) getApp(r *http.Request) (int, any, error) {
 	app, _, err := names(r)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return 0, nil, err
 	}
-	got, err := a.svc.App(r.Context(), app)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	writeJSON(w, 200, got)
+	return ok(a.svc.App(r.Context(), app))
 }
 
-func (a *api) build(w http.ResponseWriter, r *http.Request) {
+type buildRequest struct {
+	Ref string `json:"ref"`
+}
+
+func (a *api) build(r *http.Request, req buildRequest) (int, any, error) {
 	app, _, err := names(r)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return 0, nil, err
 	}
-	var req struct {
-		Ref string `json:"ref"`
-	}
-	if err := decode(w, r, &req); err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	art, err := a.svc.Build(r.Context(), app, req.Ref, nil)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	writeJSON(w, 200, art)
+	return ok(a.svc.Build(r.Context(), app, req.Ref, nil))
 }
 
-func (a *api) deploy(w http.ResponseWriter, r *http.Request) {
-	app, env, err := names(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	var req struct {
-		Ref    string `json:"ref"`
-		NoWait bool   `json:"no_wait"`
-	}
-	if err := decode(w, r, &req); err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	d, err := a.svc.Deploy(r.Context(), deploy.DeployRequest{App: app, Env: env, Ref: req.Ref, NoWait: req.NoWait, RequestedBy: "api"})
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusAccepted, d)
+type deployRequest struct {
+	Ref    string `json:"ref"`
+	NoWait bool   `json:"no_wait"`
 }
 
-func (a *api) rollback(w http.ResponseWriter, r *http.Request) {
+func (a *api) deploy(r *http.Request, req deployRequest) (int, any, error) {
 	app, env, err := names(r)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return 0, nil, err
 	}
-	var req struct {
-		To     int  `json:"to"`
-		Steps  int  `json:"steps"`
-		NoWait bool `json:"no_wait"`
-	}
-	if err := decode(w, r, &req); err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	d, err := a.svc.Rollback(r.Context(), deploy.RollbackRequest{App: app, Env: env, To: req.To, Steps: req.Steps, NoWait: req.NoWait, RequestedBy: "api"})
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusAccepted, d)
+	return accepted(a.svc.Deploy(r.Context(), deploy.DeployRequest{App: app, Env: env, Ref: req.Ref, NoWait: req.NoWait, RequestedBy: "api"}))
 }
 
-func (a *api) confirm(w http.ResponseWriter, r *http.Request) {
-	app, env, err := names(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	d, err := a.svc.Confirm(r.Context(), app, env, "api")
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusAccepted, d)
+type rollbackRequest struct {
+	To     int  `json:"to"`
+	Steps  int  `json:"steps"`
+	NoWait bool `json:"no_wait"`
 }
 
-func (a *api) hold(w http.ResponseWriter, r *http.Request) {
+func (a *api) rollback(r *http.Request, req rollbackRequest) (int, any, error) {
 	app, env, err := names(r)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return 0, nil, err
 	}
-	var req struct {
-		For string `json:"for"`
+	return accepted(a.svc.Rollback(r.Context(), deploy.RollbackRequest{App: app, Env: env, To: req.To, Steps: req.Steps, NoWait: req.NoWait, RequestedBy: "api"}))
+}
+
+func (a *api) confirm(r *http.Request) (int, any, error) {
+	app, env, err := names(r)
+	if err != nil {
+		return 0, nil, err
 	}
-	if err := decode(w, r, &req); err != nil {
-		a.fail(w, r, err)
-		return
+	return accepted(a.svc.Confirm(r.Context(), app, env, "api"))
+}
+
+type holdRequest struct {
+	For string `json:"for"`
+}
+
+func (a *api) hold(r *http.Request, req holdRequest) (int, any, error) {
+	app, env, err := names(r)
+	if err != nil {
+		return 0, nil, err
 	}
 	d, err := time.ParseDuration(req.For)
 	if err != nil {
-		a.fail(w, r, fmt.Errorf("%w: for %q is not a duration (examples: 30m, 2h)", core.ErrInvalid, req.For))
-		return
+		return 0, nil, fmt.Errorf("%w: for %q is not a duration (examples: 30m, 2h)", core.ErrInvalid, req.For)
 	}
-	st, err := a.svc.Hold(r.Context(), app, env, d, "api")
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	writeJSON(w, 200, st)
+	return ok(a.svc.Hold(r.Context(), app, env, d, "api"))
 }
 
-func (a *api) setConfig(w http.ResponseWriter, r *http.Request) {
+type configRequest struct {
+	Vars    map[string]string `json:"vars"`
+	Secrets map[string]string `json:"secrets"`
+}
+
+// setConfig answers with keys only: a ConfigVersion never holds secret values.
+func (a *api) setConfig(r *http.Request, req configRequest) (int, any, error) {
 	app, env, err := names(r)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return 0, nil, err
 	}
-	var req struct {
-		Vars    map[string]string `json:"vars"`
-		Secrets map[string]string `json:"secrets"`
-	}
-	if err := decode(w, r, &req); err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	cv, err := a.svc.SetConfig(r.Context(), app, env, req.Vars, req.Secrets)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	writeJSON(w, 200, cv) // keys only: ConfigVersion never holds secret values
+	return ok(a.svc.SetConfig(r.Context(), app, env, req.Vars, req.Secrets))
 }
 
 func (a *api) logs(w http.ResponseWriter, r *http.Request) {
@@ -329,18 +311,12 @@ func (a *api) logs(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte(buf.String()))
 }
 
-func (a *api) status(w http.ResponseWriter, r *http.Request) {
+func (a *api) status(r *http.Request) (int, any, error) {
 	app, _, err := names(r)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return 0, nil, err
 	}
-	st, err := a.svc.Status(r.Context(), app)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	writeJSON(w, 200, st)
+	return ok(a.svc.Status(r.Context(), app))
 }
 
 func queryInt(r *http.Request, name string) (int64, error) {
@@ -355,53 +331,41 @@ func queryInt(r *http.Request, name string) (int64, error) {
 	return n, nil
 }
 
-func (a *api) history(w http.ResponseWriter, r *http.Request) {
-	app, _, err := names(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
+// queryInts reads several integer query parameters.
+func queryInts(r *http.Request, names ...string) ([]int64, error) {
+	out := make([]int64, len(names))
+	for i, n := range names {
+		v, err := queryInt(r, n)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = v
 	}
-	before, err := queryInt(r, "before")
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	limit, err := queryInt(r, "limit")
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	ds, err := a.svc.History(r.Context(), app, r.URL.Query().Get("env"), before, int(limit))
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	if ds == nil {
-		ds = []core.Deployment{}
-	}
-	writeJSON(w, 200, ds)
+	return out, nil
 }
 
-func (a *api) releases(w http.ResponseWriter, r *http.Request) {
+func (a *api) history(r *http.Request) (int, any, error) {
 	app, _, err := names(r)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return 0, nil, err
 	}
-	limit, err := queryInt(r, "limit")
+	q, err := queryInts(r, "before", "limit")
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return 0, nil, err
 	}
-	rs, err := a.svc.Releases(r.Context(), app, int(limit))
+	return ok(a.svc.History(r.Context(), app, r.URL.Query().Get("env"), q[0], int(q[1])))
+}
+
+func (a *api) releases(r *http.Request) (int, any, error) {
+	app, _, err := names(r)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return 0, nil, err
 	}
-	if rs == nil {
-		rs = []core.Release{}
+	q, err := queryInts(r, "limit")
+	if err != nil {
+		return 0, nil, err
 	}
-	writeJSON(w, 200, rs)
+	return ok(a.svc.Releases(r.Context(), app, int(q[0])))
 }
 
 func deploymentID(r *http.Request) (int64, error) {
@@ -412,88 +376,70 @@ func deploymentID(r *http.Request) (int64, error) {
 	return id, nil
 }
 
-func (a *api) deployment(w http.ResponseWriter, r *http.Request) {
+func (a *api) deployment(r *http.Request) (int, any, error) {
 	id, err := deploymentID(r)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return 0, nil, err
 	}
-	d, err := a.svc.Deployment(r.Context(), id)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	writeJSON(w, 200, d)
+	return ok(a.svc.Deployment(r.Context(), id))
 }
 
 // wait long-polls until the deployment is terminal or the timeout passes,
 // then answers with the deployment as it stands.
-func (a *api) wait(w http.ResponseWriter, r *http.Request) {
+func (a *api) wait(r *http.Request) (int, any, error) {
 	id, err := deploymentID(r)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return 0, nil, err
 	}
 	timeout := DefaultWait
 	if s := r.URL.Query().Get("timeout"); s != "" {
 		if timeout, err = time.ParseDuration(s); err != nil || timeout <= 0 || timeout > MaxWait {
-			a.fail(w, r, fmt.Errorf("%w: timeout %q: want a duration up to %s", core.ErrInvalid, s, MaxWait))
-			return
+			return 0, nil, fmt.Errorf("%w: timeout %q: want a duration up to %s", core.ErrInvalid, s, MaxWait)
 		}
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
 	d, err := a.svc.Wait(ctx, id)
-	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		a.fail(w, r, err)
-		return
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = nil
 	}
-	writeJSON(w, 200, d)
+	return ok(d, err)
 }
 
-func (a *api) events(w http.ResponseWriter, r *http.Request) {
+// appQuery validates the optional ?app= filter.
+func appQuery(r *http.Request) (string, error) {
 	app := r.URL.Query().Get("app")
 	if app != "" {
 		if err := core.ValidateName("app", app); err != nil {
-			a.fail(w, r, err)
-			return
+			return "", err
 		}
 	}
-	after, err := queryInt(r, "after")
+	return app, nil
+}
+
+func (a *api) events(r *http.Request) (int, any, error) {
+	app, err := appQuery(r)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return 0, nil, err
 	}
-	limit, err := queryInt(r, "limit")
+	q, err := queryInts(r, "after", "limit")
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return 0, nil, err
 	}
-	es, err := a.svc.Events(r.Context(), app, after, int(limit))
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	if es == nil {
-		es = []core.Event{}
-	}
-	writeJSON(w, 200, es)
+	return ok(a.svc.Events(r.Context(), app, q[0], int(q[1])))
 }
 
 // stream is the event stream: events after `after` (or Last-Event-ID) from
 // the store, then live ones, each with its id so a client can resume.
 func (a *api) stream(w http.ResponseWriter, r *http.Request) {
-	app := r.URL.Query().Get("app")
-	if app != "" {
-		if err := core.ValidateName("app", app); err != nil {
-			a.fail(w, r, err)
-			return
-		}
+	app, err := appQuery(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
 	}
 	// after=now skips the replay: only events from now on.
 	now := r.URL.Query().Get("after") == "now"
 	var after int64
-	var err error
 	if !now {
 		if after, err = queryInt(r, "after"); err != nil {
 			a.fail(w, r, err)
