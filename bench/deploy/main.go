@@ -20,7 +20,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"time"
@@ -29,6 +28,7 @@ import (
 	"github.com/cutover/cutover/internal/core"
 	"github.com/cutover/cutover/internal/demo"
 	"github.com/cutover/cutover/internal/deploy"
+	"github.com/cutover/cutover/internal/gitx"
 	"github.com/cutover/cutover/internal/secret"
 	"github.com/cutover/cutover/internal/server"
 	"github.com/cutover/cutover/internal/store/sqlite"
@@ -57,8 +57,13 @@ func run(runs, history, queries int) error {
 	if err := examples.WriteHello(repo, examples.HelloOptions{StagingListen: staging, ProductionListen: prod, Verify: 1 * time.Millisecond}); err != nil {
 		return err
 	}
-	git(repo, "init", "-q")
-	commit(repo, "v1")
+	if err := gitx.Init(ctx, repo); err != nil {
+		return err
+	}
+	v1, err := gitx.CommitAll(ctx, repo, "v1")
+	if err != nil {
+		return err
+	}
 	srv, err := server.Open(ctx, server.Config{DataDir: filepath.Join(dir, "data"), Listen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return err
@@ -70,10 +75,12 @@ func run(runs, history, queries int) error {
 		return err
 	}
 	// Two commits, built once each, then deployed alternately.
-	shas := []string{headSHA(repo)}
 	writeVersion(repo, "v2")
-	commit(repo, "v2")
-	shas = append(shas, headSHA(repo))
+	v2, err := gitx.CommitAll(ctx, repo, "v2")
+	if err != nil {
+		return err
+	}
+	shas := []string{v1, v2}
 	for _, sha := range shas {
 		if _, err := svc.Build(ctx, "hello", sha, nil); err != nil {
 			return err
@@ -225,24 +232,6 @@ func freeAddr() string {
 	}
 	defer l.Close()
 	return l.Addr().String()
-}
-
-func git(dir string, args ...string) string {
-	full := append([]string{"-c", "user.name=bench", "-c", "user.email=bench@example.invalid", "-c", "commit.gpgsign=false"}, args...)
-	cmd := exec.Command("git", full...)
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		panic(fmt.Sprintf("git %v: %v %s", args, err, out))
-	}
-	return string(out)
-}
-
-func commit(dir, msg string) { git(dir, "add", "-A"); git(dir, "commit", "-q", "-m", msg) }
-
-func headSHA(dir string) string {
-	out := git(dir, "rev-parse", "HEAD")
-	return out[:len(out)-1]
 }
 
 func writeVersion(dir, v string) {

@@ -36,6 +36,12 @@ func main() {
 		_ = srv.Shutdown(shutdown)
 	}()
 	log.Printf("hello %s listening on %s", Version, srv.Addr)
+	if os.Getenv("HELLO_LOG_ENV") == "1" {
+		// For tests of log redaction: print the whole environment, secrets included.
+		for _, kv := range os.Environ() {
+			log.Printf("env %s", kv)
+		}
+	}
 	if err := srv.ListenAndServe(); err != nil && err != http.ErrServerClosed {
 		log.Fatal(err)
 	}

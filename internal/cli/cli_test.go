@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/cutover/cutover/examples"
 	"github.com/cutover/cutover/internal/core"
+	"github.com/cutover/cutover/internal/gitx"
 	"github.com/cutover/cutover/internal/server"
 )
 
@@ -50,12 +50,10 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-func git(t *testing.T, dir string, args ...string) {
+func commit(t *testing.T, dir, msg string) {
 	t.Helper()
-	cmd := exec.Command("git", append([]string{"-c", "user.name=t", "-c", "user.email=t@x.invalid", "-c", "commit.gpgsign=false"}, args...)...)
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("git %v: %v %s", args, err, out)
+	if _, err := gitx.CommitAll(context.Background(), dir, msg); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -90,9 +88,10 @@ func TestCLIEndToEnd(t *testing.T) {
 	if err := examples.WriteHello(repo, examples.HelloOptions{StagingListen: staging, ProductionListen: prod, Verify: 300 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
-	git(t, repo, "init", "-q")
-	git(t, repo, "add", "-A")
-	git(t, repo, "commit", "-q", "-m", "v1")
+	if err := gitx.Init(context.Background(), repo); err != nil {
+		t.Fatal(err)
+	}
+	commit(t, repo, "v1")
 	data := filepath.Join(dir, "data")
 	srv, err := server.Open(context.Background(), server.Config{DataDir: data, Listen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -124,7 +123,7 @@ func TestCLIEndToEnd(t *testing.T) {
 
 	// Secrets: accepted, never shown by the API, the CLI or the logs.
 	const secretValue = "sup3r-s3cret-value"
-	if code, out := cli("config", "set", "hello", "staging", "LOG_LEVEL=debug", "--secret", "API_KEY="+secretValue); code != 0 || strings.Contains(out, secretValue) {
+	if code, out := cli("config", "set", "hello", "staging", "HELLO_LOG_ENV=1", "--secret", "API_KEY="+secretValue); code != 0 || strings.Contains(out, secretValue) {
 		t.Fatalf("config set: %d %s", code, out)
 	}
 	if code, out := cli("deploy", "hello", "staging", "--output", "json"); code != 0 || strings.Contains(out, secretValue) {
@@ -134,6 +133,10 @@ func TestCLIEndToEnd(t *testing.T) {
 		if _, out := cli(args...); strings.Contains(out, secretValue) {
 			t.Errorf("%v shows a secret value", args)
 		}
+	}
+	// The app printed its environment, secret included: the logs show it redacted.
+	if _, out := cli("logs", "hello", "staging"); !strings.Contains(out, "API_KEY=[redacted]") {
+		t.Errorf("logs do not show the redacted secret:\n%s", out)
 	}
 
 	// Bad input: clear errors, exit 1, nothing changed.
@@ -158,7 +161,7 @@ func TestCLIEndToEnd(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(repo, "cutover.yml"), []byte("build:\n  command: go build\nrun:\n  command: x\nenvironments:\n  staging: {listen: nowhere}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	git(t, repo, "commit", "-q", "-am", "broken manifest")
+	commit(t, repo, "broken manifest")
 	code, out = cli("deploy", "hello", "staging")
 	if code != exitFail || !strings.Contains(out, "cutover.yml:6: environments.staging.listen") {
 		t.Errorf("malformed manifest: %d %s", code, out)

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -20,6 +19,7 @@ import (
 	"github.com/cutover/cutover/examples"
 	"github.com/cutover/cutover/internal/core"
 	"github.com/cutover/cutover/internal/deploy"
+	"github.com/cutover/cutover/internal/gitx"
 	"github.com/cutover/cutover/internal/server"
 )
 
@@ -69,7 +69,7 @@ func Run(ctx context.Context, opt Options) (Result, error) {
 	if err := examples.WriteHello(repo, examples.HelloOptions{StagingListen: stagingAddr, ProductionListen: prodAddr, Verify: 1500 * time.Millisecond}); err != nil {
 		return Result{}, err
 	}
-	if err := git(repo, "init", "-q"); err != nil {
+	if err := gitx.Init(ctx, repo); err != nil {
 		return Result{}, err
 	}
 	if err := d.commit("v1: first release"); err != nil {
@@ -254,22 +254,8 @@ func (d *demo) write(name, content string) error {
 
 // commit commits everything in the demo repository.
 func (d *demo) commit(msg string) error {
-	for _, args := range [][]string{{"add", "-A"}, {"commit", "-q", "-m", msg}} {
-		if err := git(d.repo, args...); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func git(dir string, args ...string) error {
-	full := append([]string{"-c", "user.name=cutover demo", "-c", "user.email=demo@cutover.invalid", "-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main"}, args...)
-	cmd := exec.Command("git", full...)
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("git %s: %v: %s", strings.Join(args, " "), err, out)
-	}
-	return nil
+	_, err := gitx.CommitAll(context.Background(), d.repo, msg)
+	return err
 }
 
 // freeAddrs picks two free loopback addresses for the environments' proxies.

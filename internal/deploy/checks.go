@@ -16,6 +16,7 @@ import (
 
 	"github.com/cutover/cutover/internal/core"
 	"github.com/cutover/cutover/internal/manifest"
+	"github.com/cutover/cutover/internal/secret"
 )
 
 // maxCheckBody bounds what a health or smoke check reads from an instance.
@@ -170,7 +171,7 @@ func (s *Service) migrate(ctx context.Context, r *run) error {
 	cmd.Stdout = &limitedBuffer{buf: &out, max: maxCheckBody}
 	cmd.Stderr = cmd.Stdout
 	err = cmd.Run()
-	if tail := strings.TrimSpace(redact(out.String(), spec.Secrets)); tail != "" {
+	if tail := strings.TrimSpace(secret.Redact(out.String(), spec.Secrets)); tail != "" {
 		s.emit(ctx, core.Event{App: r.d.App, Env: r.d.Env, DeploymentID: r.d.ID, Type: "deploy.output", Step: core.StepMigrate, Message: tail})
 	}
 	if err != nil {
@@ -192,16 +193,6 @@ func baseEnviron() []string {
 		}
 	}
 	return env
-}
-
-// redact replaces secret values in s.
-func redact(s string, secrets map[string]string) string {
-	for _, v := range secrets {
-		if len(v) >= 4 {
-			s = strings.ReplaceAll(s, v, "[redacted]")
-		}
-	}
-	return s
 }
 
 // limitedBuffer keeps the first max bytes written to it and discards the

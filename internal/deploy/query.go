@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/cutover/cutover/internal/core"
+	"github.com/cutover/cutover/internal/secret"
 )
 
 // Bounds on what callers may ask for, so one request cannot make the server
@@ -207,6 +208,11 @@ func (s *Service) Logs(ctx context.Context, app, env string, colour core.Colour,
 	if sl == nil || len(sl.Instances) == 0 {
 		return fmt.Errorf("%w: no instances in %s/%s %s", core.ErrNotFound, app, env, colour)
 	}
+	// An app may print its environment: its secrets never leave the server.
+	var secrets map[string]string
+	if rel, err := s.cfg.Store.GetRelease(ctx, app, sl.Release); err == nil && rel.ConfigVersion > 0 {
+		secrets, _ = s.cfg.Store.GetConfigSecrets(ctx, app, env, rel.ConfigVersion)
+	}
 	per := max / int64(len(sl.Instances))
 	for _, in := range sl.Instances {
 		fmt.Fprintf(w, "==> %s (%s, v%d) <==\n", in.ID, in.Addr, in.Release)
@@ -214,9 +220,12 @@ func (s *Service) Logs(ctx context.Context, app, env string, colour core.Colour,
 			fmt.Fprintln(w, "(this runtime keeps no log file)")
 			continue
 		}
-		if err := tail(in.LogPath, per, w); err != nil {
+		var buf strings.Builder
+		if err := tail(in.LogPath, per, &buf); err != nil {
 			fmt.Fprintf(w, "(%v)\n", err)
+			continue
 		}
+		io.WriteString(w, secret.Redact(buf.String(), secrets))
 	}
 	return nil
 }

@@ -262,3 +262,28 @@ func untar(r io.Reader, dst string) error {
 		}
 	}
 }
+
+// Init creates a repository in dir with main as its first branch.
+func Init(ctx context.Context, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	_, err := Run(ctx, dir, "init", "-q", "-b", "main")
+	return err
+}
+
+// CommitAll commits every change in dir's working tree with msg and returns
+// the new HEAD. The author is "cutover" unless the repository configures one.
+func CommitAll(ctx context.Context, dir, msg string) (string, error) {
+	if _, err := Run(ctx, dir, "add", "-A"); err != nil {
+		return "", err
+	}
+	id := []string{"-c", "user.name=cutover", "-c", "user.email=cutover@localhost", "-c", "commit.gpgsign=false"}
+	if out, err := Run(ctx, dir, "config", "user.email"); err == nil && len(bytes.TrimSpace(out)) > 0 {
+		id = []string{"-c", "commit.gpgsign=false"}
+	}
+	if _, err := Run(ctx, dir, append(id, "commit", "-q", "--allow-empty", "-m", msg)...); err != nil {
+		return "", err
+	}
+	return ResolveCommit(ctx, dir, "HEAD")
+}

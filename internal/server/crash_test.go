@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/cutover/cutover/examples"
 	"github.com/cutover/cutover/internal/core"
+	"github.com/cutover/cutover/internal/gitx"
 )
 
 const crashToken = "crash-test-token-0123456789"
@@ -150,7 +152,9 @@ func TestServerKilledMidDeploy(t *testing.T) {
 				t.Fatal(err)
 			}
 			e := &env{t: t, repo: repo}
-			e.git("init", "-q")
+			if err := gitx.Init(context.Background(), repo); err != nil {
+				t.Fatal(err)
+			}
 			e.commit("v1")
 
 			p := startServer(t, bin, data, api)

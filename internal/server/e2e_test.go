@@ -19,6 +19,7 @@ import (
 	"github.com/cutover/cutover/examples"
 	"github.com/cutover/cutover/internal/core"
 	"github.com/cutover/cutover/internal/deploy"
+	"github.com/cutover/cutover/internal/gitx"
 	"github.com/cutover/cutover/internal/server"
 )
 
@@ -53,7 +54,9 @@ func newEnv(t *testing.T, mutate ...func(*examples.HelloOptions)) *env {
 	if err := examples.WriteHello(e.repo, e.opts); err != nil {
 		t.Fatal(err)
 	}
-	e.git("init", "-q")
+	if err := gitx.Init(context.Background(), e.repo); err != nil {
+		t.Fatal(err)
+	}
 	e.commit("v1")
 	e.open()
 	t.Cleanup(func() { e.close(true) })
@@ -88,22 +91,13 @@ func (e *env) close(stopAll bool) {
 	e.srv = nil
 }
 
-func (e *env) git(args ...string) string {
-	e.t.Helper()
-	full := append([]string{"-c", "user.name=t", "-c", "user.email=t@example.invalid", "-c", "commit.gpgsign=false"}, args...)
-	cmd := exec.Command("git", full...)
-	cmd.Dir = e.repo
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		e.t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
 func (e *env) commit(msg string) string {
-	e.git("add", "-A")
-	e.git("commit", "-q", "-m", msg)
-	return e.git("rev-parse", "HEAD")
+	e.t.Helper()
+	sha, err := gitx.CommitAll(context.Background(), e.repo, msg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return sha
 }
 
 // version commits a new Version and failure mode of the example app.
