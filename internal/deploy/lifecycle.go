@@ -244,11 +244,13 @@ func (s *Service) Tick(ctx context.Context) {
 	now := s.now()
 	for _, app := range apps {
 		// Environments with state are the ones that ever had a deploy.
-		for _, env := range s.knownEnvs(ctx, app.Name) {
-			st, err := s.cfg.Store.GetEnvState(ctx, app.Name, env)
-			if err != nil {
-				continue
-			}
+		sts, err := s.cfg.Store.ListEnvStates(ctx, app.Name)
+		if err != nil {
+			s.log.Error("tick: list environments", "app", app.Name, "err", err)
+			continue
+		}
+		for _, st := range sts {
+			env := st.Env
 			for _, c := range []core.Colour{core.Blue, core.Green} {
 				sl := st.Slots[c]
 				if sl == nil || sl.Until.IsZero() || now.Before(sl.Until) || now.Before(sl.HeldUntil) {
@@ -263,23 +265,6 @@ func (s *Service) Tick(ctx context.Context) {
 			}
 		}
 	}
-}
-
-// knownEnvs lists the environments of app that have recorded state.
-func (s *Service) knownEnvs(ctx context.Context, app string) []string {
-	ds, err := s.cfg.Store.ListDeployments(ctx, app, "", 0, 200)
-	if err != nil {
-		return nil
-	}
-	seen := map[string]bool{}
-	var out []string
-	for _, d := range ds {
-		if !seen[d.Env] {
-			seen[d.Env] = true
-			out = append(out, d.Env)
-		}
-	}
-	return out
 }
 
 // queueScaleIn stops a standby colour once its time is up, in the
@@ -457,11 +442,12 @@ func (s *Service) reconcile(ctx context.Context) error {
 		return err
 	}
 	for _, app := range apps {
-		for _, env := range s.knownEnvs(ctx, app.Name) {
-			st, err := s.cfg.Store.GetEnvState(ctx, app.Name, env)
-			if err != nil {
-				continue
-			}
+		sts, err := s.cfg.Store.ListEnvStates(ctx, app.Name)
+		if err != nil {
+			return fmt.Errorf("list environments of %s: %w", app.Name, err)
+		}
+		for _, st := range sts {
+			env := st.Env
 			for _, sl := range st.Slots {
 				for _, in := range sl.Instances {
 					known[in.ID] = true

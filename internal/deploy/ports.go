@@ -49,6 +49,8 @@ type Store interface {
 	// Environment state.
 	GetEnvState(ctx context.Context, app, env string) (core.EnvState, error) // a never-deployed env returns an empty state, not an error
 	PutEnvState(ctx context.Context, s core.EnvState) error
+	// ListEnvStates returns the recorded state of every environment of app, by name.
+	ListEnvStates(ctx context.Context, app string) ([]core.EnvState, error)
 
 	// Locks: one deploy per environment. TryLock fails with an error wrapping
 	// ErrLocked that names the holder when another holder has it.

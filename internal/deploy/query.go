@@ -49,14 +49,13 @@ func (s *Service) Status(ctx context.Context, app string) ([]EnvStatus, error) {
 	if _, err := s.App(ctx, app); err != nil {
 		return nil, err
 	}
-	envs := s.knownEnvs(ctx, app)
-	sort.Strings(envs)
-	out := make([]EnvStatus, 0, len(envs))
-	for _, env := range envs {
-		st, err := s.cfg.Store.GetEnvState(ctx, app, env)
-		if err != nil {
-			return nil, err
-		}
+	sts, err := s.cfg.Store.ListEnvStates(ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]EnvStatus, 0, len(sts))
+	for _, st := range sts {
+		env := st.Env
 		es := EnvStatus{Env: env, State: st}
 		if live := st.LiveRelease(); live > 0 {
 			if rel, err := s.cfg.Store.GetRelease(ctx, app, live); err == nil {

@@ -545,6 +545,36 @@ func (s *Store) GetEnvState(ctx context.Context, app, env string) (core.EnvState
 	return st, nil
 }
 
+// ListEnvStates implements deploy.Store.
+func (s *Store) ListEnvStates(ctx context.Context, app string) ([]core.EnvState, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT env FROM env_states WHERE app = ? ORDER BY env`, app)
+	if err != nil {
+		return nil, err
+	}
+	var envs []string
+	for rows.Next() {
+		var env string
+		if err := rows.Scan(&env); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		envs = append(envs, env)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]core.EnvState, 0, len(envs))
+	for _, env := range envs {
+		st, err := s.GetEnvState(ctx, app, env)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
 // PutEnvState implements deploy.Store.
 func (s *Store) PutEnvState(ctx context.Context, st core.EnvState) error {
 	b, err := json.Marshal(st)

@@ -234,6 +234,17 @@ func envState(t *testing.T, s deploy.Store) {
 	if err := s.PutEnvState(ctx, st); err != nil {
 		t.Fatal(err)
 	}
+	other := core.EnvState{App: "a", Env: "beta"}
+	if err := s.PutEnvState(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutEnvState(ctx, core.EnvState{App: "b", Env: "prod"}); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.ListEnvStates(ctx, "a")
+	if err != nil || len(all) != 2 || all[0].Env != "beta" || all[1].LiveRelease() != 4 {
+		t.Errorf("list = %+v, %v", all, err)
+	}
 	got, _ := s.GetEnvState(ctx, "a", "prod")
 	if got.LiveRelease() != 4 || got.Slots[core.Green].Instances[0].PID != 5 || !got.Slots[core.Blue].Until.Equal(st.Slot(core.Blue).Until) {
 		t.Errorf("round trip = %+v", got)
