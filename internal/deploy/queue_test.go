@@ -1,0 +1,96 @@
+package deploy
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestEnvQueueRunsInOrderAndRefusesWhenBusy(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	q := newEnvQueue(ctx, &wg)
+	defer func() { q.close(); wg.Wait() }()
+
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var order []int
+	done := make(chan struct{})
+	for i := range 5 {
+		holder := "deployment " + string(rune('1'+i))
+		_, ok := q.push(task{holder: holder, run: func(context.Context) {
+			if i == 0 {
+				<-release
+			}
+			mu.Lock()
+			order = append(order, i)
+			if len(order) == 5 {
+				close(done)
+			}
+			mu.Unlock()
+		}}, false)
+		if !ok {
+			t.Fatalf("push %d refused", i)
+		}
+	}
+	time.Sleep(20 * time.Millisecond)
+	busy, ok := q.push(task{holder: "deployment 9", run: func(context.Context) {}}, true)
+	if ok || busy != "deployment 1" {
+		t.Errorf("no-wait push while busy = %q, %v; want refused naming deployment 1", busy, ok)
+	}
+	close(release)
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("tasks did not finish")
+	}
+	for i, v := range order {
+		if v != i {
+			t.Fatalf("order = %v, want FIFO", order)
+		}
+	}
+	time.Sleep(20 * time.Millisecond)
+	if _, ok := q.push(task{holder: "deployment 10", run: func(context.Context) {}}, true); !ok {
+		t.Error("no-wait push on an idle queue refused")
+	}
+}
+
+func TestErrorRate(t *testing.T) {
+	s := &Service{}
+	for _, tc := range []struct {
+		name      string
+		base, cur RouteStats
+		min       int
+		max       float64
+		fail      bool
+	}{
+		{"too few requests to judge", RouteStats{}, RouteStats{Requests: 5, Errors5xx: 5}, 0, 0.01, false},
+		{"healthy", RouteStats{Requests: 100}, RouteStats{Requests: 1100, Errors5xx: 5}, 0, 0.01, false},
+		{"5xx above the limit", RouteStats{}, RouteStats{Requests: 100, Errors5xx: 2}, 0, 0.01, true},
+		{"connection errors count", RouteStats{}, RouteStats{Requests: 100, ConnErrors: 3}, 0, 0.02, true},
+		{"min requests raised", RouteStats{}, RouteStats{Requests: 100, Errors5xx: 50}, 200, 0.01, false},
+		{"only the window counts", RouteStats{Requests: 1000, Errors5xx: 900}, RouteStats{Requests: 2000, Errors5xx: 900}, 0, 0.01, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &fakeStats{cur: tc.cur}
+			s.cfg.Router = r
+			err := s.errorRate("svc", tc.base, verifyCfg(tc.min, tc.max), false)
+			if (err != nil) != tc.fail {
+				t.Errorf("err = %v, want failure %v", err, tc.fail)
+			}
+		})
+	}
+}
+
+func TestValidateEnvKey(t *testing.T) {
+	for key, ok := range map[string]bool{
+		"DATABASE_URL": true, "_x": true, "a1": true,
+		"": false, "1A": false, "A-B": false, "A B": false, "PORT": false, "CUTOVER_APP": false, "A=B": false,
+	} {
+		if err := validateEnvKey(key); (err == nil) != ok {
+			t.Errorf("%q: err = %v, want ok=%v", key, err, ok)
+		}
+	}
+}
