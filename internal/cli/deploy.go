@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -113,25 +114,60 @@ func follow(cmd *cobra.Command, c *control, cl *client.Client, app string, detac
 		}
 	}
 	begin := time.Now()
-	d, err := start(ctx)
+	// The request builds the commit first when it has no artifact yet: show
+	// the build's events while it runs.
+	var d core.Deployment
+	var err error
+	started := make(chan struct{})
+	go func() {
+		defer close(started)
+		d, err = start(ctx)
+	}()
+	var early []core.Event
+build:
+	for {
+		select {
+		case <-started:
+			break build
+		case e := <-events:
+			if e.DeploymentID == 0 && strings.HasPrefix(e.Type, "build.") {
+				if !c.json() {
+					printf(cmd, "  %6.2fs  %s\n", time.Since(begin).Seconds(), e.Message)
+				}
+				continue
+			}
+			early = append(early, e)
+		}
+	}
 	if err != nil {
 		return err
+	}
+	// show prints one of this deployment's events; it reports the last one.
+	show := func(e core.Event) (last bool) {
+		if e.DeploymentID == 0 && strings.HasPrefix(e.Type, "build.") && !c.json() {
+			printf(cmd, "  %6.2fs  %s\n", time.Since(begin).Seconds(), e.Message)
+		}
+		if e.DeploymentID != d.ID {
+			return false
+		}
+		if !c.json() && e.Type != "deploy.queued" {
+			printf(cmd, "  %6.2fs  %s\n", time.Since(begin).Seconds(), e.Message)
+		}
+		return e.Step == core.StepDone
 	}
 	if !detach && !d.State.Terminal() {
 		if !c.json() {
 			printf(cmd, "deployment %d: %s of v%d to %s\n", d.ID, d.Kind, d.Release, d.Env)
 		}
+		finished := false
+		for _, e := range early {
+			finished = finished || show(e)
+		}
 	wait:
-		for {
+		for !finished {
 			select {
 			case e := <-events:
-				if e.DeploymentID != d.ID {
-					continue
-				}
-				if !c.json() && e.Type != "deploy.queued" {
-					printf(cmd, "  %6.2fs  %s\n", time.Since(begin).Seconds(), e.Message)
-				}
-				if e.Step == core.StepDone {
+				if show(e) {
 					break wait
 				}
 			case err := <-streamErr:

@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -66,7 +67,17 @@ func (s *Service) build(ctx context.Context, app core.App, sha string, logw io.W
 		// builder restore it; the store refuses a different digest.
 	}
 	s.emit(ctx, core.Event{App: app.Name, Type: "build.started", Message: fmt.Sprintf("building %s", core.ShortSHA(sha))})
+	// The build's output is streamed as events (the full log stays in a file).
+	lines := &lineEmitter{emit: func(line string) {
+		s.emit(ctx, core.Event{App: app.Name, Type: "build.output", Message: line})
+	}, max: maxBuildOutputEvents}
+	if logw == nil {
+		logw = lines
+	} else {
+		logw = io.MultiWriter(logw, lines)
+	}
 	a, m, err := s.cfg.Builder.Build(ctx, app, sha, logw)
+	lines.flush()
 	if err != nil {
 		s.emit(ctx, core.Event{App: app.Name, Type: "build.failed", Message: fmt.Sprintf("build of %s failed: %v", core.ShortSHA(sha), err)})
 		return core.Artifact{}, nil, fmt.Errorf("build %s: %w", core.ShortSHA(sha), err)
@@ -90,4 +101,48 @@ func (s *Service) manifestFor(ctx context.Context, app string, rel core.Release)
 		return core.Artifact{}, nil, fmt.Errorf("manifest of %s: %w", rel.Label(), err)
 	}
 	return a, m, nil
+}
+
+// maxBuildOutputEvents bounds how many build output lines become events.
+const maxBuildOutputEvents = 500
+
+// lineEmitter turns written bytes into one call per line, up to max lines.
+type lineEmitter struct {
+	emit    func(string)
+	max     int
+	n       int
+	partial []byte
+}
+
+func (l *lineEmitter) Write(p []byte) (int, error) {
+	l.partial = append(l.partial, p...)
+	for {
+		i := bytes.IndexByte(l.partial, '\n')
+		if i < 0 {
+			break
+		}
+		l.line(string(l.partial[:i]))
+		l.partial = l.partial[i+1:]
+	}
+	if len(l.partial) > 4096 { // a very long line is cut
+		l.line(string(l.partial))
+		l.partial = nil
+	}
+	return len(p), nil
+}
+
+func (l *lineEmitter) line(s string) {
+	if l.n < l.max {
+		l.emit(s)
+	} else if l.n == l.max {
+		l.emit("(further build output is in the build log)")
+	}
+	l.n++
+}
+
+func (l *lineEmitter) flush() {
+	if len(l.partial) > 0 {
+		l.line(string(l.partial))
+		l.partial = nil
+	}
 }

@@ -223,7 +223,7 @@ func (s *Service) finish(ctx context.Context, r *run, state core.DeploymentState
 	var msg string
 	switch state {
 	case core.StateSucceeded:
-		msg = fmt.Sprintf("%s of %s is live in %s", r.d.Kind, label, r.d.Env)
+		msg = fmt.Sprintf("%s of %s succeeded", r.d.Kind, label)
 	case core.StateRolledBack:
 		msg = fmt.Sprintf("%s of %s rolled back: %s", r.d.Kind, label, reason)
 	default:
