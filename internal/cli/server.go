@@ -14,7 +14,7 @@ import (
 )
 
 func newServerCmd() *cobra.Command {
-	var dataDir, listen, logLevel string
+	var dataDir, listen, logLevel, proxyAdmin string
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the control plane: API, deploy machine and embedded proxies",
@@ -23,8 +23,10 @@ instance logs, proxy routes, the API token and the key that encrypts secrets).
 The API listens on loopback by default and requires the bearer token that is
 created on first start and printed once (it is also kept, mode 0600, in
 DATA_DIR/api-token for the local CLI).`,
-		Example: `  cutover server --data-dir .cutover --listen 127.0.0.1:7070`,
-		Args:    noArgs,
+		Example: `  cutover server --data-dir .cutover --listen 127.0.0.1:7070
+  cutover proxy run --listen 127.0.0.1:8080 --admin /run/cutover/proxy.sock --state /var/lib/cutover-proxy &
+  cutover server --proxy-admin /run/cutover/proxy.sock`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
@@ -33,7 +35,10 @@ DATA_DIR/api-token for the local CLI).`,
 			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			srv, err := server.Open(ctx, server.Config{DataDir: dataDir, Listen: listen, Logger: log, Token: os.Getenv("CUTOVER_TOKEN")})
+			srv, err := server.Open(ctx, server.Config{
+				DataDir: dataDir, Listen: listen, Logger: log, Token: os.Getenv("CUTOVER_TOKEN"),
+				ProxyAdmin: proxyAdmin, ProxyToken: os.Getenv("CUTOVER_PROXY_TOKEN"),
+			})
 			if err != nil {
 				return err
 			}
@@ -51,6 +56,7 @@ DATA_DIR/api-token for the local CLI).`,
 	cmd.Flags().StringVar(&dataDir, "data-dir", server.DefaultDataDir, "directory for the database, artifacts, logs and keys")
 	cmd.Flags().StringVar(&listen, "listen", server.DefaultListen, "API address (keep it on loopback or behind TLS)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	cmd.Flags().StringVar(&proxyAdmin, "proxy-admin", "", "route traffic through a separate `cutover proxy run` at this admin endpoint (its token in CUTOVER_PROXY_TOKEN) instead of the embedded proxies, so a control-plane restart never interrupts traffic")
 	return cmd
 }
 

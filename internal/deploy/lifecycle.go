@@ -462,8 +462,11 @@ func (s *Service) reconcile(ctx context.Context) error {
 				if err != nil {
 					continue
 				}
-				e, _ := m.Env(env)
-				if err := s.cfg.Router.Route(ctx, serviceName(app.Name, env), e.Listen, addrs(sl.Instances)); err != nil {
+				e, ok := m.Env(env)
+				if !ok {
+					continue
+				}
+				if err := s.cfg.Router.Route(ctx, routeSpec(app.Name, e, m, sl.Instances)); err != nil {
 					s.log.Error("re-route live colour", "app", app.Name, "env", env, "err", err)
 				}
 			}

@@ -346,7 +346,7 @@ func (s *Service) switchAndVerify(ctx context.Context, r *run, colour core.Colou
 	slot := r.state.Slot(colour)
 	old := r.state.Live
 	s.step(ctx, r, core.StepSwitch, fmt.Sprintf("switching %s to %s (%s)", d.Env, colour, r.rel.Label()))
-	if err := s.cfg.Router.Route(ctx, serviceName(d.App, d.Env), r.env.Listen, addrs(slot.Instances)); err != nil {
+	if err := s.cfg.Router.Route(ctx, routeSpec(d.App, r.env, r.m, slot.Instances)); err != nil {
 		s.abandonSlot(ctx, r, colour)
 		return fmt.Errorf("switch: %w", err)
 	}
@@ -389,7 +389,7 @@ func (s *Service) switchBack(ctx context.Context, r *run, failed, old core.Colou
 		return nil
 	}
 	s.step(ctx, r, core.StepSwitchBack, fmt.Sprintf("verification failed (%s): switching back to %s (v%d)", reason, old, prev.Release))
-	if err := s.cfg.Router.Route(context.WithoutCancel(ctx), serviceName(d.App, d.Env), r.env.Listen, addrs(prev.Instances)); err != nil {
+	if err := s.cfg.Router.Route(context.WithoutCancel(ctx), routeSpec(d.App, r.env, r.m, prev.Instances)); err != nil {
 		s.finish(ctx, r, core.StateFailed, fmt.Sprintf("verification failed (%s) and switching back failed: %v", reason, err))
 		return nil
 	}
@@ -550,6 +550,10 @@ func (s *Service) stopSlot(ctx context.Context, st *core.EnvState, colour core.C
 	}
 	*slot = core.Slot{Colour: colour, State: core.SlotEmpty}
 	return s.putState(ctx, st)
+}
+
+func routeSpec(app string, env manifest.Environment, m *manifest.Manifest, insts []core.Instance) RouteSpec {
+	return RouteSpec{Service: serviceName(app, env.Name), Listen: env.Listen, Host: env.Host, HealthPath: m.Health.Path, Targets: addrs(insts)}
 }
 
 func addrs(insts []core.Instance) []string {

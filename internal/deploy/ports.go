@@ -79,12 +79,21 @@ type Driver interface {
 // Router is the traffic switch the deploy machine drives (internal/proxy
 // behind an adapter).
 type Router interface {
-	// Route makes targets the active set for service, listening on listen.
-	// It returns once new requests go to targets; the old set drains in the
-	// background.
-	Route(ctx context.Context, service, listen string, targets []string) error
+	// Route makes spec.Targets the active set for spec.Service. It returns
+	// once new requests go to the targets; the old set drains in the
+	// background. The deploy machine has already health-checked them.
+	Route(ctx context.Context, spec RouteSpec) error
 	// Stats returns cumulative counters for the service's active set.
 	Stats(service string) (RouteStats, error)
+}
+
+// RouteSpec is where an environment's traffic goes.
+type RouteSpec struct {
+	Service    string   // one per app and environment
+	Listen     string   // the environment's public address (manifest listen)
+	Host       string   // Host header to match; "" matches every host
+	HealthPath string   // the proxy's own active checks use it
+	Targets    []string // host:port of the live colour's instances
 }
 
 // RouteStats are cumulative counters the verification window compares.

@@ -34,12 +34,13 @@ func NewRouter(stateDir string, log *slog.Logger) *Router {
 
 // Route implements deploy.Router. The deploy machine has already passed the
 // health gate, so the switch is forced.
-func (r *Router) Route(ctx context.Context, service, listen string, targets []string) error {
+func (r *Router) Route(ctx context.Context, spec deploy.RouteSpec) error {
+	service, listen := spec.Service, spec.Listen
 	p, err := r.proxyFor(listen)
 	if err != nil {
 		return err
 	}
-	if err := p.SetService(ctx, proxy.ServiceSpec{Name: service, Targets: targets, Force: true}); err != nil {
+	if err := p.SetService(ctx, serviceSpec(spec)); err != nil {
 		return fmt.Errorf("route %s on %s: %w", service, listen, err)
 	}
 	r.mu.Lock()
@@ -54,6 +55,17 @@ func (r *Router) Route(ctx context.Context, service, listen string, targets []st
 		}
 	}
 	return nil
+}
+
+// serviceSpec is the proxy service for a route: forced, since the deploy
+// machine health-checked the targets already.
+func serviceSpec(spec deploy.RouteSpec) proxy.ServiceSpec {
+	ss := proxy.ServiceSpec{Name: spec.Service, Targets: spec.Targets, Force: true}
+	ss.Health.Path = spec.HealthPath
+	if spec.Host != "" {
+		ss.Hosts = []string{spec.Host}
+	}
+	return ss
 }
 
 // Stats implements deploy.Router.

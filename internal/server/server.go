@@ -48,6 +48,11 @@ type Config struct {
 	Token string
 	// TickInterval of the deploy machine's lifecycle loop; 0 = default.
 	TickInterval time.Duration
+	// ProxyAdmin, when set, routes traffic through a proxy running as its
+	// own process (`cutover proxy run`) at this admin endpoint instead of
+	// the embedded proxies; ProxyToken is its token for a TCP endpoint.
+	ProxyAdmin string
+	ProxyToken string
 }
 
 // Server is a running control plane.
@@ -60,7 +65,7 @@ type Server struct {
 	cfg    Config
 	ln     net.Listener
 	http   *http.Server
-	router *Router
+	router *Router // embedded proxies; nil with a remote proxy
 	store  *sqlite.Store
 	driver *process.Driver
 	log    *slog.Logger
@@ -105,10 +110,18 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("process driver: %w", err)
 	}
-	s.router = NewRouter(filepath.Join(cfg.DataDir, "proxy"), log.With("part", "proxy"))
+	var router deploy.Router
+	if cfg.ProxyAdmin != "" {
+		if router, err = NewRemoteRouter(cfg.ProxyAdmin, cfg.ProxyToken); err != nil {
+			return nil, fmt.Errorf("proxy admin: %w", err)
+		}
+	} else {
+		s.router = NewRouter(filepath.Join(cfg.DataDir, "proxy"), log.With("part", "proxy"))
+		router = s.router
+	}
 	builder := &build.Builder{Root: filepath.Join(cfg.DataDir, "artifacts"), Logger: log.With("part", "build")}
 	s.Deploy, err = deploy.New(deploy.Config{
-		Store: st, Driver: s.driver, Router: s.router, Builder: builder, Source: gitSource{},
+		Store: st, Driver: s.driver, Router: router, Builder: builder, Source: gitSource{},
 		Logger: log.With("part", "deploy"), TickInterval: cfg.TickInterval,
 	})
 	if err != nil {

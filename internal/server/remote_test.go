@@ -1,0 +1,78 @@
+package server_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/cutover/cutover/examples"
+	"github.com/cutover/cutover/internal/core"
+	"github.com/cutover/cutover/internal/gitx"
+	"github.com/cutover/cutover/internal/proxy"
+	"github.com/cutover/cutover/internal/server"
+)
+
+// TestSeparateProxySurvivesControlPlane runs the proxy as its own process:
+// traffic keeps flowing while the control plane is down, and a restarted
+// control plane deploys through it again.
+func TestSeparateProxySurvivesControlPlane(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and the example app")
+	}
+	bin := buildCutover(t)
+	dir := t.TempDir()
+	listen, sock := freeAddr(t), filepath.Join(dir, "proxy.sock")
+	px := exec.Command(bin, "proxy", "run", "--listen", listen, "--admin", sock, "--state", filepath.Join(dir, "proxy"))
+	if err := px.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { px.Process.Kill(); px.Wait() })
+	admin, _ := proxy.NewAdminClient(sock, "")
+	deadline := time.Now().Add(10 * time.Second)
+	for admin.Do(context.Background(), "GET", "/services", nil, nil) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("proxy did not start")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	e := &env{t: t, repo: filepath.Join(dir, "repo"), data: filepath.Join(dir, "data")}
+	if err := examples.WriteHello(e.repo, examples.HelloOptions{StagingListen: listen, ProductionListen: freeAddr(t), Verify: 300 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	if err := gitx.Init(context.Background(), e.repo); err != nil {
+		t.Fatal(err)
+	}
+	e.commit("v1")
+	open := func() {
+		srv, err := server.Open(context.Background(), server.Config{DataDir: e.data, Listen: "127.0.0.1:0", ProxyAdmin: sock,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), TickInterval: 50 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.srv, e.svc = srv, srv.Deploy
+	}
+	open()
+	t.Cleanup(func() { e.close(true) })
+	if _, err := e.svc.AddApp(context.Background(), "hello", e.repo); err != nil {
+		t.Fatal(err)
+	}
+	e.deploy("staging", core.StateSucceeded)
+	e.serves(listen, "v1")
+
+	// The control plane goes away (its instances keep running): traffic does not notice.
+	e.close(false)
+	for range 20 {
+		e.serves(listen, "v1")
+	}
+	// A new control plane adopts the instances and deploys through the same proxy.
+	open()
+	e.version("v2", "")
+	e.deploy("staging", core.StateSucceeded)
+	e.serves(listen, "v2")
+	e.noOrphans()
+}
