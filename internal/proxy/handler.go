@@ -77,6 +77,9 @@ func (s *service) pickSet(w http.ResponseWriter, r *http.Request) *targetSet {
 			return set
 		}
 		set.release()
+		if s.active.Load() == set {
+			return nil // the service was removed while this request was routed to it
+		}
 	}
 }
 
