@@ -556,3 +556,71 @@ func freeAddr(t *testing.T) string {
 	defer ln.Close()
 	return ln.Addr().String()
 }
+
+func TestHealthEjectsFailingTargets(t *testing.T) {
+	good := newBackend(t, "good", 0)
+	dead := newBackend(t, "dead", 0)
+	p, addr := startProxy(t, "")
+	if err := p.SetService(ctx, ServiceSpec{Name: "web", Targets: []string{good.addr, dead.addr},
+		Health: HealthCheck{Interval: 50 * time.Millisecond, UnhealthyThreshold: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	// Active checks: a target failing its health path stops getting requests.
+	dead.setUp(false)
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		st, _ := p.StatusOf("web")
+		if !st.Active.Targets[1].Healthy {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("active check never marked the target unhealthy")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for range 20 {
+		if _, body, _ := get(t, http.DefaultClient, "http://"+addr+"/"); body != "hello from good" {
+			t.Fatalf("request went to an unhealthy target: %q", body)
+		}
+	}
+	// Passive: a target that passes its health check but answers 5xx is
+	// ejected after consecutive failures.
+	bad := http.NewServeMux()
+	bad.HandleFunc("/up", func(w http.ResponseWriter, r *http.Request) {})
+	bad.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "boom", 500) })
+	bln, _ := netListen(t)
+	go http.Serve(bln, bad)
+	defer bln.Close()
+	if err := p.SetService(ctx, ServiceSpec{Name: "web", Targets: []string{good.addr, bln.Addr().String()}}); err != nil {
+		t.Fatal(err)
+	}
+	fails := 0
+	for range 12 {
+		if code, _, _ := get(t, http.DefaultClient, "http://"+addr+"/"); code != 200 {
+			fails++
+		}
+	}
+	if fails != DefaultPassiveFailures {
+		t.Errorf("%d failed requests before ejection, want %d", fails, DefaultPassiveFailures)
+	}
+	for range 20 {
+		if code, _, _ := get(t, http.DefaultClient, "http://"+addr+"/"); code != 200 {
+			t.Fatal("a request went to an ejected target")
+		}
+	}
+	st, _ := p.StatusOf("web")
+	if !st.Active.Targets[1].Ejected || st.Active.Targets[1].Errors5xx != uint64(DefaultPassiveFailures) {
+		t.Errorf("bad target: %+v", st.Active.Targets[1])
+	}
+	// Counters and the latency histogram are exported for Prometheus.
+	srv := &http.Server{Handler: p.AdminHandler("")}
+	ln, _ := netListen(t)
+	go srv.Serve(ln)
+	defer srv.Close()
+	_, metrics, _ := get(t, http.DefaultClient, "http://"+ln.Addr().String()+"/metrics")
+	for _, m := range []string{`cutover_proxy_requests_total{service="web",target="` + good.addr + `"}`, "cutover_proxy_connection_errors_total", "cutover_proxy_request_duration_seconds_bucket", "cutover_proxy_target_healthy"} {
+		if !strings.Contains(metrics, m) {
+			t.Errorf("metrics lack %s", m)
+		}
+	}
+}
