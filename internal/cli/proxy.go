@@ -52,7 +52,7 @@ file permissions.`,
 		}
 		return c, nil
 	}
-	cmd.AddCommand(newProxyRunCmd(&admin), newProxySetCmd(client), newProxyWeightCmd(client), newProxyStatusCmd(client),
+	cmd.AddCommand(newProxyRunCmd(&admin), newProxySetCmd(client), newProxySwitchCmd(client), newProxyWeightCmd(client), newProxyStatusCmd(client),
 		newProxyPauseCmd(client), newProxyResumeCmd(client), newProxyRemoveCmd(client))
 	return cmd
 }
@@ -230,6 +230,47 @@ not when drained.`,
 	cmd.Flags().BoolVar(&force, "force", false, "switch without waiting for the health check")
 	cmd.Flags().StringVar(&output, "output", "text", "text or json")
 	_ = cmd.MarkFlagRequired("target")
+	return cmd
+}
+
+func newProxySwitchCmd(client func() (*proxy.AdminClient, error)) *cobra.Command {
+	var force bool
+	var output string
+	cmd := &cobra.Command{
+		Use:   "switch SERVICE",
+		Short: "Switch back to the standby set (the previous colour): an instant rollback",
+		Long: `Makes the service's standby set, the one that was active before the last
+switch, active again, health-gated unless --force. The set it replaces drains
+in the background.`,
+		Example: "  cutover proxy switch web",
+		Args:    exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := client()
+			if err != nil {
+				return err
+			}
+			path := "/services/" + args[0] + "/switch"
+			if force {
+				path += "?force=true"
+			}
+			var st proxy.ServiceStatus
+			start := time.Now()
+			if err := c.Do(cmd.Context(), "POST", path, nil, &st); err != nil {
+				return err
+			}
+			if output == "json" {
+				return printJSON(cmd.OutOrStdout(), st)
+			}
+			addrs := make([]string, len(st.Active.Targets))
+			for i, t := range st.Active.Targets {
+				addrs[i] = t.Addr
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s -> %s (switched in %s)\n", args[0], strings.Join(addrs, ","), time.Since(start).Round(time.Microsecond))
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&force, "force", false, "switch without waiting for the health check")
+	cmd.Flags().StringVar(&output, "output", "text", "text or json")
 	return cmd
 }
 

@@ -78,6 +78,15 @@ func (p *Proxy) AdminHandler(token string) http.Handler {
 		w.Header().Set("X-Switch-Duration", time.Since(start).String())
 		respond(w, st, err)
 	})
+	mux.HandleFunc("POST /services/{name}/switch", func(w http.ResponseWriter, r *http.Request) {
+		force := r.URL.Query().Get("force") == "true"
+		if err := p.SwitchToStandby(r.Context(), r.PathValue("name"), force); err != nil {
+			respond(w, nil, err)
+			return
+		}
+		st, err := p.StatusOf(r.PathValue("name"))
+		respond(w, st, err)
+	})
 	mux.HandleFunc("PUT /services/{name}/canary", func(w http.ResponseWriter, r *http.Request) {
 		var req CanaryRequest
 		if !decode(w, r, &req) {

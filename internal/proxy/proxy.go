@@ -267,6 +267,29 @@ func (p *Proxy) SetService(ctx context.Context, spec ServiceSpec) error {
 	return nil
 }
 
+// SwitchToStandby makes the standby set (the previous colour) active again:
+// the proxy-level instant rollback. It is health-gated unless force.
+func (p *Proxy) SwitchToStandby(ctx context.Context, name string, force bool) error {
+	p.mu.Lock()
+	svc := p.services[name]
+	var spec ServiceSpec
+	var standby *targetSet
+	if svc != nil {
+		spec = svc.spec
+		standby = svc.standby.Load()
+	}
+	p.mu.Unlock()
+	if svc == nil {
+		return fmt.Errorf("%w: service %q", ErrNotFound, name)
+	}
+	if standby == nil {
+		return fmt.Errorf("%w: service %q has no standby set to switch to", ErrInvalid, name)
+	}
+	spec.Targets = append([]string(nil), standby.addrs...)
+	spec.Force = force
+	return p.SetService(ctx, spec)
+}
+
 // SetCanary sends percent of the service's requests to targets (0 removes
 // the canary). With sticky, a client keeps its side via a cookie.
 func (p *Proxy) SetCanary(ctx context.Context, name string, targets []string, percent int, sticky bool) error {

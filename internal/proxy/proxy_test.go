@@ -152,6 +152,16 @@ func TestSwitchReturnsBeforeDrainAndStatusShowsIt(t *testing.T) {
 	if _, body, _ := get(t, http.DefaultClient, "http://"+addr+"/"); body != "hello from green" {
 		t.Errorf("new request went to %q", body)
 	}
+	// Switching back to the standby and forth again.
+	if err := p.SwitchToStandby(ctx, "web", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, body, _ := get(t, http.DefaultClient, "http://"+addr+"/"); body != "hello from blue" {
+		t.Errorf("after switching to the standby: %q", body)
+	}
+	if err := p.SwitchToStandby(ctx, "web", false); err != nil {
+		t.Fatal(err)
+	}
 	if body := <-done; body != "slow blue" {
 		t.Errorf("in-flight request = %q, want it finished by blue", body)
 	}
