@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cutover/cutover/examples"
@@ -49,7 +50,8 @@ func Run(ctx context.Context, opt Options) (Result, error) {
 	if opt.Workers <= 0 {
 		opt.Workers = 8
 	}
-	out := opt.Out
+	// Events are printed from another goroutine: serialise writes.
+	out := &syncWriter{w: opt.Out}
 	dir, err := os.MkdirTemp("", "cutover-demo-")
 	if err != nil {
 		return Result{}, err
@@ -92,8 +94,15 @@ func Run(ctx context.Context, opt Options) (Result, error) {
 	d.svc = srv.Deploy
 	d.say("2. cutover server on %s (SQLite, local processes, embedded proxy); staging on %s, production on %s", srv.URL(), stagingAddr, prodAddr)
 	events, cancel := d.svc.Subscribe()
-	defer cancel()
-	go d.printEvents(events)
+	printed := make(chan struct{})
+	go func() {
+		defer close(printed)
+		d.printEvents(events)
+	}()
+	defer func() {
+		cancel()
+		<-printed
+	}()
 
 	if _, err := d.svc.AddApp(ctx, appName, repo); err != nil {
 		return Result{}, err
@@ -188,6 +197,17 @@ func Run(ctx context.Context, opt Options) (Result, error) {
 	}
 	fmt.Fprintf(out, "demo finished in %s: 0 failed requests\n", time.Since(d.start).Round(100*time.Millisecond))
 	return r, nil
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
 
 type demo struct {
