@@ -21,7 +21,6 @@ type backend struct {
 	addr    string
 	version string
 	srv     *http.Server
-	healthy chan bool
 	mu      sync.Mutex
 	isUp    bool
 }

@@ -91,7 +91,7 @@ func (p *Proxy) serveUpgrade(w http.ResponseWriter, r *http.Request, set *target
 	set.addTunnel(tn)
 	defer set.removeTunnel(tn)
 	// Relay the 101 head.
-	fmt.Fprintf(brw, "HTTP/1.1 101 %s\r\n", http.StatusText(101))
+	fmt.Fprintf(brw, "HTTP/1.1 101 %s\r\n", http.StatusText(http.StatusSwitchingProtocols))
 	_ = resp.Header.Write(brw)
 	brw.WriteString("\r\n")
 	if err := brw.Flush(); err != nil {
