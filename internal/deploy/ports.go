@@ -52,6 +52,20 @@ type Store interface {
 	// ListEnvStates returns the recorded state of every environment of app, by name.
 	ListEnvStates(ctx context.Context, app string) ([]core.EnvState, error)
 
+	// Release candidates. CreateCandidate numbers it: a full release (Patch
+	// 0 asked) gets the next Number; a patch (Patch > 0 asked) gets the
+	// latest Number and the next Patch. It fails with ErrInvalid for a patch
+	// when there is no full release yet.
+	CreateCandidate(ctx context.Context, c core.Candidate) (core.Candidate, error)
+	UpdateCandidate(ctx context.Context, c core.Candidate) error
+	GetCandidate(ctx context.Context, app string, number, patch int) (core.Candidate, error)
+	// ListCandidates returns newest first.
+	ListCandidates(ctx context.Context, app string, limit int) ([]core.Candidate, error)
+
+	// Checks record gate results; PutCheck replaces an earlier result.
+	PutCheck(ctx context.Context, c core.Check) error
+	GetCheck(ctx context.Context, app, sha, env, name string) (core.Check, error)
+
 	// Locks: one deploy per environment. TryLock fails with an error wrapping
 	// ErrLocked that names the holder when another holder has it.
 	TryLock(ctx context.Context, app, env, holder string, ttl time.Duration) error

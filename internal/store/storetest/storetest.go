@@ -26,6 +26,61 @@ func Run(t *testing.T, open func(t *testing.T) deploy.Store) {
 	t.Run("events", func(t *testing.T) { events(t, open(t)) })
 	t.Run("env state", func(t *testing.T) { envState(t, open(t)) })
 	t.Run("locks", func(t *testing.T) { locks(t, open(t)) })
+	t.Run("release candidates", func(t *testing.T) { candidates(t, open(t)) })
+	t.Run("checks", func(t *testing.T) { checks(t, open(t)) })
+}
+
+func candidates(t *testing.T, s deploy.Store) {
+	mustApp(t, s, "a")
+	if _, err := s.CreateCandidate(ctx, core.Candidate{App: "a", Patch: 1}); !errors.Is(err, core.ErrInvalid) {
+		t.Errorf("patch before any full release: %v", err)
+	}
+	want := []string{"1", "2", "2.1", "2.2", "3", "3.1"}
+	for _, id := range want {
+		patch := 0
+		if strings.Contains(id, ".") {
+			patch = 1 // asks for a patch; the store numbers it
+		}
+		c, err := s.CreateCandidate(ctx, core.Candidate{App: "a", Patch: patch, Head: sha1, State: core.CandidateCut})
+		if err != nil || c.ID() != id {
+			t.Fatalf("candidate = %s, %v; want %s", c.ID(), err, id)
+		}
+	}
+	c, err := s.GetCandidate(ctx, "a", 2, 2)
+	if err != nil || c.Head != sha1 {
+		t.Fatalf("get 2.2 = %+v, %v", c, err)
+	}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	c.State, c.Tag, c.Notes, c.FinishedAt = core.CandidateFinished, "v1.0.0", "## Notes", &now
+	if err := s.UpdateCandidate(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.GetCandidate(ctx, "a", 2, 2)
+	if got.State != core.CandidateFinished || got.Tag != "v1.0.0" || !got.FinishedAt.Equal(now) {
+		t.Errorf("round trip = %+v", got)
+	}
+	if _, err := s.GetCandidate(ctx, "a", 9, 0); !errors.Is(err, core.ErrNotFound) {
+		t.Errorf("missing: %v", err)
+	}
+	l, _ := s.ListCandidates(ctx, "a", 3)
+	if len(l) != 3 || l[0].ID() != "3.1" || l[2].ID() != "2.2" {
+		t.Errorf("list = %v", l)
+	}
+}
+
+func checks(t *testing.T, s deploy.Store) {
+	if _, err := s.GetCheck(ctx, "a", sha1, "staging", "compat"); !errors.Is(err, core.ErrNotFound) {
+		t.Errorf("missing check: %v", err)
+	}
+	for _, passed := range []bool{false, true} {
+		if err := s.PutCheck(ctx, core.Check{App: "a", SHA: sha1, Env: "staging", Name: "compat", Passed: passed, Detail: "ran", CreatedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := s.GetCheck(ctx, "a", sha1, "staging", "compat")
+	if err != nil || !c.Passed || c.Detail != "ran" {
+		t.Errorf("check = %+v, %v", c, err)
+	}
 }
 
 var ctx = context.Background()

@@ -1,0 +1,71 @@
+package core
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+)
+
+// Version is a semantic version MAJOR.MINOR.PATCH with an optional
+// pre-release suffix.
+type Version struct {
+	Major, Minor, Patch int
+	Pre                 string
+}
+
+var semverPattern = regexp.MustCompile(`^v?(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})(?:-([0-9A-Za-z]+(?:\.[0-9A-Za-z]+)*))?$`)
+
+// ParseVersion parses "2.4.5", "v2.4.5" or "3.0.0-rc.1" and refuses
+// anything else, naming the value.
+func ParseVersion(s string) (Version, error) {
+	m := semverPattern.FindStringSubmatch(s)
+	if m == nil || len(s) > 64 {
+		return Version{}, fmt.Errorf("%w: version %q: want MAJOR.MINOR.PATCH such as 2.4.5 (optionally v2.4.5 or 3.0.0-rc.1)", ErrInvalid, s)
+	}
+	var v Version
+	v.Major, _ = strconv.Atoi(m[1])
+	v.Minor, _ = strconv.Atoi(m[2])
+	v.Patch, _ = strconv.Atoi(m[3])
+	v.Pre = m[4]
+	return v, nil
+}
+
+func (v Version) String() string {
+	s := fmt.Sprintf("%d.%d.%d", v.Major, v.Minor, v.Patch)
+	if v.Pre != "" {
+		s += "-" + v.Pre
+	}
+	return s
+}
+
+// Less orders versions; a pre-release sorts before its release.
+func (v Version) Less(o Version) bool {
+	switch {
+	case v.Major != o.Major:
+		return v.Major < o.Major
+	case v.Minor != o.Minor:
+		return v.Minor < o.Minor
+	case v.Patch != o.Patch:
+		return v.Patch < o.Patch
+	case v.Pre == o.Pre:
+		return false
+	case v.Pre == "":
+		return false
+	case o.Pre == "":
+		return true
+	}
+	return v.Pre < o.Pre
+}
+
+// Bump returns the next version: part is "major", "minor" or "patch".
+func (v Version) Bump(part string) (Version, error) {
+	switch part {
+	case "major":
+		return Version{Major: v.Major + 1}, nil
+	case "minor":
+		return Version{Major: v.Major, Minor: v.Minor + 1}, nil
+	case "patch":
+		return Version{Major: v.Major, Minor: v.Minor, Patch: v.Patch + 1}, nil
+	}
+	return v, fmt.Errorf("%w: bump %q: want major, minor or patch", ErrInvalid, part)
+}

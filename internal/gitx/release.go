@@ -1,0 +1,184 @@
+package gitx
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/cutover/cutover/internal/core"
+)
+
+// Mirror keeps a bare clone of origin at dir, fetching every branch and tag.
+// Release operations write refs there and push them back explicitly.
+func Mirror(ctx context.Context, origin, dir string) error {
+	if err := ValidateRepo(origin); err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(dir, "HEAD")); err != nil {
+		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+			return err
+		}
+		if _, err := Run(ctx, filepath.Dir(dir), "clone", "-q", "--bare", "--", origin, dir); err != nil {
+			return err
+		}
+	}
+	_, err := Run(ctx, dir, "fetch", "-q", "--prune", "--force", "--", origin, "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
+	return err
+}
+
+// RefSHA returns the commit a ref points to, or "" when the ref does not exist.
+func RefSHA(ctx context.Context, repo, ref string) (string, error) {
+	if err := ValidateRef(ref); err != nil {
+		return "", err
+	}
+	out, err := Run(ctx, repo, "rev-parse", "--verify", "--quiet", "--end-of-options", ref+"^{commit}")
+	if err != nil {
+		return "", nil
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// IsAncestor reports whether commit a is an ancestor of (or equal to) b.
+func IsAncestor(ctx context.Context, repo, a, b string) (bool, error) {
+	cmd, cancel := command(ctx, repo, "merge-base", "--is-ancestor", a, b)
+	defer cancel()
+	err := cmd.Run()
+	if err == nil {
+		return true, nil
+	}
+	var ee interface{ ExitCode() int }
+	if errors.As(err, &ee) && ee.ExitCode() == 1 {
+		return false, nil
+	}
+	return false, fmt.Errorf("git merge-base --is-ancestor: %w", err)
+}
+
+// MergeTree merges theirs into ours without touching any working tree and
+// returns the resulting tree, or the files in conflict. Nothing is written
+// to any ref.
+func MergeTree(ctx context.Context, repo, ours, theirs string) (tree string, conflicts []string, err error) {
+	var stdout, stderr bytes.Buffer
+	cmd, cancel := command(ctx, repo, "merge-tree", "--write-tree", "--name-only", "--no-messages", ours, theirs)
+	defer cancel()
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	runErr := cmd.Run()
+	lines := strings.Split(strings.TrimRight(stdout.String(), "\n"), "\n")
+	if runErr != nil {
+		var ee interface{ ExitCode() int }
+		if !errors.As(runErr, &ee) || ee.ExitCode() != 1 {
+			return "", nil, fmt.Errorf("git merge-tree: %s", strings.TrimSpace(stderr.String()))
+		}
+		// Exit 1: conflicts. The first line is the tree, then the conflicted files.
+		seen := map[string]bool{}
+		for _, l := range lines[1:] {
+			if l != "" && !seen[l] {
+				seen[l] = true
+				conflicts = append(conflicts, l)
+			}
+		}
+		return "", conflicts, nil
+	}
+	return strings.TrimSpace(lines[0]), nil, nil
+}
+
+// CommitTree creates a commit of tree with parents and message, without
+// touching any ref, and returns it.
+func CommitTree(ctx context.Context, repo, tree, message string, parents ...string) (string, error) {
+	args := []string{"-c", "user.name=cutover", "-c", "user.email=cutover@localhost", "commit-tree", tree}
+	for _, p := range parents {
+		args = append(args, "-p", p)
+	}
+	args = append(args, "-m", message)
+	out, err := Run(ctx, repo, args...)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// TreeOf returns the tree of a commit.
+func TreeOf(ctx context.Context, repo, commit string) (string, error) {
+	out, err := Run(ctx, repo, "rev-parse", "--verify", "--end-of-options", commit+"^{tree}")
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// UpdateBranch moves branch to commit only if it still points at old ("" =
+// the branch must not exist): a compare-and-swap, so a concurrent change is
+// never overwritten.
+func UpdateBranch(ctx context.Context, repo, branch, commit, old string) error {
+	if err := ValidateRef(branch); err != nil {
+		return err
+	}
+	if old == "" {
+		old = strings.Repeat("0", len(commit))
+	}
+	_, err := Run(ctx, repo, "update-ref", "-m", "cutover release", "refs/heads/"+branch, commit, old)
+	return err
+}
+
+// CreateTag creates an annotated tag (signed with key when key is set) on
+// commit. An existing tag on the same commit is left as it is; on another
+// commit it is an error wrapping core.ErrConflict.
+func CreateTag(ctx context.Context, repo, tag, commit, message, key string) error {
+	if err := ValidateRef(tag); err != nil {
+		return err
+	}
+	if cur, _ := RefSHA(ctx, repo, "refs/tags/"+tag); cur != "" {
+		if cur == commit {
+			return nil
+		}
+		return fmt.Errorf("tag %s: %w: it already points at %s", tag, core.ErrConflict, core.ShortSHA(cur))
+	}
+	args := []string{"-c", "user.name=cutover", "-c", "user.email=cutover@localhost", "tag", "-a", "-m", message}
+	if key != "" {
+		args = append(args, "-s", "-u", key)
+	}
+	args = append(args, "--", tag, commit)
+	_, err := Run(ctx, repo, args...)
+	return err
+}
+
+// Push pushes refs (full names) to origin. Already up-to-date refs are fine.
+func Push(ctx context.Context, repo, origin string, refs ...string) error {
+	if err := ValidateRepo(origin); err != nil {
+		return err
+	}
+	args := append([]string{"push", "-q", "--", origin}, refs...)
+	_, err := Run(ctx, repo, args...)
+	return err
+}
+
+// ShowFile returns the content of path at commit, or an error wrapping
+// core.ErrNotFound.
+func ShowFile(ctx context.Context, repo, commit, path string) ([]byte, error) {
+	if strings.HasPrefix(path, "-") || strings.Contains(path, "..") || strings.ContainsAny(path, "\x00\n:") {
+		return nil, fmt.Errorf("%w: path %q", core.ErrInvalid, path)
+	}
+	out, err := Run(ctx, repo, "show", commit+":"+path)
+	if err != nil {
+		return nil, fmt.Errorf("%s at %s: %w", path, core.ShortSHA(commit), core.ErrNotFound)
+	}
+	return out, nil
+}
+
+// ChangedFiles lists the files that differ between two commits.
+func ChangedFiles(ctx context.Context, repo, from, to string) ([]string, error) {
+	out, err := Run(ctx, repo, "diff", "--name-only", from, to, "--")
+	if err != nil {
+		return nil, err
+	}
+	var files []string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if l != "" {
+			files = append(files, l)
+		}
+	}
+	return files, nil
+}
