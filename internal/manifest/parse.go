@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -40,19 +41,27 @@ func (a *Argv) UnmarshalYAML(n *yaml.Node) error {
 
 // raw mirrors the file with commands as Argv; it is decoded strictly.
 type raw struct {
-	App            string      `yaml:"app"`
-	Build          rawBuild    `yaml:"build"`
-	Run            rawRun      `yaml:"run"`
-	Health         Health      `yaml:"health"`
-	Smoke          []Smoke     `yaml:"smoke"`
-	Migrate        *rawMigrate `yaml:"migrate"`
-	Verify         Verify      `yaml:"verify"`
-	StandbyFor     yaml.Node   `yaml:"standby_for"`
-	ScaleInDelay   yaml.Node   `yaml:"scale_in_delay"`
-	InvestigateFor yaml.Node   `yaml:"investigate_for"`
-	OnConfirm      string      `yaml:"on_confirm"`
-	StopGrace      yaml.Node   `yaml:"stop_grace"`
-	Environments   yaml.Node   `yaml:"environments"`
+	App            string       `yaml:"app"`
+	Build          rawBuild     `yaml:"build"`
+	Run            rawRun       `yaml:"run"`
+	Health         Health       `yaml:"health"`
+	Smoke          []Smoke      `yaml:"smoke"`
+	Migrate        *rawMigrate  `yaml:"migrate"`
+	Verify         Verify       `yaml:"verify"`
+	StandbyFor     yaml.Node    `yaml:"standby_for"`
+	ScaleInDelay   yaml.Node    `yaml:"scale_in_delay"`
+	InvestigateFor yaml.Node    `yaml:"investigate_for"`
+	OnConfirm      string       `yaml:"on_confirm"`
+	StopGrace      yaml.Node    `yaml:"stop_grace"`
+	Release        ReleaseLines `yaml:"release"`
+	Compat         *rawCompat   `yaml:"compat"`
+	Environments   yaml.Node    `yaml:"environments"`
+}
+
+type rawCompat struct {
+	Test    Argv      `yaml:"test"`
+	Oldest  string    `yaml:"oldest"`
+	Timeout yaml.Node `yaml:"timeout"`
 }
 
 type rawBuild struct {
@@ -158,6 +167,18 @@ func Parse(data []byte) (*Manifest, error) {
 		m.OnConfirm = DefaultOnConfirm
 	} else if m.OnConfirm != OnConfirmSync && m.OnConfirm != OnConfirmScaleIn {
 		v.fail([]string{"on_confirm"}, fmt.Sprintf("%q: want %s or %s", m.OnConfirm, OnConfirmSync, OnConfirmScaleIn))
+	}
+	m.Release = r.Release
+	v.releaseLines(&m.Release)
+	if r.Compat != nil {
+		m.Compat = &Compat{Test: r.Compat.Test, Oldest: r.Compat.Oldest}
+		m.Compat.Timeout = v.duration(&r.Compat.Timeout, DefaultCompatTimeout, "compat", "timeout")
+		if len(m.Compat.Test) == 0 {
+			v.fail([]string{"compat", "test"}, "is required when compat is given (the command that runs the old version's tests)")
+		}
+		if !versionPattern.MatchString(m.Compat.Oldest) {
+			v.fail([]string{"compat", "oldest"}, fmt.Sprintf("%q: want the oldest compatible version, MAJOR.MINOR.PATCH such as 2.3.20", m.Compat.Oldest))
+		}
 	}
 	m.Environments = v.environments(&r.Environments)
 	if err := errors.Join(v.errs...); err != nil {
@@ -350,6 +371,39 @@ func (v *validator) environments(n *yaml.Node) []Environment {
 		v.fail([]string{"environments"}, "at least one environment is required")
 	}
 	return out
+}
+
+// versionPattern is core's semantic version syntax without the v prefix.
+var versionPattern = regexp.MustCompile(`^(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})(-[0-9A-Za-z]+(\.[0-9A-Za-z]+)*)?$`)
+
+// refPattern is what release branch and tag names may contain.
+var refPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]{0,100}$`)
+
+func (v *validator) releaseLines(r *ReleaseLines) {
+	for _, f := range []struct {
+		name string
+		val  *string
+		def  string
+	}{
+		{"main", &r.Main, DefaultMainLine},
+		{"production", &r.Production, DefaultProductionLine},
+		{"branch_prefix", &r.BranchPrefix, DefaultBranchPrefix},
+		{"tag_prefix", &r.TagPrefix, DefaultTagPrefix},
+	} {
+		if *f.val == "" {
+			*f.val = f.def
+			continue
+		}
+		if !refPattern.MatchString(*f.val) || strings.Contains(*f.val, "..") || strings.HasSuffix(*f.val, ".lock") {
+			v.fail([]string{"release", f.name}, fmt.Sprintf("%q is not a valid git ref name part", *f.val))
+		}
+	}
+	if r.Main == r.Production {
+		v.fail([]string{"release", "production"}, fmt.Sprintf("%q is also the main line", r.Production))
+	}
+	if r.SigningKey != "" && (strings.HasPrefix(r.SigningKey, "-") || strings.ContainsAny(r.SigningKey, " \t\n;$`")) {
+		v.fail([]string{"release", "signing_key"}, fmt.Sprintf("%q is not a key id", r.SigningKey))
+	}
 }
 
 type fieldError struct{ field, msg string }

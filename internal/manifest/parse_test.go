@@ -50,6 +50,9 @@ func TestParseGoodAppliesDefaults(t *testing.T) {
 	if len(m.Environments) != 2 || m.Environments[0].Name != "staging" || m.Environments[1].From != "staging" || m.Environments[0].Instances != 1 {
 		t.Errorf("environments = %+v", m.Environments)
 	}
+	if m.Release.Main != "main" || m.Release.Production != "stages/prod" || m.Release.TagPrefix != "v" || m.Compat != nil {
+		t.Errorf("release defaults = %+v, compat %+v", m.Release, m.Compat)
+	}
 	if m.Verify.MaxErrorRate != DefaultMaxErrorRate {
 		t.Errorf("verify = %+v", m.Verify)
 	}
@@ -72,6 +75,11 @@ func TestParseErrorsNameFieldAndLine(t *testing.T) {
 		{"unknown env key", strings.Replace(good, "instances: 2,", "replicas: 2,", 1), "environments.production.replicas: unknown field"},
 		{"no environments", "build: {command: x}\nrun: {command: y}\n", "environments: at least one environment is required"},
 		{"on_confirm", "on_confirm: maybe\n" + good, "on_confirm: \"maybe\""},
+		{"compat oldest", "compat: {test: go test, oldest: 2.3}\n" + good, "compat.oldest: \"2.3\""},
+		{"compat oldest injection", "compat: {test: go test, oldest: \"$(id)\"}\n" + good, "compat.oldest"},
+		{"compat test missing", "compat: {oldest: 1.0.0}\n" + good, "compat.test: is required"},
+		{"release branch", "release: {production: \"--upload-pack=x\"}\n" + good, "release.production"},
+		{"release same lines", "release: {production: main}\n" + good, "is also the main line"},
 		{"not yaml", "build: [\n", "cutover.yml:"},
 		{"empty", "", "empty file"},
 	} {

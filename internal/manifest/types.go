@@ -26,6 +26,11 @@ const (
 	DefaultOnConfirm      = OnConfirmSync
 	MaxInstances          = 64
 	MaxManifestBytes      = 256 << 10
+	DefaultMainLine       = "main"
+	DefaultProductionLine = "stages/prod"
+	DefaultBranchPrefix   = "stages/rc-"
+	DefaultTagPrefix      = "v"
+	DefaultCompatTimeout  = 5 * time.Minute
 )
 
 // What to do with the standby colour when a person confirms a live release.
@@ -52,6 +57,10 @@ type Manifest struct {
 	InvestigateFor time.Duration `yaml:"investigate_for"` // a failed colour is reverted after this
 	OnConfirm      string        `yaml:"on_confirm"`      // sync | scale_in
 	StopGrace      time.Duration `yaml:"stop_grace"`
+	// Release says how release candidates are cut, merged and tagged.
+	Release ReleaseLines `yaml:"release"`
+	// Compat is the backwards-compatibility gate (nil: none).
+	Compat *Compat `yaml:"compat"`
 	// Environments in promotion order; Env(name) finds one.
 	Environments []Environment `yaml:"-"`
 }
@@ -97,6 +106,23 @@ type Verify struct {
 	For          time.Duration `yaml:"for"`
 	MaxErrorRate float64       `yaml:"max_error_rate"`
 	MinRequests  int           `yaml:"min_requests"` // below this many requests the window passes unless health fails
+}
+
+// ReleaseLines names the branches and tags of the release process.
+type ReleaseLines struct {
+	Main         string `yaml:"main"`          // the main line (default main)
+	Production   string `yaml:"production"`    // the production line (default stages/prod)
+	BranchPrefix string `yaml:"branch_prefix"` // release branches: PREFIX + date (default stages/rc-)
+	TagPrefix    string `yaml:"tag_prefix"`    // semantic version tags (default v)
+	SigningKey   string `yaml:"signing_key"`   // GPG key id: tags are signed when set
+}
+
+// Compat runs an older compatible version's tests against a new release
+// before it is promoted.
+type Compat struct {
+	Test    []string      `yaml:"test"`    // argv, run in a checkout of the oldest compatible version
+	Oldest  string        `yaml:"oldest"`  // the oldest compatible version, e.g. 2.3.20 (tag TagPrefix+Oldest)
+	Timeout time.Duration `yaml:"timeout"` // default 5m
 }
 
 // Environment is one stage of the promotion chain.
