@@ -145,6 +145,10 @@ func ResolveCommit(ctx context.Context, repo, ref string) (string, error) {
 // Log returns the commits reachable from to and not from from, newest
 // first; from "" means all of to's history.
 func Log(ctx context.Context, repo, from, to string) ([]core.Commit, error) {
+	return logCommits(ctx, repo, from, to)
+}
+
+func logCommits(ctx context.Context, repo, from, to string, extra ...string) ([]core.Commit, error) {
 	for _, r := range []string{from, to} {
 		if r == "" {
 			continue
@@ -158,7 +162,8 @@ func Log(ctx context.Context, repo, from, to string) ([]core.Commit, error) {
 		rng = from + ".." + to
 	}
 	const sep, end = "\x1f", "\x1e"
-	out, err := Run(ctx, repo, "log", "--format=%H"+sep+"%P"+sep+"%an"+sep+"%ae"+sep+"%aI"+sep+"%s"+sep+"%b"+end, rng, "--")
+	args := append([]string{"log", "--format=%H" + sep + "%P" + sep + "%an" + sep + "%ae" + sep + "%aI" + sep + "%s" + sep + "%b" + end}, extra...)
+	out, err := Run(ctx, repo, append(args, rng, "--")...)
 	if err != nil {
 		return nil, err
 	}
@@ -286,4 +291,10 @@ func CommitAll(ctx context.Context, dir, msg string) (string, error) {
 		return "", err
 	}
 	return ResolveCommit(ctx, dir, "HEAD")
+}
+
+// LogFirstParent is Log along first parents only: the commits made on the
+// line itself and the merges into it, not the commits inside merged branches.
+func LogFirstParent(ctx context.Context, repo, from, to string) ([]core.Commit, error) {
+	return logCommits(ctx, repo, from, to, "--first-parent")
 }
