@@ -16,6 +16,7 @@ import (
 
 	"github.com/cutover/cutover/internal/core"
 	"github.com/cutover/cutover/internal/deploy"
+	"github.com/cutover/cutover/internal/release"
 )
 
 // Bounds on requests.
@@ -31,12 +32,14 @@ const (
 // Config wires the API.
 type Config struct {
 	Service *deploy.Service
-	Token   string // bearer token every route but /api/v1/healthz requires
+	Release *release.Service // release management; nil leaves its routes out
+	Token   string           // bearer token every route but /api/v1/healthz requires
 	Logger  *slog.Logger
 }
 
 type api struct {
 	svc *deploy.Service
+	rel *release.Service
 	log *slog.Logger
 }
 
@@ -45,7 +48,7 @@ func New(cfg Config) http.Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	a := &api{svc: cfg.Service, log: cfg.Logger}
+	a := &api{svc: cfg.Service, rel: cfg.Release, log: cfg.Logger}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
 	mux.HandleFunc("GET /api/v1/apps", a.json(a.listApps))
@@ -65,6 +68,7 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("GET /api/v1/deployments/{id}/wait", a.json(a.wait))
 	mux.HandleFunc("GET /api/v1/events", a.json(a.events))
 	mux.HandleFunc("GET /api/v1/events/stream", a.stream)
+	a.routeReleases(mux)
 	want := []byte("Bearer " + cfg.Token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/api/v1/healthz" {
@@ -109,6 +113,10 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 		a.log.Error("api", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	writeJSON(w, status, errorBody{Error: err.Error()})
+}
+
+func errInvalidf(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{core.ErrInvalid}, args...)...)
 }
 
 func decode(r *http.Request, v any) error {

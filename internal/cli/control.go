@@ -78,6 +78,7 @@ func addControlCommands(root *cobra.Command) {
 	cmds := []*cobra.Command{
 		newAppCmd(c), newBuildCmd(c), newDeployCmd(c), newRollbackCmd(c), newConfirmCmd(c), newHoldCmd(c),
 		newConfigCmd(c), newStatusCmd(c), newHistoryCmd(c), newReleasesCmd(c), newLogsCmd(c), newEventsCmd(c),
+		newReleaseCmd(c), newDiffCmd(c),
 	}
 	for _, cmd := range cmds {
 		c.register(cmd)

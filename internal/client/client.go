@@ -255,3 +255,48 @@ func (c *Client) Stream(ctx context.Context, app string, afterID int64, opened f
 	}
 	return sc.Err()
 }
+
+// CutRelease cuts a release candidate.
+func (c *Client) CutRelease(ctx context.Context, app string, req map[string]any) (core.Candidate, error) {
+	var out core.Candidate
+	err := c.do(ctx, "POST", "/api/v1/apps/"+esc(app)+"/candidates", req, &out)
+	return out, err
+}
+
+// Candidates lists release candidates, newest first.
+func (c *Client) Candidates(ctx context.Context, app string) ([]core.Candidate, error) {
+	var out []core.Candidate
+	err := c.do(ctx, "GET", "/api/v1/apps/"+esc(app)+"/candidates", nil, &out)
+	return out, err
+}
+
+// Candidate returns one release candidate ("112" or "112.1").
+func (c *Client) Candidate(ctx context.Context, app, rc string) (core.Candidate, error) {
+	var out core.Candidate
+	err := c.do(ctx, "GET", "/api/v1/apps/"+esc(app)+"/candidates/"+esc(rc), nil, &out)
+	return out, err
+}
+
+// SetNotes replaces a candidate's notes.
+func (c *Client) SetNotes(ctx context.Context, app, rc, notes string) (core.Candidate, error) {
+	var out core.Candidate
+	err := c.do(ctx, "PUT", "/api/v1/apps/"+esc(app)+"/candidates/"+esc(rc)+"/notes", map[string]string{"notes": notes}, &out)
+	return out, err
+}
+
+// CheckRelease reports merge conflicts without changing anything.
+func (c *Client) CheckRelease(ctx context.Context, app, rc string, out any) error {
+	return c.do(ctx, "POST", "/api/v1/apps/"+esc(app)+"/candidates/"+esc(rc)+"/check", nil, out)
+}
+
+// FinishRelease merges, tags and pushes a candidate.
+func (c *Client) FinishRelease(ctx context.Context, app, rc string, trueUp bool) (core.Candidate, error) {
+	var out core.Candidate
+	err := c.do(ctx, "POST", "/api/v1/apps/"+esc(app)+"/candidates/"+esc(rc)+"/finish", map[string]bool{"true_up": trueUp}, &out)
+	return out, err
+}
+
+// Diff says what changed between two releases.
+func (c *Client) Diff(ctx context.Context, app string, from, to int, out any) error {
+	return c.do(ctx, "GET", fmt.Sprintf("/api/v1/apps/%s/diff?from=%d&to=%d", esc(app), from, to), nil, out)
+}

@@ -82,6 +82,12 @@ func (s *Service) Deploy(ctx context.Context, req DeployRequest) (core.Deploymen
 			if err := s.checkPromotion(ctx, app.Name, envSpec.From, sha); err != nil {
 				return core.Deployment{}, err
 			}
+			from, _ := m.Env(envSpec.From)
+			for _, g := range s.cfg.Gates {
+				if err := g.BeforePromotion(ctx, app, sha, m, from); err != nil {
+					return core.Deployment{}, err
+				}
+			}
 		}
 		cfgv, err := s.cfg.Store.GetConfig(ctx, app.Name, req.Env, 0)
 		if err != nil {

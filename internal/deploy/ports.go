@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/internal/core"
+	"github.com/cutover/cutover/internal/manifest"
 )
 
 // Store is the persistence the deploy machine needs. Implementations live in
@@ -115,4 +116,11 @@ type RouteStats struct {
 	Requests   uint64
 	Errors5xx  uint64
 	ConnErrors uint64
+}
+
+// Gate checks a commit before it is promoted from one environment to the
+// next (internal/release's backwards-compatibility gate is one). An error
+// refuses the promotion and says why.
+type Gate interface {
+	BeforePromotion(ctx context.Context, app core.App, sha string, m *manifest.Manifest, from manifest.Environment) error
 }

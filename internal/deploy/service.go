@@ -62,6 +62,8 @@ type Config struct {
 	HTTPClient *http.Client
 	// Holder names this server in locks (several servers may share a store).
 	Holder string
+	// Gates run before a commit is promoted to the next environment.
+	Gates []Gate
 }
 
 // Service is the deploy machine. All methods are safe for concurrent use.
@@ -175,6 +177,9 @@ func (s *Service) Subscribe() (<-chan core.Event, func()) {
 		s.mu.Unlock()
 	}
 }
+
+// Emit records an event of another part (release management) in the timeline.
+func (s *Service) Emit(ctx context.Context, e core.Event) { s.emit(ctx, e) }
 
 // emit appends an event to the timeline and fans it out to subscribers.
 func (s *Service) emit(ctx context.Context, e core.Event) {

@@ -20,9 +20,11 @@ import (
 
 	"github.com/cutover/cutover/internal/api"
 	"github.com/cutover/cutover/internal/build"
+	"github.com/cutover/cutover/internal/core"
 	"github.com/cutover/cutover/internal/deploy"
 	"github.com/cutover/cutover/internal/driver/process"
 	"github.com/cutover/cutover/internal/gitx"
+	"github.com/cutover/cutover/internal/release"
 	"github.com/cutover/cutover/internal/secret"
 	"github.com/cutover/cutover/internal/store/sqlite"
 )
@@ -57,8 +59,9 @@ type Config struct {
 
 // Server is a running control plane.
 type Server struct {
-	Deploy *deploy.Service
-	Token  string
+	Deploy  *deploy.Service
+	Release *release.Service
+	Token   string
 	// NewToken is set when the token was created by this start (print it once).
 	NewToken bool
 
@@ -120,9 +123,17 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		router = s.router
 	}
 	builder := &build.Builder{Root: filepath.Join(cfg.DataDir, "artifacts"), Logger: log.With("part", "build")}
+	s.Release = release.New(release.Config{
+		Store: st, DataDir: filepath.Join(cfg.DataDir, "repos"), Logger: log.With("part", "release"),
+		Emit: func(ctx context.Context, e core.Event) {
+			if s.Deploy != nil {
+				s.Deploy.Emit(ctx, e)
+			}
+		},
+	})
 	s.Deploy, err = deploy.New(deploy.Config{
 		Store: st, Driver: s.driver, Router: router, Builder: builder, Source: gitSource{},
-		Logger: log.With("part", "deploy"), TickInterval: cfg.TickInterval,
+		Logger: log.With("part", "deploy"), TickInterval: cfg.TickInterval, Gates: []deploy.Gate{s.Release},
 	})
 	if err != nil {
 		return nil, err
@@ -135,7 +146,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
 	s.http = &http.Server{
-		Handler:           api.New(api.Config{Service: s.Deploy, Token: token, Logger: log.With("part", "api")}),
+		Handler:           api.New(api.Config{Service: s.Deploy, Release: s.Release, Token: token, Logger: log.With("part", "api")}),
 		ReadHeaderTimeout: readHeaderTimeout,
 	}
 	go func() {

@@ -1,0 +1,287 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cutover/cutover/internal/core"
+	"github.com/cutover/cutover/internal/release"
+)
+
+func newReleaseCmd(c *control) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "release",
+		Short: "Release candidates: cut, check, finish, notes",
+		Long: `The release manager's checklist as safe, repeatable steps. "cut" creates the
+release branch (stages/rc-YYYY-MM-DD) from the commit live in staging, numbers
+the candidate (RC 112, or RC 112.1 for a hotfix) and writes its notes; "check"
+reports merge conflicts with the production line without changing anything;
+"finish" merges into the production line, tags, makes both branches meet and
+pushes, and is safe to rerun.`,
+	}
+	cmd.AddCommand(newReleaseCutCmd(c), newReleaseListCmd(c), newReleaseNotesCmd(c), newReleaseCheckCmd(c), newReleaseFinishCmd(c))
+	return cmd
+}
+
+func newReleaseCutCmd(c *control) *cobra.Command {
+	var hotfix, from, version string
+	var major, minor, patch bool
+	cmd := &cobra.Command{
+		Use:   "cut APP",
+		Short: "Cut a release candidate from what is live in staging (or a hotfix)",
+		Example: `  cutover release cut hello --minor              # RC N+1 from staging, version bumped
+  cutover release cut hello --version 2.4.5
+  cutover release cut hello --hotfix hotfix/login   # RC N.1 from a hotfix branch`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := validName("app", args[0]); err != nil {
+				return err
+			}
+			bumps := 0
+			bump := ""
+			for name, set := range map[string]bool{"major": major, "minor": minor, "patch": patch} {
+				if set {
+					bumps++
+					bump = name
+				}
+			}
+			if bumps > 1 || (bumps == 1 && version != "") {
+				return usagef("give one of --version, --major, --minor, --patch")
+			}
+			if version != "" {
+				if _, err := core.ParseVersion(version); err != nil {
+					return usageError{err}
+				}
+			}
+			req := map[string]any{"version": version, "bump": bump, "from": from}
+			if hotfix != "" {
+				if from != "" {
+					return usagef("--hotfix takes the ref; do not also give --from")
+				}
+				req["patch"], req["from"] = true, hotfix
+			}
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			rc, err := cl.CutRelease(cmd.Context(), args[0], req)
+			if err != nil {
+				return err
+			}
+			if c.json() {
+				return printJSON(cmd.OutOrStdout(), rc)
+			}
+			printf(cmd, "%s cut at %s on branch %s\n\n%s", rc.Label(), core.ShortSHA(rc.Head), rc.Branch, rc.Notes)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&hotfix, "hotfix", "", "cut a patch release (RC N.k) from this hotfix branch or commit")
+	cmd.Flags().StringVar(&from, "from", "", "cut a full release from this ref instead of what is live in staging")
+	cmd.Flags().StringVar(&version, "version", "", "semantic version, greater than the last (e.g. 2.4.5)")
+	cmd.Flags().BoolVar(&major, "major", false, "bump the major version")
+	cmd.Flags().BoolVar(&minor, "minor", false, "bump the minor version")
+	cmd.Flags().BoolVar(&patch, "patch", false, "bump the patch version")
+	return cmd
+}
+
+func newReleaseListCmd(c *control) *cobra.Command {
+	return &cobra.Command{
+		Use: "list APP", Short: "List release candidates, newest first", Example: "  cutover release list hello", Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := validName("app", args[0]); err != nil {
+				return err
+			}
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			rcs, err := cl.Candidates(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if c.json() {
+				return printJSON(cmd.OutOrStdout(), rcs)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "RC\tVERSION\tSTATE\tBRANCH\tHEAD\tTAG\tCUT")
+			for _, r := range rcs {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID(), r.Version, r.State, r.Branch, core.ShortSHA(r.Head), r.Tag, r.CreatedAt.Local().Format(time.DateTime))
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func newReleaseNotesCmd(c *control) *cobra.Command {
+	var setFile string
+	cmd := &cobra.Command{
+		Use:     "notes APP RC",
+		Short:   "Print a candidate's release notes, or replace them with --set-file",
+		Example: "  cutover release notes hello 112 > notes.md\n  cutover release notes hello 112 --set-file notes.md",
+		Args:    exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := validName("app", args[0]); err != nil {
+				return err
+			}
+			if _, _, err := core.ParseCandidateID(args[1]); err != nil {
+				return usageError{err}
+			}
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			var rc core.Candidate
+			if setFile != "" {
+				b, err := os.ReadFile(setFile)
+				if err != nil {
+					return usagef("--set-file: %v", err)
+				}
+				rc, err = cl.SetNotes(cmd.Context(), args[0], args[1], string(b))
+				if err != nil {
+					return err
+				}
+			} else if rc, err = cl.Candidate(cmd.Context(), args[0], args[1]); err != nil {
+				return err
+			}
+			if c.json() {
+				return printJSON(cmd.OutOrStdout(), rc)
+			}
+			printf(cmd, "%s", rc.Notes)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&setFile, "set-file", "", "replace the notes with this Markdown file")
+	return cmd
+}
+
+func newReleaseCheckCmd(c *control) *cobra.Command {
+	return &cobra.Command{
+		Use:     "check APP RC",
+		Short:   "Report whether the candidate merges cleanly into the production line (changes nothing)",
+		Example: "  cutover release check hello 112",
+		Args:    exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := validName("app", args[0]); err != nil {
+				return err
+			}
+			if _, _, err := core.ParseCandidateID(args[1]); err != nil {
+				return usageError{err}
+			}
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			var res release.CheckResult
+			if err := cl.CheckRelease(cmd.Context(), args[0], args[1], &res); err != nil {
+				return err
+			}
+			if c.json() {
+				if err := printJSON(cmd.OutOrStdout(), res); err != nil {
+					return err
+				}
+			} else {
+				switch {
+				case res.Merged:
+					printf(cmd, "%s is already in %s\n", res.Candidate, res.Production)
+				case res.Clean:
+					printf(cmd, "%s merges cleanly into %s\n", res.Candidate, res.Production)
+				default:
+					printf(cmd, "%s conflicts with %s in:\n  %s\n", res.Candidate, res.Production, strings.Join(res.Conflicts, "\n  "))
+				}
+			}
+			if !res.Clean {
+				return fmt.Errorf("%w: %d file(s) conflict", errDeployFailed, len(res.Conflicts))
+			}
+			return nil
+		},
+	}
+}
+
+func newReleaseFinishCmd(c *control) *cobra.Command {
+	var trueUp bool
+	cmd := &cobra.Command{
+		Use:   "finish APP RC",
+		Short: "Merge into the production line, tag, make both branches meet, push (safe to rerun)",
+		Long: `Merges the candidate into the production line with a merge commit, fast-forwards
+the release branch to it, creates an annotated tag (signed when release.signing_key
+is set) and pushes all three. Each step checks what is already done, so rerunning
+after a failure, or on a finished release, is safe. On conflicts nothing changes;
+--true-up resolves a divergence (a full release after a patch) by taking the
+release's tree wholesale, like "git merge -s ours" from the release branch.`,
+		Example: "  cutover release finish hello 112\n  cutover release finish hello 113 --true-up",
+		Args:    exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := validName("app", args[0]); err != nil {
+				return err
+			}
+			if _, _, err := core.ParseCandidateID(args[1]); err != nil {
+				return usageError{err}
+			}
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			rc, err := cl.FinishRelease(cmd.Context(), args[0], args[1], trueUp)
+			if err != nil {
+				return err
+			}
+			if c.json() {
+				return printJSON(cmd.OutOrStdout(), rc)
+			}
+			printf(cmd, "%s finished: %s at %s, tagged %s\n", rc.Label(), rc.Branch, core.ShortSHA(rc.Merge), rc.Tag)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&trueUp, "true-up", false, "take the release's tree wholesale instead of stopping on conflicts")
+	return cmd
+}
+
+func newDiffCmd(c *control) *cobra.Command {
+	return &cobra.Command{
+		Use:     "diff APP A B",
+		Short:   "What changed between releases A and B: commits, authors, config keys, migrations",
+		Example: "  cutover diff hello 7 9",
+		Args:    exactArgs(3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := validName("app", args[0]); err != nil {
+				return err
+			}
+			a, errA := strconv.Atoi(strings.TrimPrefix(args[1], "v"))
+			b, errB := strconv.Atoi(strings.TrimPrefix(args[2], "v"))
+			if errA != nil || errB != nil || a <= 0 || b <= 0 {
+				return usagef("releases are numbers such as 7 or v7, got %q and %q", args[1], args[2])
+			}
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			var ch release.Change
+			if err := cl.Diff(cmd.Context(), args[0], a, b, &ch); err != nil {
+				return err
+			}
+			if c.json() {
+				return printJSON(cmd.OutOrStdout(), ch)
+			}
+			printf(cmd, "v%d -> v%d: %d commit(s) by %s\n", a, b, len(ch.Commits), strings.Join(ch.Authors, ", "))
+			for _, cm := range ch.Commits {
+				printf(cmd, "  %s %s (%s)\n", core.ShortSHA(cm.SHA)[:8], cm.Subject, cm.Author)
+			}
+			printf(cmd, "config keys changed: %s\n", listOrNone(ch.Config))
+			printf(cmd, "migrations: %s\n", listOrNone(ch.Migrations))
+			return nil
+		},
+	}
+}
+
+func listOrNone(l []string) string {
+	if len(l) == 0 {
+		return "none"
+	}
+	return strings.Join(l, ", ")
+}

@@ -1,0 +1,127 @@
+package release
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/cutover/cutover/internal/core"
+	"github.com/cutover/cutover/internal/gitx"
+	"github.com/cutover/cutover/internal/manifest"
+)
+
+// CompatCheck is the name under which compatibility results are recorded.
+const CompatCheck = "compat"
+
+// maxCompatOutput bounds the output kept with a check.
+const maxCompatOutput = 8 << 10
+
+// compatEnvAllow lists what the old tests inherit: toolchains, no secrets.
+var compatEnvAllow = []string{"PATH", "HOME", "TMPDIR", "LANG", "GOCACHE", "GOPATH", "GOMODCACHE", "GOPROXY", "GOFLAGS", "GOTOOLCHAIN"}
+
+// BeforePromotion is the backwards-compatibility gate: before sha goes from
+// the environment `from` to the next one, the tests of the oldest compatible
+// version (the tag TagPrefix+compat.oldest) run against the new release live
+// in `from`. The result is recorded as a check; a passed check is reused.
+func (s *Service) BeforePromotion(ctx context.Context, app core.App, sha string, m *manifest.Manifest, from manifest.Environment) error {
+	if m.Compat == nil {
+		return nil
+	}
+	if c, err := s.cfg.Store.GetCheck(ctx, app.Name, sha, from.Name, CompatCheck); err == nil && c.Passed {
+		return nil
+	}
+	st, err := s.cfg.Store.GetEnvState(ctx, app.Name, from.Name)
+	if err != nil {
+		return err
+	}
+	live := st.LiveRelease()
+	liveSHA := ""
+	if live > 0 {
+		if rel, err := s.cfg.Store.GetRelease(ctx, app.Name, live); err == nil {
+			liveSHA = rel.SHA
+		}
+	}
+	if liveSHA != sha {
+		return fmt.Errorf("%w: backwards-compatibility gate: %s must be live in %s to run the tests of %s against it (deploy it there again)",
+			core.ErrInvalid, core.ShortSHA(sha), from.Name, m.Compat.Oldest)
+	}
+	defer s.lock(app.Name)()
+	w, err := s.open(ctx, app.Name)
+	if err != nil {
+		return err
+	}
+	tag := m.Release.TagPrefix + m.Compat.Oldest
+	old, err := gitx.RefSHA(ctx, w.mirror, "refs/tags/"+tag)
+	if err != nil {
+		return err
+	}
+	if old == "" {
+		return fmt.Errorf("%w: backwards-compatibility gate: tag %s (compat.oldest %s) does not exist in %s", core.ErrInvalid, tag, m.Compat.Oldest, app.Repo)
+	}
+	passed, detail := s.runCompat(ctx, w.mirror, old, tag, m.Compat, from)
+	check := core.Check{App: app.Name, SHA: sha, Env: from.Name, Name: CompatCheck, Passed: passed, Detail: detail, CreatedAt: s.cfg.Now().UTC()}
+	if err := s.cfg.Store.PutCheck(ctx, check); err != nil {
+		return err
+	}
+	verdict := "passed"
+	if !passed {
+		verdict = "failed"
+	}
+	s.emit(ctx, core.Event{App: app.Name, Env: from.Name, Type: "check." + CompatCheck,
+		Message: fmt.Sprintf("backwards-compatibility tests of %s %s against %s in %s", tag, verdict, core.ShortSHA(sha), from.Name)})
+	if !passed {
+		return fmt.Errorf("%w: backwards-compatibility gate: the tests of %s failed against %s in %s:\n%s", core.ErrInvalid, tag, core.ShortSHA(sha), from.Name, detail)
+	}
+	return nil
+}
+
+// runCompat exports the old version and runs its compatibility tests,
+// without a shell, against the environment's public address.
+func (s *Service) runCompat(ctx context.Context, mirror, oldSHA, tag string, c *manifest.Compat, from manifest.Environment) (bool, string) {
+	dir, err := os.MkdirTemp("", "cutover-compat-")
+	if err != nil {
+		return false, err.Error()
+	}
+	defer os.RemoveAll(dir)
+	if err := gitx.Export(ctx, mirror, oldSHA, dir); err != nil {
+		return false, "export " + tag + ": " + err.Error()
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	defer cancel()
+	bin := c.Test[0]
+	if strings.Contains(bin, "/") && !filepath.IsAbs(bin) {
+		bin = filepath.Join(dir, bin)
+	}
+	cmd := exec.CommandContext(ctx, bin, c.Test[1:]...)
+	cmd.Dir = dir
+	for _, k := range compatEnvAllow {
+		if v, ok := os.LookupEnv(k); ok {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+	}
+	cmd.Env = append(cmd.Env, "COMPAT_TARGET_URL=http://"+from.Listen, "COMPAT_TARGET_HOST="+from.Host, "COMPAT_VERSION="+tag)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err = cmd.Run()
+	text := out.String()
+	if len(text) > maxCompatOutput {
+		text = "...\n" + text[len(text)-maxCompatOutput:]
+	}
+	detail := fmt.Sprintf("$ %s (in %s)\n%s", strings.Join(c.Test, " "), tag, strings.TrimSpace(text))
+	switch {
+	case err == nil:
+		return true, detail
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return false, detail + fmt.Sprintf("\ntimed out after %s", c.Timeout)
+	default:
+		return false, detail + "\n" + err.Error()
+	}
+}

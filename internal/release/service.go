@@ -1,0 +1,658 @@
+package release
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cutover/cutover/internal/core"
+	"github.com/cutover/cutover/internal/gitx"
+	"github.com/cutover/cutover/internal/manifest"
+)
+
+// Store is what release management needs from storage (internal/store).
+type Store interface {
+	GetApp(ctx context.Context, name string) (core.App, error)
+	GetEnvState(ctx context.Context, app, env string) (core.EnvState, error)
+	GetRelease(ctx context.Context, app string, number int) (core.Release, error)
+	GetConfig(ctx context.Context, app, env string, version int) (core.ConfigVersion, error)
+	GetConfigSecrets(ctx context.Context, app, env string, version int) (map[string]string, error)
+	CreateCandidate(ctx context.Context, c core.Candidate) (core.Candidate, error)
+	UpdateCandidate(ctx context.Context, c core.Candidate) error
+	GetCandidate(ctx context.Context, app string, number, patch int) (core.Candidate, error)
+	ListCandidates(ctx context.Context, app string, limit int) ([]core.Candidate, error)
+	PutCheck(ctx context.Context, c core.Check) error
+	GetCheck(ctx context.Context, app, sha, env, name string) (core.Check, error)
+}
+
+// Config wires a Service.
+type Config struct {
+	Store Store
+	// DataDir holds a bare mirror of each app's repository (DataDir/APP.git),
+	// where release refs are written before they are pushed to the app's repo.
+	DataDir string
+	Logger  *slog.Logger
+	Now     func() time.Time
+	// Emit records timeline events (may be nil).
+	Emit func(ctx context.Context, e core.Event)
+}
+
+// Service runs release operations; one at a time per app.
+type Service struct {
+	cfg   Config
+	log   *slog.Logger
+	mu    sync.Mutex
+	locks map[string]*sync.Mutex
+}
+
+// New returns a Service.
+func New(cfg Config) *Service {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Service{cfg: cfg, log: cfg.Logger, locks: map[string]*sync.Mutex{}}
+}
+
+func (s *Service) lock(app string) func() {
+	s.mu.Lock()
+	l := s.locks[app]
+	if l == nil {
+		l = &sync.Mutex{}
+		s.locks[app] = l
+	}
+	s.mu.Unlock()
+	l.Lock()
+	return l.Unlock
+}
+
+func (s *Service) emit(ctx context.Context, e core.Event) {
+	if s.cfg.Emit != nil {
+		s.cfg.Emit(ctx, e)
+	}
+}
+
+// workspace is an app's synced mirror and its release settings.
+type workspace struct {
+	app    core.App
+	mirror string
+	m      *manifest.Manifest // cutover.yml of the main line's head
+	lines  manifest.ReleaseLines
+}
+
+// open syncs the app's mirror and reads the release settings from the main line.
+func (s *Service) open(ctx context.Context, appName string) (*workspace, error) {
+	if err := core.ValidateName("app", appName); err != nil {
+		return nil, err
+	}
+	app, err := s.cfg.Store.GetApp(ctx, appName)
+	if err != nil {
+		return nil, fmt.Errorf("app %q: %w", appName, err)
+	}
+	w := &workspace{app: app, mirror: filepath.Join(s.cfg.DataDir, app.Name+".git")}
+	if err := gitx.Mirror(ctx, app.Repo, w.mirror); err != nil {
+		return nil, fmt.Errorf("sync %s: %w", app.Repo, err)
+	}
+	main, err := gitx.RefSHA(ctx, w.mirror, "refs/heads/"+manifest.DefaultMainLine)
+	if err != nil {
+		return nil, err
+	}
+	// The main line's manifest may rename the main line itself; read it from
+	// "main" first, then from HEAD.
+	ref := main
+	if ref == "" {
+		if ref, err = gitx.RefSHA(ctx, w.mirror, "HEAD"); err != nil || ref == "" {
+			return nil, fmt.Errorf("%w: %s has no main line commit", core.ErrInvalid, app.Repo)
+		}
+	}
+	if w.m, err = loadManifest(ctx, w.mirror, ref); err != nil {
+		return nil, err
+	}
+	w.lines = w.m.Release
+	return w, nil
+}
+
+func loadManifest(ctx context.Context, repo, commit string) (*manifest.Manifest, error) {
+	b, err := gitx.ShowFile(ctx, repo, commit, manifest.FileName)
+	if err != nil {
+		return nil, err
+	}
+	m, err := manifest.Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("commit %s: %w", core.ShortSHA(commit), err)
+	}
+	return m, nil
+}
+
+// CutRequest asks for a new release candidate.
+type CutRequest struct {
+	App string
+	// Patch makes RC N.k on top of the latest RC N from From (a hotfix
+	// branch or commit); otherwise a full release RC N+1 is cut from the
+	// commit live in the environment production promotes from (or From).
+	Patch bool
+	From  string
+	// Version sets the semantic version; Bump ("major", "minor", "patch")
+	// derives it from the last one. Both are optional.
+	Version string
+	Bump    string
+}
+
+// Cut creates the release branch, pushes it, writes the notes and records
+// the candidate. Nothing is merged.
+func (s *Service) Cut(ctx context.Context, req CutRequest) (core.Candidate, error) {
+	if req.Patch && req.From == "" {
+		return core.Candidate{}, fmt.Errorf("%w: a patch release needs --from REF (the hotfix branch or commit)", core.ErrInvalid)
+	}
+	if req.From != "" {
+		if err := gitx.ValidateRef(req.From); err != nil {
+			return core.Candidate{}, err
+		}
+	}
+	defer s.lock(req.App)()
+	w, err := s.open(ctx, req.App)
+	if err != nil {
+		return core.Candidate{}, err
+	}
+	version, err := s.nextVersion(ctx, req)
+	if err != nil {
+		return core.Candidate{}, err
+	}
+	head, err := s.source(ctx, w, req)
+	if err != nil {
+		return core.Candidate{}, err
+	}
+	prod, err := gitx.RefSHA(ctx, w.mirror, "refs/heads/"+w.lines.Production)
+	if err != nil {
+		return core.Candidate{}, err
+	}
+	if prod != "" {
+		if in, err := gitx.IsAncestor(ctx, w.mirror, head, prod); err != nil {
+			return core.Candidate{}, err
+		} else if in {
+			return core.Candidate{}, fmt.Errorf("%w: commit %s is already in the production line %s: nothing to release", core.ErrInvalid, core.ShortSHA(head), w.lines.Production)
+		}
+	}
+	branch, err := s.branch(ctx, w, head)
+	if err != nil {
+		return core.Candidate{}, err
+	}
+	if err := gitx.Push(ctx, w.mirror, w.app.Repo, "refs/heads/"+branch); err != nil {
+		return core.Candidate{}, fmt.Errorf("push %s: %w", branch, err)
+	}
+	patch := 0
+	if req.Patch {
+		patch = 1
+	}
+	c, err := s.cfg.Store.CreateCandidate(ctx, core.Candidate{
+		App: w.app.Name, Patch: patch, Version: version, Branch: branch, Base: prod, Head: head,
+		State: core.CandidateCut, CreatedAt: s.cfg.Now().UTC(),
+	})
+	if err != nil {
+		return core.Candidate{}, err
+	}
+	if c.Notes, err = s.notes(ctx, w, c); err != nil {
+		return c, err
+	}
+	if err := s.cfg.Store.UpdateCandidate(ctx, c); err != nil {
+		return c, err
+	}
+	s.emit(ctx, core.Event{App: c.App, Type: "release.cut", Message: fmt.Sprintf("%s cut at %s on %s", title(c), core.ShortSHA(head), branch)})
+	return c, nil
+}
+
+// source picks the commit a candidate releases.
+func (s *Service) source(ctx context.Context, w *workspace, req CutRequest) (string, error) {
+	if req.From != "" {
+		sha, err := gitx.ResolveCommit(ctx, w.mirror, req.From)
+		if err != nil {
+			return "", fmt.Errorf("--from %q: %w", req.From, err)
+		}
+		return sha, nil
+	}
+	if len(w.m.Environments) == 0 {
+		return "", fmt.Errorf("%w: cutover.yml has no environments", core.ErrInvalid)
+	}
+	prod := w.m.Environments[len(w.m.Environments)-1]
+	src := prod.From
+	if src == "" {
+		return "", fmt.Errorf("%w: environment %s promotes from nothing: cut with --from REF", core.ErrInvalid, prod.Name)
+	}
+	st, err := s.cfg.Store.GetEnvState(ctx, w.app.Name, src)
+	if err != nil {
+		return "", err
+	}
+	live := st.LiveRelease()
+	if live == 0 {
+		return "", fmt.Errorf("%w: nothing is live in %s to cut a release from (deploy it there first, or give --from)", core.ErrInvalid, src)
+	}
+	rel, err := s.cfg.Store.GetRelease(ctx, w.app.Name, live)
+	if err != nil {
+		return "", err
+	}
+	return rel.SHA, nil
+}
+
+// branch creates PREFIX+DATE at head (PREFIX+DATE-2 ... when that name is
+// taken by another commit) in the mirror.
+func (s *Service) branch(ctx context.Context, w *workspace, head string) (string, error) {
+	base := w.lines.BranchPrefix + s.cfg.Now().UTC().Format("2006-01-02")
+	for i := 1; i < 100; i++ {
+		name := base
+		if i > 1 {
+			name = fmt.Sprintf("%s-%d", base, i)
+		}
+		cur, err := gitx.RefSHA(ctx, w.mirror, "refs/heads/"+name)
+		if err != nil {
+			return "", err
+		}
+		switch cur {
+		case head:
+			return name, nil
+		case "":
+			if err := gitx.UpdateBranch(ctx, w.mirror, name, head, ""); err != nil {
+				return "", err
+			}
+			return name, nil
+		}
+	}
+	return "", fmt.Errorf("too many release branches named %s-N today", base)
+}
+
+// nextVersion validates or derives the semantic version.
+func (s *Service) nextVersion(ctx context.Context, req CutRequest) (string, error) {
+	if req.Version != "" && req.Bump != "" {
+		return "", fmt.Errorf("%w: give --version or a bump, not both", core.ErrInvalid)
+	}
+	if req.Version == "" && req.Bump == "" {
+		return "", nil
+	}
+	last, err := s.lastVersion(ctx, req.App)
+	if err != nil {
+		return "", err
+	}
+	if req.Bump != "" {
+		v, err := last.Bump(req.Bump)
+		return v.String(), err
+	}
+	v, err := core.ParseVersion(req.Version)
+	if err != nil {
+		return "", err
+	}
+	if !last.Less(v) {
+		return "", fmt.Errorf("%w: version %s is not greater than the last release's %s", core.ErrInvalid, v, last)
+	}
+	return v.String(), nil
+}
+
+func (s *Service) lastVersion(ctx context.Context, app string) (core.Version, error) {
+	cs, err := s.cfg.Store.ListCandidates(ctx, app, 1000)
+	if err != nil {
+		return core.Version{}, err
+	}
+	var last core.Version
+	for _, c := range cs {
+		if c.Version == "" {
+			continue
+		}
+		if v, err := core.ParseVersion(c.Version); err == nil && last.Less(v) {
+			last = v
+		}
+	}
+	return last, nil
+}
+
+func title(c core.Candidate) string {
+	if c.Version != "" {
+		return fmt.Sprintf("%s (%s)", c.Label(), c.Version)
+	}
+	return c.Label()
+}
+
+// notes generates the candidate's notes from the first-parent history
+// between the production line and the candidate, and says when the oldest
+// compatible version was raised.
+func (s *Service) notes(ctx context.Context, w *workspace, c core.Candidate) (string, error) {
+	commits, err := gitx.LogFirstParent(ctx, w.mirror, c.Base, c.Head)
+	if err != nil {
+		return "", err
+	}
+	rng := fmt.Sprintf("%d commit(s) up to %s", len(commits), core.ShortSHA(c.Head))
+	if c.Base != "" {
+		rng = fmt.Sprintf("%d commit(s), %s..%s", len(commits), core.ShortSHA(c.Base), core.ShortSHA(c.Head))
+	}
+	notes := Notes(title(c), rng+".", commits)
+	if c.Base != "" {
+		if raised := compatRaised(ctx, w.mirror, c.Base, c.Head); raised != "" {
+			notes += "\n## Compatibility\n\n- " + raised + "\n"
+			s.emit(ctx, core.Event{App: c.App, Type: "compat.oldest_raised", Message: fmt.Sprintf("%s: %s", c.Label(), raised)})
+		}
+	}
+	return notes, nil
+}
+
+// compatRaised describes a change of compat.oldest between two commits.
+func compatRaised(ctx context.Context, repo, from, to string) string {
+	a, errA := loadManifest(ctx, repo, from)
+	b, errB := loadManifest(ctx, repo, to)
+	if errA != nil || errB != nil || b.Compat == nil {
+		return ""
+	}
+	old := ""
+	if a.Compat != nil {
+		old = a.Compat.Oldest
+	}
+	if old == b.Compat.Oldest {
+		return ""
+	}
+	if old == "" {
+		return "oldest compatible version set to " + b.Compat.Oldest
+	}
+	return fmt.Sprintf("oldest compatible version raised from %s to %s", old, b.Compat.Oldest)
+}
+
+// Get returns a candidate by "112" or "112.1".
+func (s *Service) Get(ctx context.Context, app, id string) (core.Candidate, error) {
+	if err := core.ValidateName("app", app); err != nil {
+		return core.Candidate{}, err
+	}
+	n, p, err := core.ParseCandidateID(id)
+	if err != nil {
+		return core.Candidate{}, err
+	}
+	return s.cfg.Store.GetCandidate(ctx, app, n, p)
+}
+
+// List returns an app's candidates, newest first.
+func (s *Service) List(ctx context.Context, app string) ([]core.Candidate, error) {
+	if err := core.ValidateName("app", app); err != nil {
+		return nil, err
+	}
+	if _, err := s.cfg.Store.GetApp(ctx, app); err != nil {
+		return nil, fmt.Errorf("app %q: %w", app, err)
+	}
+	return s.cfg.Store.ListCandidates(ctx, app, 200)
+}
+
+// MaxNotesBytes bounds edited notes.
+const MaxNotesBytes = 256 << 10
+
+// SetNotes replaces a candidate's notes (they are generated, then edited).
+func (s *Service) SetNotes(ctx context.Context, app, id, notes string) (core.Candidate, error) {
+	if len(notes) > MaxNotesBytes {
+		return core.Candidate{}, fmt.Errorf("%w: notes are %d bytes, at most %d", core.ErrInvalid, len(notes), MaxNotesBytes)
+	}
+	defer s.lock(app)()
+	c, err := s.Get(ctx, app, id)
+	if err != nil {
+		return c, err
+	}
+	c.Notes = notes
+	return c, s.cfg.Store.UpdateCandidate(ctx, c)
+}
+
+// CheckResult says whether a candidate merges cleanly into the production line.
+type CheckResult struct {
+	Candidate  string   `json:"candidate"`
+	Production string   `json:"production"`
+	Clean      bool     `json:"clean"`
+	Merged     bool     `json:"already_merged"`
+	Conflicts  []string `json:"conflicts,omitempty"`
+}
+
+// Check reports, without changing anything, whether merging the candidate
+// into the production line conflicts, and in which files.
+func (s *Service) Check(ctx context.Context, app, id string) (CheckResult, error) {
+	defer s.lock(app)()
+	c, err := s.Get(ctx, app, id)
+	if err != nil {
+		return CheckResult{}, err
+	}
+	w, err := s.open(ctx, app)
+	if err != nil {
+		return CheckResult{}, err
+	}
+	return s.check(ctx, w, c)
+}
+
+func (s *Service) check(ctx context.Context, w *workspace, c core.Candidate) (CheckResult, error) {
+	res := CheckResult{Candidate: c.Label(), Production: w.lines.Production}
+	prod, err := gitx.RefSHA(ctx, w.mirror, "refs/heads/"+w.lines.Production)
+	if err != nil {
+		return res, err
+	}
+	if prod == "" {
+		res.Clean = true
+		return res, nil
+	}
+	if res.Merged, err = gitx.IsAncestor(ctx, w.mirror, c.Head, prod); err != nil || res.Merged {
+		res.Clean = res.Merged
+		return res, err
+	}
+	_, res.Conflicts, err = gitx.MergeTree(ctx, w.mirror, prod, c.Head)
+	res.Clean = err == nil && len(res.Conflicts) == 0
+	return res, err
+}
+
+// ErrConflicts is wrapped when a finish stops on merge conflicts.
+var ErrConflicts = errors.New("merge conflicts")
+
+// Finish merges the candidate into the production line (a merge commit),
+// fast-forwards the release branch to it so both meet, tags it (annotated,
+// signed when a key is configured) and pushes all three. Every step checks
+// what is already done, so a rerun after a failure, or of a finished
+// release, is safe. On conflicts nothing changes, unless trueUp, which
+// resolves them by taking the candidate's tree wholesale.
+func (s *Service) Finish(ctx context.Context, app, id string, trueUp bool) (core.Candidate, error) {
+	defer s.lock(app)()
+	c, err := s.Get(ctx, app, id)
+	if err != nil {
+		return c, err
+	}
+	w, err := s.open(ctx, app)
+	if err != nil {
+		return c, err
+	}
+	return s.finish(ctx, w, c, trueUp, true)
+}
+
+func (s *Service) finish(ctx context.Context, w *workspace, c core.Candidate, trueUp, push bool) (core.Candidate, error) {
+	prodRef := "refs/heads/" + w.lines.Production
+	prod, err := gitx.RefSHA(ctx, w.mirror, prodRef)
+	if err != nil {
+		return c, err
+	}
+	merge := ""
+	switch {
+	case prod == "":
+		merge = c.Head // the production line starts here
+	default:
+		done, err := gitx.IsAncestor(ctx, w.mirror, c.Head, prod)
+		if err != nil {
+			return c, err
+		}
+		if done {
+			merge = prod // merged by an earlier run
+			if c.Merge != "" {
+				if ok, _ := gitx.IsAncestor(ctx, w.mirror, c.Merge, prod); ok {
+					merge = c.Merge
+				}
+			}
+		}
+	}
+	if merge == "" {
+		var tree string
+		if trueUp {
+			if tree, err = gitx.TreeOf(ctx, w.mirror, c.Head); err != nil {
+				return c, err
+			}
+		} else {
+			var conflicts []string
+			if tree, conflicts, err = gitx.MergeTree(ctx, w.mirror, prod, c.Head); err != nil {
+				return c, err
+			}
+			if len(conflicts) > 0 {
+				return c, fmt.Errorf("%w: %w merging %s into %s: %s (nothing was changed; resolve them on %s, or finish with --true-up to take the release wholesale)",
+					core.ErrConflict, ErrConflicts, c.Label(), w.lines.Production, strings.Join(conflicts, ", "), c.Branch)
+			}
+		}
+		msg := fmt.Sprintf("Release %s\n\nMerge %s (%s) into %s.", title(c), c.Branch, core.ShortSHA(c.Head), w.lines.Production)
+		if trueUp {
+			msg += "\nTrue-up: the production line takes the release's tree wholesale."
+		}
+		if merge, err = gitx.CommitTree(ctx, w.mirror, tree, msg, prod, c.Head); err != nil {
+			return c, err
+		}
+		if err := gitx.UpdateBranch(ctx, w.mirror, w.lines.Production, merge, prod); err != nil {
+			return c, fmt.Errorf("update %s: %w", w.lines.Production, err)
+		}
+	}
+	// Both lines meet: fast-forward the release branch to the merge.
+	br, err := gitx.RefSHA(ctx, w.mirror, "refs/heads/"+c.Branch)
+	if err != nil {
+		return c, err
+	}
+	if br != merge {
+		if ff, err := gitx.IsAncestor(ctx, w.mirror, br, merge); err != nil {
+			return c, err
+		} else if ff {
+			if err := gitx.UpdateBranch(ctx, w.mirror, c.Branch, merge, br); err != nil {
+				return c, err
+			}
+		}
+	}
+	tag := "rc-" + c.ID()
+	if c.Version != "" {
+		tag = w.lines.TagPrefix + c.Version
+	}
+	if err := gitx.CreateTag(ctx, w.mirror, tag, merge, c.Notes, w.lines.SigningKey); err != nil {
+		return c, err
+	}
+	c.Merge, c.Tag = merge, tag
+	if err := s.cfg.Store.UpdateCandidate(ctx, c); err != nil {
+		return c, err
+	}
+	if !push {
+		return c, nil
+	}
+	if err := gitx.Push(ctx, w.mirror, w.app.Repo, prodRef, "refs/heads/"+c.Branch, "refs/tags/"+tag); err != nil {
+		return c, fmt.Errorf("push: %w (rerun finish: every step is safe to repeat)", err)
+	}
+	if c.State != core.CandidateFinished {
+		now := s.cfg.Now().UTC()
+		c.State, c.FinishedAt = core.CandidateFinished, &now
+		if err := s.cfg.Store.UpdateCandidate(ctx, c); err != nil {
+			return c, err
+		}
+		s.emit(ctx, core.Event{App: c.App, Type: "release.finished", Message: fmt.Sprintf("%s merged into %s at %s and tagged %s", title(c), w.lines.Production, core.ShortSHA(merge), tag)})
+	}
+	return c, nil
+}
+
+// Change is what differs between two releases.
+type Change struct {
+	From       int           `json:"from"`
+	To         int           `json:"to"`
+	Commits    []core.Commit `json:"commits"`
+	Authors    []string      `json:"authors"`
+	Config     []string      `json:"config_changed"` // keys only; secret values are compared, never shown
+	Migrations []string      `json:"migrations"`     // changed files that look like migrations
+}
+
+// Diff says what changed between releases a and b of an app: commits,
+// authors, changed config keys and migrations.
+func (s *Service) Diff(ctx context.Context, app string, a, b int) (Change, error) {
+	if a <= 0 || b <= 0 {
+		return Change{}, fmt.Errorf("%w: releases are positive numbers, got %d and %d", core.ErrInvalid, a, b)
+	}
+	ra, err := s.cfg.Store.GetRelease(ctx, app, a)
+	if err != nil {
+		return Change{}, err
+	}
+	rb, err := s.cfg.Store.GetRelease(ctx, app, b)
+	if err != nil {
+		return Change{}, err
+	}
+	w, err := s.open(ctx, app)
+	if err != nil {
+		return Change{}, err
+	}
+	ch := Change{From: a, To: b}
+	if ra.SHA != rb.SHA {
+		if ch.Commits, err = gitx.Log(ctx, w.mirror, ra.SHA, rb.SHA); err != nil {
+			return ch, err
+		}
+		files, err := gitx.ChangedFiles(ctx, w.mirror, ra.SHA, rb.SHA)
+		if err != nil {
+			return ch, err
+		}
+		for _, f := range files {
+			if strings.Contains(strings.ToLower(f), "migrat") {
+				ch.Migrations = append(ch.Migrations, f)
+			}
+		}
+	}
+	seen := map[string]bool{}
+	for _, c := range ch.Commits {
+		if !seen[c.Author] {
+			seen[c.Author] = true
+			ch.Authors = append(ch.Authors, c.Author)
+		}
+	}
+	if ch.Config, err = s.configChanges(ctx, app, ra, rb); err != nil {
+		return ch, err
+	}
+	return ch, nil
+}
+
+func (s *Service) configChanges(ctx context.Context, app string, a, b core.Release) ([]string, error) {
+	load := func(r core.Release) (map[string]string, error) {
+		out := map[string]string{}
+		cv, err := s.cfg.Store.GetConfig(ctx, app, r.Env, r.ConfigVersion)
+		if err != nil && !errors.Is(err, core.ErrNotFound) {
+			return nil, err
+		}
+		for k, v := range cv.Vars {
+			out[k] = "var:" + v
+		}
+		if r.ConfigVersion > 0 {
+			sec, err := s.cfg.Store.GetConfigSecrets(ctx, app, r.Env, r.ConfigVersion)
+			if err != nil {
+				return nil, err
+			}
+			for k, v := range sec {
+				out[k] = "secret:" + v
+			}
+		}
+		return out, nil
+	}
+	ca, err := load(a)
+	if err != nil {
+		return nil, err
+	}
+	cb, err := load(b)
+	if err != nil {
+		return nil, err
+	}
+	var keys []string
+	for k, v := range cb {
+		if ca[k] != v {
+			keys = append(keys, k)
+		}
+	}
+	for k := range ca {
+		if _, ok := cb[k]; !ok {
+			keys = append(keys, k+" (removed)")
+		}
+	}
+	sort.Strings(keys)
+	return keys, nil
+}
