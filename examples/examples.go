@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-//go:embed hello/*.go
+//go:embed hello/*.go hello/compat/*.go
 var hello embed.FS
 
 // HelloOptions shape the cutover.yml written with the hello app. Zero
@@ -26,6 +26,9 @@ type HelloOptions struct {
 	StandbyFor          time.Duration
 	InvestigateFor      time.Duration
 	HealthDeadline      time.Duration
+	// CompatOldest, when set, adds the backwards-compatibility gate:
+	// compat/ of the tag v<CompatOldest> runs before each promotion.
+	CompatOldest string
 }
 
 // WriteHello writes the hello app (sources, go.mod and a cutover.yml built
@@ -63,7 +66,11 @@ func WriteHello(dir string, opt HelloOptions) error {
 		if err != nil {
 			return err
 		}
-		return os.WriteFile(filepath.Join(dir, filepath.Base(path)), b, 0o644)
+		dst := filepath.Join(dir, strings.TrimPrefix(path, "hello/"))
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(dst, b, 0o644)
 	})
 	if err != nil {
 		return fmt.Errorf("write hello app: %w", err)
@@ -82,7 +89,11 @@ func WriteHello(dir string, opt HelloOptions) error {
 }
 
 func helloManifest(o HelloOptions) string {
-	return fmt.Sprintf(`# cutover.yml for the hello example app (written by examples.WriteHello).
+	compat := ""
+	if o.CompatOldest != "" {
+		compat = fmt.Sprintf("compat:\n  test: go run ./compat\n  oldest: %s\n  timeout: 2m\n", o.CompatOldest)
+	}
+	return compat + fmt.Sprintf(`# cutover.yml for the hello example app (written by examples.WriteHello).
 app: hello
 build:
   command: go build -o bin/hello .

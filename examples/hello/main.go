@@ -81,6 +81,10 @@ func newApp(boot time.Time) http.Handler {
 			w.WriteHeader(http.StatusOK)
 		}
 	})
+	mux.HandleFunc("/api/greeting", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, "{%q: %q, \"version\": %q}\n", greetingField, greeting, Version)
+	})
 	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
 		ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
 		select {
