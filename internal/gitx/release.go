@@ -136,7 +136,7 @@ func CreateTag(ctx context.Context, repo, tag, commit, message, key string) erro
 		}
 		return fmt.Errorf("tag %s: %w: it already points at %s", tag, core.ErrConflict, core.ShortSHA(cur))
 	}
-	args := []string{"-c", "user.name=cutover", "-c", "user.email=cutover@localhost", "tag", "-a", "-m", message}
+	args := []string{"-c", "user.name=cutover", "-c", "user.email=cutover@localhost", "tag", "-a", "--cleanup=verbatim", "-m", message}
 	if key != "" {
 		args = append(args, "-s", "-u", key)
 	}

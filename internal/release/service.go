@@ -474,6 +474,9 @@ func (s *Service) finish(ctx context.Context, w *workspace, c core.Candidate, tr
 	switch {
 	case prod == "":
 		merge = c.Head // the production line starts here
+		if err := gitx.UpdateBranch(ctx, w.mirror, w.lines.Production, merge, ""); err != nil {
+			return c, fmt.Errorf("create %s: %w", w.lines.Production, err)
+		}
 	default:
 		done, err := gitx.IsAncestor(ctx, w.mirror, c.Head, prod)
 		if err != nil {
