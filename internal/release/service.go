@@ -62,6 +62,9 @@ func New(cfg Config) *Service {
 	return &Service{cfg: cfg, log: cfg.Logger, locks: map[string]*sync.Mutex{}}
 }
 
+// Store returns the store the service records candidates and checks in.
+func (s *Service) Store() Store { return s.cfg.Store }
+
 func (s *Service) lock(app string) func() {
 	s.mu.Lock()
 	l := s.locks[app]
