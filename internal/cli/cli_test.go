@@ -199,3 +199,61 @@ func TestCLIEndToEnd(t *testing.T) {
 		}
 	}
 }
+
+func TestReleaseCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the example app")
+	}
+	dir := t.TempDir()
+	repo := filepath.Join(dir, "repo")
+	if err := examples.WriteHello(repo, examples.HelloOptions{StagingListen: freeAddr(t), ProductionListen: freeAddr(t), Verify: 100 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	if err := gitx.Init(context.Background(), repo); err != nil {
+		t.Fatal(err)
+	}
+	commit(t, repo, "feat: first release")
+	data := filepath.Join(dir, "data")
+	srv, err := server.Open(context.Background(), server.Config{DataDir: data, Listen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.StopAll(context.Background()); srv.Close() })
+	base := []string{"--server", srv.URL(), "--data-dir", data}
+	cli := func(args ...string) (int, string) { return run(t, append(args, base...)...) }
+	cli("app", "add", "hello", "--repo", repo)
+	if code, out := cli("deploy", "hello", "staging"); code != 0 {
+		t.Fatalf("deploy: %s", out)
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"release", "cut", "hello", "--version", "1.0"}, exitUsage, `version "1.0"`},
+		{[]string{"release", "cut", "hello", "--minor", "--major"}, exitUsage, "one of"},
+		{[]string{"release", "check", "hello", "1;2"}, exitUsage, "release candidate"},
+		{[]string{"release", "cut", "hello", "--hotfix", "--upload-pack=x"}, exitFail, "must not start with '-'"},
+		{[]string{"release", "cut", "hello", "--version", "1.0.0"}, exitOK, "RC 1 cut"},
+		{[]string{"release", "notes", "hello", "1"}, exitOK, "## Features\n\n- first release"},
+		{[]string{"release", "check", "hello", "1"}, exitOK, "merges cleanly"},
+		{[]string{"release", "finish", "hello", "1"}, exitOK, "tagged v1.0.0"},
+		{[]string{"release", "finish", "hello", "1"}, exitOK, "tagged v1.0.0"},
+		{[]string{"release", "list", "hello"}, exitOK, "finished"},
+		{[]string{"release", "cut", "hello", "--patch"}, exitFail, "already in the production line"},
+	} {
+		code, out := cli(tc.args...)
+		if code != tc.code || !strings.Contains(out, tc.want) {
+			t.Errorf("%v: exit %d, want %d with %q:\n%s", tc.args, code, tc.code, tc.want, out)
+		}
+	}
+	// What changed between two releases: a config-only change shows its keys.
+	if code, out := cli("config", "set", "hello", "staging", "MODE=fast", "--secret", "TOKEN=very-secret-token"); code != 0 {
+		t.Fatal(out)
+	}
+	cli("deploy", "hello", "staging")
+	code, out := cli("diff", "hello", "1", "2")
+	if code != 0 || !strings.Contains(out, "config keys changed: MODE, TOKEN") || strings.Contains(out, "very-secret-token") {
+		t.Errorf("diff: %d %s", code, out)
+	}
+}

@@ -518,15 +518,17 @@ func (s *Service) groupSpec(ctx context.Context, r *run, colour core.Colour) (co
 	for k, v := range r.env.Env {
 		environ[k] = v
 	}
-	cfgv, err := s.cfg.Store.GetConfig(ctx, r.d.App, r.d.Env, r.rel.ConfigVersion)
-	if err != nil && !errors.Is(err, core.ErrNotFound) {
-		return core.GroupSpec{}, fmt.Errorf("config v%d: %w", r.rel.ConfigVersion, err)
-	}
-	for k, v := range cfgv.Vars {
-		environ[k] = v
-	}
 	var secrets map[string]string
+	// Config version 0 means the release was made before any config: it
+	// must not pick up a later version (GetConfig's 0 means "latest").
 	if r.rel.ConfigVersion > 0 {
+		cfgv, err := s.cfg.Store.GetConfig(ctx, r.d.App, r.d.Env, r.rel.ConfigVersion)
+		if err != nil && !errors.Is(err, core.ErrNotFound) {
+			return core.GroupSpec{}, fmt.Errorf("config v%d: %w", r.rel.ConfigVersion, err)
+		}
+		for k, v := range cfgv.Vars {
+			environ[k] = v
+		}
 		if secrets, err = s.cfg.Store.GetConfigSecrets(ctx, r.d.App, r.d.Env, r.rel.ConfigVersion); err != nil {
 			return core.GroupSpec{}, fmt.Errorf("config secrets v%d: %w", r.rel.ConfigVersion, err)
 		}

@@ -622,6 +622,9 @@ func (s *Service) Diff(ctx context.Context, app string, a, b int) (Change, error
 func (s *Service) configChanges(ctx context.Context, app string, a, b core.Release) ([]string, error) {
 	load := func(r core.Release) (map[string]string, error) {
 		out := map[string]string{}
+		if r.ConfigVersion == 0 {
+			return out, nil // made before any config (GetConfig's 0 would mean "latest")
+		}
 		cv, err := s.cfg.Store.GetConfig(ctx, app, r.Env, r.ConfigVersion)
 		if err != nil && !errors.Is(err, core.ErrNotFound) {
 			return nil, err
@@ -629,14 +632,12 @@ func (s *Service) configChanges(ctx context.Context, app string, a, b core.Relea
 		for k, v := range cv.Vars {
 			out[k] = "var:" + v
 		}
-		if r.ConfigVersion > 0 {
-			sec, err := s.cfg.Store.GetConfigSecrets(ctx, app, r.Env, r.ConfigVersion)
-			if err != nil {
-				return nil, err
-			}
-			for k, v := range sec {
-				out[k] = "secret:" + v
-			}
+		sec, err := s.cfg.Store.GetConfigSecrets(ctx, app, r.Env, r.ConfigVersion)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range sec {
+			out[k] = "secret:" + v
 		}
 		return out, nil
 	}

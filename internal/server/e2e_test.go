@@ -458,3 +458,38 @@ func helloPIDs(t *testing.T, data string) []int {
 	}
 	return out
 }
+
+// TestConfigOnlyReleaseAndRollbackKeepTheirConfig: a config change is a new
+// release of the same artifact, and rolling back returns to the config the
+// earlier release was made with (none), not the latest.
+func TestConfigOnlyReleaseAndRollbackKeepTheirConfig(t *testing.T) {
+	// A short standby time: the old colour is scaled in, so the rollback
+	// starts it cold from its release record.
+	e := newEnv(t, func(o *examples.HelloOptions) { o.StandbyFor = 200 * time.Millisecond })
+	e.deploy("staging", core.StateSucceeded)
+	e.serves(e.staging, "hello from v1")
+	if _, err := e.svc.SetConfig(context.Background(), "hello", "staging", map[string]string{"GREETING": "howdy"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	d := e.deploy("staging", core.StateSucceeded)
+	e.serves(e.staging, "howdy from v1")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if sb := e.state("staging").Slots[core.Blue]; sb == nil || len(sb.Instances) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("standby never scaled in")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	rb, err := e.svc.Rollback(context.Background(), deploy.RollbackRequest{App: "hello", Env: "staging"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := e.wait(rb, core.StateSucceeded)
+	if got.Release == d.Release {
+		t.Fatal("rollback went nowhere")
+	}
+	e.serves(e.staging, "hello from v1")
+}
