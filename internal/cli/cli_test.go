@@ -236,6 +236,7 @@ func TestReleaseCLI(t *testing.T) {
 		{[]string{"release", "cut", "hello", "--hotfix", "--upload-pack=x"}, exitFail, "must not start with '-'"},
 		{[]string{"release", "cut", "hello", "--version", "1.0.0"}, exitOK, "RC 1 cut"},
 		{[]string{"release", "notes", "hello", "1"}, exitOK, "## Features\n\n- first release"},
+		{[]string{"release", "notes", "hello", "1", "--output", "json"}, exitOK, "\"deployments\": [\n    1\n  ]"},
 		{[]string{"release", "check", "hello", "1"}, exitOK, "merges cleanly"},
 		{[]string{"release", "finish", "hello", "1"}, exitOK, "tagged v1.0.0"},
 		{[]string{"release", "finish", "hello", "1"}, exitOK, "tagged v1.0.0"},

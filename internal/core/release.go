@@ -35,6 +35,8 @@ type Candidate struct {
 	State      CandidateState `json:"state"`
 	CreatedAt  time.Time      `json:"created_at"`
 	FinishedAt *time.Time     `json:"finished_at,omitempty"`
+	// Deployments lists the deployments of its commit or merge (filled on read).
+	Deployments []int64 `json:"deployments,omitempty"`
 }
 
 // Label renders "RC 112" or "RC 112.1".

@@ -29,6 +29,7 @@ type Store interface {
 	ListCandidates(ctx context.Context, app string, limit int) ([]core.Candidate, error)
 	PutCheck(ctx context.Context, c core.Check) error
 	GetCheck(ctx context.Context, app, sha, env, name string) (core.Check, error)
+	ListDeployments(ctx context.Context, app, env string, beforeID int64, limit int) ([]core.Deployment, error)
 }
 
 // Config wires a Service.
@@ -362,7 +363,8 @@ func compatRaised(ctx context.Context, repo, from, to string) string {
 	return fmt.Sprintf("oldest compatible version raised from %s to %s", old, b.Compat.Oldest)
 }
 
-// Get returns a candidate by "112" or "112.1".
+// Get returns a candidate by "112" or "112.1", with links to the
+// deployments of its commit.
 func (s *Service) Get(ctx context.Context, app, id string) (core.Candidate, error) {
 	if err := core.ValidateName("app", app); err != nil {
 		return core.Candidate{}, err
@@ -371,7 +373,20 @@ func (s *Service) Get(ctx context.Context, app, id string) (core.Candidate, erro
 	if err != nil {
 		return core.Candidate{}, err
 	}
-	return s.cfg.Store.GetCandidate(ctx, app, n, p)
+	c, err := s.cfg.Store.GetCandidate(ctx, app, n, p)
+	if err != nil {
+		return c, err
+	}
+	ds, err := s.cfg.Store.ListDeployments(ctx, app, "", 0, 1000)
+	if err != nil {
+		return c, err
+	}
+	for _, d := range ds {
+		if d.SHA == c.Head || (c.Merge != "" && d.SHA == c.Merge) {
+			c.Deployments = append(c.Deployments, d.ID)
+		}
+	}
+	return c, nil
 }
 
 // List returns an app's candidates, newest first.
