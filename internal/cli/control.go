@@ -54,6 +54,14 @@ func (c *control) client() (*client.Client, error) {
 
 func (c *control) json() bool { return c.output == "json" }
 
+// forApp validates the APP [ENV] arguments, then returns a client.
+func (c *control) forApp(args ...string) (*client.Client, error) {
+	if err := validAppEnv(args); err != nil {
+		return nil, err
+	}
+	return c.client()
+}
+
 // validName checks an app or environment argument before any request.
 func validName(field, v string) error {
 	if err := core.ValidateName(field, v); err != nil {

@@ -33,10 +33,7 @@ waits its turn unless --no-wait.`,
   cutover deploy hello production --no-wait --output json`,
 		Args: exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := validAppEnv(args); err != nil {
-				return err
-			}
-			cl, err := c.client()
+			cl, err := c.forApp(args...)
 			if err != nil {
 				return err
 			}

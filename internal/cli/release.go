@@ -94,10 +94,7 @@ func newReleaseListCmd(c *control) *cobra.Command {
 	return &cobra.Command{
 		Use: "list APP", Short: "List release candidates, newest first", Example: "  cutover release list hello", Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := validName("app", args[0]); err != nil {
-				return err
-			}
-			cl, err := c.client()
+			cl, err := c.forApp(args[0])
 			if err != nil {
 				return err
 			}

@@ -77,10 +77,7 @@ func newBuildCmd(c *control) *cobra.Command {
 		Example: "  cutover build hello\n  cutover build hello --commit v1.2.3",
 		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := validName("app", args[0]); err != nil {
-				return err
-			}
-			cl, err := c.client()
+			cl, err := c.forApp(args[0])
 			if err != nil {
 				return err
 			}
@@ -106,10 +103,7 @@ func newConfirmCmd(c *control) *cobra.Command {
 		Example: "  cutover confirm hello production",
 		Args:    exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := validAppEnv(args); err != nil {
-				return err
-			}
-			cl, err := c.client()
+			cl, err := c.forApp(args...)
 			if err != nil {
 				return err
 			}
@@ -249,10 +243,7 @@ func newStatusCmd(c *control) *cobra.Command {
 		Example: "  cutover status hello\n  cutover status hello --output json",
 		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := validName("app", args[0]); err != nil {
-				return err
-			}
-			cl, err := c.client()
+			cl, err := c.forApp(args[0])
 			if err != nil {
 				return err
 			}
@@ -338,10 +329,7 @@ func newReleasesCmd(c *control) *cobra.Command {
 	return &cobra.Command{
 		Use: "releases APP", Short: "List releases: artifact (commit, digest) + config version", Example: "  cutover releases hello", Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := validName("app", args[0]); err != nil {
-				return err
-			}
-			cl, err := c.client()
+			cl, err := c.forApp(args[0])
 			if err != nil {
 				return err
 			}
@@ -368,10 +356,7 @@ func newLogsCmd(c *control) *cobra.Command {
 		Use: "logs APP ENV", Short: "Show the end of the instance logs (live colour by default)",
 		Example: "  cutover logs hello production\n  cutover logs hello production --colour green", Args: exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := validAppEnv(args); err != nil {
-				return err
-			}
-			cl, err := c.client()
+			cl, err := c.forApp(args...)
 			if err != nil {
 				return err
 			}
