@@ -3,13 +3,13 @@ package build
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/cutover/cutover/internal/core"
+	"github.com/cutover/cutover/internal/gitx"
 )
 
 const manifestTmpl = `build:
@@ -24,22 +24,16 @@ environments:
 func repoWith(t *testing.T, buildCmd, timeout string) (core.App, string) {
 	t.Helper()
 	dir := t.TempDir()
-	git := func(args ...string) string {
-		cmd := exec.Command("git", append([]string{"-c", "user.name=t", "-c", "user.email=t@x.invalid", "-c", "commit.gpgsign=false"}, args...)...)
-		cmd.Dir = dir
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("git %v: %v %s", args, err, out)
-		}
-		return strings.TrimSpace(string(out))
+	if err := gitx.Init(context.Background(), dir); err != nil {
+		t.Fatal(err)
 	}
-	git("init", "-q")
 	m := strings.Replace(strings.Replace(manifestTmpl, "%s", buildCmd, 1), "%s", timeout, 1)
 	os.WriteFile(filepath.Join(dir, "cutover.yml"), []byte(m), 0o644)
 	os.WriteFile(filepath.Join(dir, "data.txt"), []byte("committed"), 0o644)
-	git("add", "-A")
-	git("commit", "-q", "-m", "init")
-	sha := git("rev-parse", "HEAD")
+	sha, err := gitx.CommitAll(context.Background(), dir, "init")
+	if err != nil {
+		t.Fatal(err)
+	}
 	// A dirty working tree must not leak into the build.
 	os.WriteFile(filepath.Join(dir, "data.txt"), []byte("dirty"), 0o644)
 	return core.App{Name: "app", Repo: dir}, sha

@@ -76,22 +76,19 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 	}
 }
 
-// TestCLIEndToEnd drives a real server through the CLI: the happy path,
-// bad input with clear errors, and secrets that never come back.
-func TestCLIEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the example app")
-	}
+// startCLIServer makes a repository with the example app (one commit), starts
+// a real server, and returns a function that runs the CLI against it.
+func startCLIServer(t *testing.T, firstCommit string, verify time.Duration) (*server.Server, string, func(...string) (int, string)) {
+	t.Helper()
 	dir := t.TempDir()
 	repo := filepath.Join(dir, "repo")
-	staging, prod := freeAddr(t), freeAddr(t)
-	if err := examples.WriteHello(repo, examples.HelloOptions{StagingListen: staging, ProductionListen: prod, Verify: 300 * time.Millisecond}); err != nil {
+	if err := examples.WriteHello(repo, examples.HelloOptions{StagingListen: freeAddr(t), ProductionListen: freeAddr(t), Verify: verify}); err != nil {
 		t.Fatal(err)
 	}
 	if err := gitx.Init(context.Background(), repo); err != nil {
 		t.Fatal(err)
 	}
-	commit(t, repo, "v1")
+	commit(t, repo, firstCommit)
 	data := filepath.Join(dir, "data")
 	srv, err := server.Open(context.Background(), server.Config{DataDir: data, Listen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -99,7 +96,17 @@ func TestCLIEndToEnd(t *testing.T) {
 	}
 	t.Cleanup(func() { srv.StopAll(context.Background()); srv.Close() })
 	base := []string{"--server", srv.URL(), "--data-dir", data}
-	cli := func(args ...string) (int, string) { return run(t, append(args, base...)...) }
+	return srv, repo, func(args ...string) (int, string) { return run(t, append(args, base...)...) }
+}
+
+// TestCLIEndToEnd drives a real server through the CLI: the happy path,
+// bad input with clear errors, and secrets that never come back.
+func TestCLIEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the example app")
+	}
+	srv, repo, cli := startCLIServer(t, "v1", 300*time.Millisecond)
+	dir := filepath.Dir(repo)
 
 	if code, out := cli("app", "add", "hello", "--repo", repo); code != 0 {
 		t.Fatalf("app add: %d %s", code, out)
@@ -204,23 +211,7 @@ func TestReleaseCLI(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the example app")
 	}
-	dir := t.TempDir()
-	repo := filepath.Join(dir, "repo")
-	if err := examples.WriteHello(repo, examples.HelloOptions{StagingListen: freeAddr(t), ProductionListen: freeAddr(t), Verify: 100 * time.Millisecond}); err != nil {
-		t.Fatal(err)
-	}
-	if err := gitx.Init(context.Background(), repo); err != nil {
-		t.Fatal(err)
-	}
-	commit(t, repo, "feat: first release")
-	data := filepath.Join(dir, "data")
-	srv, err := server.Open(context.Background(), server.Config{DataDir: data, Listen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.StopAll(context.Background()); srv.Close() })
-	base := []string{"--server", srv.URL(), "--data-dir", data}
-	cli := func(args ...string) (int, string) { return run(t, append(args, base...)...) }
+	_, repo, cli := startCLIServer(t, "feat: first release", 100*time.Millisecond)
 	cli("app", "add", "hello", "--repo", repo)
 	if code, out := cli("deploy", "hello", "staging"); code != 0 {
 		t.Fatalf("deploy: %s", out)

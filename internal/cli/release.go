@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cutover/cutover/internal/client"
 	"github.com/cutover/cutover/internal/core"
 	"github.com/cutover/cutover/internal/release"
 )
@@ -123,13 +124,7 @@ func newReleaseNotesCmd(c *control) *cobra.Command {
 		Example: "  cutover release notes hello 112 > notes.md\n  cutover release notes hello 112 --set-file notes.md",
 		Args:    exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := validName("app", args[0]); err != nil {
-				return err
-			}
-			if _, _, err := core.ParseCandidateID(args[1]); err != nil {
-				return usageError{err}
-			}
-			cl, err := c.client()
+			cl, err := c.forCandidate(args[0], args[1])
 			if err != nil {
 				return err
 			}
@@ -164,13 +159,7 @@ func newReleaseCheckCmd(c *control) *cobra.Command {
 		Example: "  cutover release check hello 112",
 		Args:    exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := validName("app", args[0]); err != nil {
-				return err
-			}
-			if _, _, err := core.ParseCandidateID(args[1]); err != nil {
-				return usageError{err}
-			}
-			cl, err := c.client()
+			cl, err := c.forCandidate(args[0], args[1])
 			if err != nil {
 				return err
 			}
@@ -214,13 +203,7 @@ release's tree wholesale, like "git merge -s ours" from the release branch.`,
 		Example: "  cutover release finish hello 112\n  cutover release finish hello 113 --true-up",
 		Args:    exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := validName("app", args[0]); err != nil {
-				return err
-			}
-			if _, _, err := core.ParseCandidateID(args[1]); err != nil {
-				return usageError{err}
-			}
-			cl, err := c.client()
+			cl, err := c.forCandidate(args[0], args[1])
 			if err != nil {
 				return err
 			}
@@ -281,4 +264,15 @@ func listOrNone(l []string) string {
 		return "none"
 	}
 	return strings.Join(l, ", ")
+}
+
+// forCandidate validates APP and RC arguments, then returns a client.
+func (c *control) forCandidate(app, rc string) (*client.Client, error) {
+	if err := validName("app", app); err != nil {
+		return nil, err
+	}
+	if _, _, err := core.ParseCandidateID(rc); err != nil {
+		return nil, usageError{err}
+	}
+	return c.client()
 }
