@@ -58,7 +58,7 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("cutover server %s: %w", c.base, err)
+		return c.unreachable(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
@@ -224,7 +224,7 @@ func (c *Client) Stream(ctx context.Context, app string, afterID int64, opened f
 	req.Header.Set("Accept", "text/event-stream")
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("cutover server %s: %w", c.base, err)
+		return c.unreachable(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != 200 {
@@ -299,4 +299,9 @@ func (c *Client) FinishRelease(ctx context.Context, app, rc string, trueUp bool)
 // Diff says what changed between two releases.
 func (c *Client) Diff(ctx context.Context, app string, from, to int, out any) error {
 	return c.do(ctx, "GET", fmt.Sprintf("/api/v1/apps/%s/diff?from=%d&to=%d", esc(app), from, to), nil, out)
+}
+
+// unreachable explains a transport error in the user's terms.
+func (c *Client) unreachable(err error) error {
+	return fmt.Errorf("cannot reach the cutover server at %s (is `cutover server` running? set --server or CUTOVER_SERVER): %w", c.base, err)
 }
