@@ -312,17 +312,29 @@ func (s *Service) execute(ctx context.Context, r *run) error {
 			s.emit(ctx, core.Event{App: d.App, Env: d.Env, DeploymentID: d.ID, Type: "deploy.info", Step: core.StepHealth,
 				Message: fmt.Sprintf("warm %s instances failed a health check (%v): starting cold", colour, err)})
 			warm = false
+		} else if len(r.m.Smoke) > 0 {
+			s.step(ctx, r, core.StepSmoke, fmt.Sprintf("running %d smoke check(s) against warm %s", len(r.m.Smoke), colour))
+			if err := s.smoke(ctx, r.m, idle.Instances); err != nil {
+				s.emit(ctx, core.Event{App: d.App, Env: d.Env, DeploymentID: d.ID, Type: "deploy.info", Step: core.StepSmoke,
+					Message: fmt.Sprintf("warm %s instances failed a smoke check (%v): starting cold", colour, err)})
+				warm = false
+			}
 		}
 	}
 	if !warm {
-		if err := s.stopSlot(ctx, &r.state, colour, r.m.StopGrace); err != nil {
-			return fmt.Errorf("clear %s colour: %w", colour, err)
-		}
+		// The migration runs first: if it fails, nothing else has changed.
 		if r.m.Migrate != nil && d.Kind == core.KindDeploy {
 			s.step(ctx, r, core.StepMigrate, "running migration: "+joinArgv(r.m.Migrate.Command))
 			if err := s.migrate(ctx, r); err != nil {
 				return fmt.Errorf("migration failed: %w", err)
 			}
+		}
+		if idle.State == core.SlotFailed && len(idle.Instances) > 0 {
+			s.emit(ctx, core.Event{App: d.App, Env: d.Env, DeploymentID: d.ID, Type: "deploy.info", Step: core.StepStart,
+				Message: fmt.Sprintf("replacing the failed %s colour (v%d) kept for investigation", colour, idle.Release)})
+		}
+		if err := s.stopSlot(ctx, &r.state, colour, r.m.StopGrace); err != nil {
+			return fmt.Errorf("clear %s colour: %w", colour, err)
 		}
 		s.step(ctx, r, core.StepStart, fmt.Sprintf("starting %d instance(s) of %s in %s", r.env.Instances, r.rel.Label(), colour))
 		insts, err := s.startSlot(ctx, r, colour)
