@@ -294,6 +294,12 @@ func (s *Service) execute(ctx context.Context, r *run) error {
 	if live := r.state.LiveRelease(); live == d.Release {
 		s.finish(ctx, r, core.StateNoop, r.rel.Label()+" is already live")
 		return nil
+	} else if live > 0 && d.Kind == core.KindDeploy {
+		// A deployment queued behind another of the same commit and config.
+		if lr, err := s.cfg.Store.GetRelease(ctx, d.App, live); err == nil && lr.SHA == r.rel.SHA && lr.ConfigVersion == r.rel.ConfigVersion {
+			s.finish(ctx, r, core.StateNoop, fmt.Sprintf("%s is already live with the same commit and config", lr.Label()))
+			return nil
+		}
 	}
 	d.PreviousRelease = r.state.LiveRelease()
 
