@@ -14,7 +14,7 @@ import (
 )
 
 func newServerCmd() *cobra.Command {
-	var dataDir, listen, logLevel, proxyAdmin string
+	var dataDir, listen, logLevel, proxyAdmin, database string
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the control plane: API, deploy machine and embedded proxies",
@@ -37,7 +37,7 @@ DATA_DIR/api-token for the local CLI).`,
 			defer stop()
 			srv, err := server.Open(ctx, server.Config{
 				DataDir: dataDir, Listen: listen, Logger: log, Token: os.Getenv("CUTOVER_TOKEN"),
-				ProxyAdmin: proxyAdmin, ProxyToken: os.Getenv("CUTOVER_PROXY_TOKEN"),
+				ProxyAdmin: proxyAdmin, ProxyToken: os.Getenv("CUTOVER_PROXY_TOKEN"), DatabaseURL: database,
 			})
 			if err != nil {
 				return err
@@ -56,6 +56,7 @@ DATA_DIR/api-token for the local CLI).`,
 	cmd.Flags().StringVar(&dataDir, "data-dir", server.DefaultDataDir, "directory for the database, artifacts, logs and keys")
 	cmd.Flags().StringVar(&listen, "listen", server.DefaultListen, "API address (keep it on loopback or behind TLS)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	cmd.Flags().StringVar(&database, "database", os.Getenv("CUTOVER_DATABASE"), "PostgreSQL URL (postgres://...) instead of SQLite in the data dir, for several servers sharing one database (env CUTOVER_DATABASE)")
 	cmd.Flags().StringVar(&proxyAdmin, "proxy-admin", "", "route traffic through a separate `cutover proxy run` at this admin endpoint (its token in CUTOVER_PROXY_TOKEN) instead of the embedded proxies, so a control-plane restart never interrupts traffic")
 	return cmd
 }

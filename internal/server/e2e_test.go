@@ -34,15 +34,21 @@ type env struct {
 	staging string
 	prod    string
 	opts    examples.HelloOptions
+	dbURL   string // PostgreSQL instead of SQLite when set
 }
 
 func newEnv(t *testing.T, mutate ...func(*examples.HelloOptions)) *env {
+	t.Helper()
+	return newEnvOn(t, "", mutate...)
+}
+
+func newEnvOn(t *testing.T, dbURL string, mutate ...func(*examples.HelloOptions)) *env {
 	t.Helper()
 	if _, err := exec.LookPath("go"); err != nil {
 		t.Skip("go toolchain not on PATH: the example app cannot be built")
 	}
 	dir := t.TempDir()
-	e := &env{t: t, repo: filepath.Join(dir, "repo"), data: filepath.Join(dir, "data")}
+	e := &env{t: t, repo: filepath.Join(dir, "repo"), data: filepath.Join(dir, "data"), dbURL: dbURL}
 	e.staging, e.prod = freeAddr(t), freeAddr(t)
 	e.opts = examples.HelloOptions{
 		StagingListen: e.staging, ProductionListen: e.prod,
@@ -69,7 +75,7 @@ func newEnv(t *testing.T, mutate ...func(*examples.HelloOptions)) *env {
 func (e *env) open() {
 	e.t.Helper()
 	srv, err := server.Open(context.Background(), server.Config{
-		DataDir: e.data, Listen: "127.0.0.1:0", TickInterval: 50 * time.Millisecond,
+		DataDir: e.data, Listen: "127.0.0.1:0", TickInterval: 50 * time.Millisecond, DatabaseURL: e.dbURL,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {

@@ -26,7 +26,9 @@ import (
 	"github.com/cutover/cutover/internal/gitx"
 	"github.com/cutover/cutover/internal/release"
 	"github.com/cutover/cutover/internal/secret"
+	"github.com/cutover/cutover/internal/store/postgres"
 	"github.com/cutover/cutover/internal/store/sqlite"
+	"github.com/cutover/cutover/internal/store/sqlstore"
 )
 
 // Defaults of `cutover server`.
@@ -50,6 +52,9 @@ type Config struct {
 	Token string
 	// TickInterval of the deploy machine's lifecycle loop; 0 = default.
 	TickInterval time.Duration
+	// DatabaseURL selects PostgreSQL (postgres://...) instead of the SQLite
+	// file in DataDir, for several servers sharing one database.
+	DatabaseURL string
 	// ProxyAdmin, when set, routes traffic through a proxy running as its
 	// own process (`cutover proxy run`) at this admin endpoint instead of
 	// the embedded proxies; ProxyToken is its token for a TCP endpoint.
@@ -69,7 +74,7 @@ type Server struct {
 	ln     net.Listener
 	http   *http.Server
 	router *Router // embedded proxies; nil with a remote proxy
-	store  *sqlite.Store
+	store  *sqlstore.Store
 	driver *process.Driver
 	log    *slog.Logger
 }
@@ -98,7 +103,15 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, DatabaseFile), box)
+	var st *sqlstore.Store
+	switch {
+	case cfg.DatabaseURL == "":
+		st, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, DatabaseFile), box)
+	case strings.HasPrefix(cfg.DatabaseURL, "postgres://"), strings.HasPrefix(cfg.DatabaseURL, "postgresql://"):
+		st, err = postgres.Open(ctx, cfg.DatabaseURL, box)
+	default:
+		err = fmt.Errorf("--database: want a postgres:// URL (SQLite is the default, in the data dir)")
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}

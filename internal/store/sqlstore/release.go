@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -28,8 +28,11 @@ func (s *Store) CreateCandidate(ctx context.Context, c core.Candidate) (core.Can
 		return c, err
 	}
 	defer tx.Rollback()
+	if err := s.serialize(ctx, tx, "candidate/"+c.App); err != nil {
+		return c, err
+	}
 	var last int
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(number), 0) FROM candidates WHERE app = ?`, c.App).Scan(&last); err != nil {
+	if err := tx.QueryRowContext(ctx, s.q(`SELECT COALESCE(MAX(number), 0) FROM candidates WHERE app = ?`), c.App).Scan(&last); err != nil {
 		return c, err
 	}
 	if c.Patch > 0 {
@@ -37,7 +40,7 @@ func (s *Store) CreateCandidate(ctx context.Context, c core.Candidate) (core.Can
 			return c, fmt.Errorf("%w: %s has no full release yet to patch", core.ErrInvalid, c.App)
 		}
 		c.Number = last
-		if err := tx.QueryRowContext(ctx, `SELECT MAX(patch) + 1 FROM candidates WHERE app = ? AND number = ?`, c.App, last).Scan(&c.Patch); err != nil {
+		if err := tx.QueryRowContext(ctx, s.q(`SELECT MAX(patch) + 1 FROM candidates WHERE app = ? AND number = ?`), c.App, last).Scan(&c.Patch); err != nil {
 			return c, err
 		}
 	} else {
@@ -46,7 +49,7 @@ func (s *Store) CreateCandidate(ctx context.Context, c core.Candidate) (core.Can
 	if c.CreatedAt.IsZero() {
 		c.CreatedAt = time.Now().UTC()
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO candidates (`+candidateCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO candidates (`+candidateCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		c.App, c.Number, c.Patch, c.Version, c.Branch, c.Base, c.Head, c.Merge, c.Tag, c.Notes, c.State, ns(c.CreatedAt), nsPtr(c.FinishedAt)); err != nil {
 		return c, err
 	}
@@ -55,8 +58,8 @@ func (s *Store) CreateCandidate(ctx context.Context, c core.Candidate) (core.Can
 
 // UpdateCandidate implements deploy.Store.
 func (s *Store) UpdateCandidate(ctx context.Context, c core.Candidate) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE candidates SET version = ?, branch = ?, base = ?, head = ?, merge_sha = ?, tag = ?, notes = ?, state = ?, finished_at = ?
-		WHERE app = ? AND number = ? AND patch = ?`,
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE candidates SET version = ?, branch = ?, base = ?, head = ?, merge_sha = ?, tag = ?, notes = ?, state = ?, finished_at = ?
+		WHERE app = ? AND number = ? AND patch = ?`),
 		c.Version, c.Branch, c.Base, c.Head, c.Merge, c.Tag, c.Notes, c.State, nsPtr(c.FinishedAt), c.App, c.Number, c.Patch)
 	if err != nil {
 		return err
@@ -69,7 +72,7 @@ func (s *Store) UpdateCandidate(ctx context.Context, c core.Candidate) error {
 
 // GetCandidate implements deploy.Store.
 func (s *Store) GetCandidate(ctx context.Context, app string, number, patch int) (core.Candidate, error) {
-	c, err := scanCandidate(s.db.QueryRowContext(ctx, `SELECT `+candidateCols+` FROM candidates WHERE app = ? AND number = ? AND patch = ?`, app, number, patch))
+	c, err := scanCandidate(s.db.QueryRowContext(ctx, s.q(`SELECT `+candidateCols+` FROM candidates WHERE app = ? AND number = ? AND patch = ?`), app, number, patch))
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, fmt.Errorf("%s of %s: %w", core.Candidate{Number: number, Patch: patch}.Label(), app, core.ErrNotFound)
 	}
@@ -78,7 +81,7 @@ func (s *Store) GetCandidate(ctx context.Context, app string, number, patch int)
 
 // ListCandidates implements deploy.Store.
 func (s *Store) ListCandidates(ctx context.Context, app string, limit int) ([]core.Candidate, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+candidateCols+` FROM candidates WHERE app = ? ORDER BY number DESC, patch DESC LIMIT ?`, app, limit)
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+candidateCols+` FROM candidates WHERE app = ? ORDER BY number DESC, patch DESC LIMIT ?`), app, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -100,8 +103,8 @@ func (s *Store) PutCheck(ctx context.Context, c core.Check) error {
 	if c.Passed {
 		passed = 1
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO checks (app, sha, env, name, passed, detail, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (app, sha, env, name) DO UPDATE SET passed = excluded.passed, detail = excluded.detail, created_at = excluded.created_at`,
+	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO checks (app, sha, env, name, passed, detail, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (app, sha, env, name) DO UPDATE SET passed = excluded.passed, detail = excluded.detail, created_at = excluded.created_at`),
 		c.App, c.SHA, c.Env, c.Name, passed, c.Detail, ns(c.CreatedAt))
 	return err
 }
@@ -111,7 +114,7 @@ func (s *Store) GetCheck(ctx context.Context, app, sha, env, name string) (core.
 	c := core.Check{App: app, SHA: sha, Env: env, Name: name}
 	var passed int
 	var created int64
-	err := s.db.QueryRowContext(ctx, `SELECT passed, detail, created_at FROM checks WHERE app = ? AND sha = ? AND env = ? AND name = ?`, app, sha, env, name).Scan(&passed, &c.Detail, &created)
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT passed, detail, created_at FROM checks WHERE app = ? AND sha = ? AND env = ? AND name = ?`), app, sha, env, name).Scan(&passed, &c.Detail, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, fmt.Errorf("check %s of %s in %s: %w", name, core.ShortSHA(sha), env, core.ErrNotFound)
 	}
