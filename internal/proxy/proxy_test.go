@@ -33,64 +33,52 @@ func TestSwitchUnderLoadDropsNothing(t *testing.T) {
 	if err := p.SetService(ctx, ServiceSpec{Name: "web", Targets: []string{blue.addr}}); err != nil {
 		t.Fatal(err)
 	}
-	var ok, non2xx, connErr atomic.Int64
+	var ok, non2xx, connErr, slowOK, slowFail atomic.Int64
 	versions := sync.Map{}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	tr := &http.Transport{MaxIdleConnsPerHost: 64}
-	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	for range 32 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				resp, err := client.Get("http://" + addr + "/")
-				if err != nil {
-					connErr.Add(1)
-					continue
-				}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 10 * time.Second}
+	// worker sends requests to path until stop, reporting each outcome.
+	worker := func(path string, done func(resp *http.Response, err error)) {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			resp, err := client.Get("http://" + addr + path)
+			if err == nil {
 				io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
-				if resp.StatusCode/100 != 2 {
-					non2xx.Add(1)
-					continue
-				}
+			}
+			done(resp, err)
+		}
+	}
+	for range 32 {
+		wg.Add(1)
+		go worker("/", func(resp *http.Response, err error) {
+			switch {
+			case err != nil:
+				connErr.Add(1)
+			case resp.StatusCode/100 != 2:
+				non2xx.Add(1)
+			default:
 				ok.Add(1)
 				v, _ := versions.LoadOrStore(resp.Header.Get("X-Version"), new(atomic.Int64))
 				v.(*atomic.Int64).Add(1)
 			}
-		}()
+		})
 	}
-	var slowOK, slowFail atomic.Int64
 	for range 4 {
 		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				resp, err := client.Get("http://" + addr + "/slow")
-				if err != nil {
-					slowFail.Add(1)
-					continue
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					slowFail.Add(1)
-					continue
-				}
-				slowOK.Add(1)
+		go worker("/slow", func(resp *http.Response, err error) {
+			if err != nil || resp.StatusCode != 200 {
+				slowFail.Add(1)
+				return
 			}
-		}()
+			slowOK.Add(1)
+		})
 	}
 	var maxSwitch time.Duration
 	for i := range 100 {
