@@ -247,7 +247,7 @@ func (d *Driver) stopOne(ctx context.Context, in core.Instance, grace time.Durat
 			time.Sleep(stopPoll)
 		}
 	}
-	if err := os.Remove(d.recordPath(in.ID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := d.forget(in.ID); err != nil {
 		return err
 	}
 	d.log.Info("instance stopped", "instance", in.ID)
@@ -271,6 +271,7 @@ func (d *Driver) List(ctx context.Context) ([]core.Instance, error) {
 			continue
 		}
 		if !d.alive(rec) {
+			// Gone: drop the record; its exit code stays for Exited until Stop.
 			_ = os.Remove(d.recordPath(rec.ID))
 			continue
 		}
@@ -305,6 +306,17 @@ func (d *Driver) alive(rec record) bool {
 		return false // the PID was reused by another process
 	}
 	return !zombie(rec.PID)
+}
+
+// forget removes an instance's record and what the driver remembers of it.
+func (d *Driver) forget(id string) error {
+	d.mu.Lock()
+	delete(d.exited, id)
+	d.mu.Unlock()
+	if err := os.Remove(d.recordPath(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 func (d *Driver) recordPath(id string) string {
