@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/internal/core"
+	"github.com/cutover/cutover/internal/deploy"
+	"github.com/cutover/cutover/internal/driver/drivertest"
 )
 
 var helloBin string
@@ -185,3 +187,9 @@ func TestDeadInstanceLeavesListAndLogsRotate(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+func TestConformance(t *testing.T) {
+	bad := spec(2)
+	bad.Command = []string{"./does-not-exist"}
+	drivertest.Run(t, func(t *testing.T) deploy.Driver { return newDriver(t, t.TempDir()) }, spec, "hey from", bad)
+}
