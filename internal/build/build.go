@@ -18,9 +18,10 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 
 	"github.com/cutover/cutover/internal/core"
 	"github.com/cutover/cutover/internal/gitx"
@@ -45,12 +46,13 @@ type Builder struct {
 	Root   string
 	Logger *slog.Logger
 
-	mu    sync.Mutex
-	locks map[string]*sync.Mutex
+	// flight makes concurrent builds of the same commit share one run.
+	flight singleflight.Group
 }
 
 // Build returns the artifact of app at sha, building it on first use. A
-// second call for the same SHA is a no-op that returns the stored artifact.
+// second call for the same SHA is a no-op that returns the stored artifact;
+// concurrent calls for the same SHA share one build.
 func (b *Builder) Build(ctx context.Context, app core.App, sha string, logw io.Writer) (core.Artifact, *manifest.Manifest, error) {
 	if err := core.ValidateName("app", app.Name); err != nil {
 		return core.Artifact{}, nil, err
@@ -61,10 +63,22 @@ func (b *Builder) Build(ctx context.Context, app core.App, sha string, logw io.W
 	if logw == nil {
 		logw = io.Discard
 	}
-	l := b.lock(app.Name + "/" + sha)
-	l.Lock()
-	defer l.Unlock()
+	type result struct {
+		a core.Artifact
+		m *manifest.Manifest
+	}
+	v, err, _ := b.flight.Do(app.Name+"/"+sha, func() (any, error) {
+		a, m, err := b.build(ctx, app, sha, logw)
+		return result{a, m}, err
+	})
+	if err != nil {
+		return core.Artifact{}, nil, err
+	}
+	r := v.(result)
+	return r.a, r.m, nil
+}
 
+func (b *Builder) build(ctx context.Context, app core.App, sha string, logw io.Writer) (core.Artifact, *manifest.Manifest, error) {
 	dst := filepath.Join(b.Root, app.Name, sha)
 	if a, m, err := b.existing(app.Name, sha, dst); err == nil {
 		return a, m, nil
@@ -121,20 +135,6 @@ func (b *Builder) Build(ctx context.Context, app core.App, sha string, logw io.W
 		b.Logger.Info("built", "app", app.Name, "sha", core.ShortSHA(sha), "digest", digest, "bytes", size)
 	}
 	return core.Artifact{App: app.Name, SHA: sha, Digest: digest, Path: dst, Size: size, BuildLog: logPath, CreatedAt: time.Now().UTC()}, m, nil
-}
-
-func (b *Builder) lock(key string) *sync.Mutex {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.locks == nil {
-		b.locks = map[string]*sync.Mutex{}
-	}
-	l := b.locks[key]
-	if l == nil {
-		l = &sync.Mutex{}
-		b.locks[key] = l
-	}
-	return l
 }
 
 // existing returns a complete artifact already in dst.
