@@ -26,6 +26,7 @@ const (
 	DefaultWait      = 30 * time.Second
 	sseHeartbeat     = 15 * time.Second
 	sseReplayLimit   = 1000
+	ssePoll          = time.Second // store catch-up for events of other servers
 	defaultLogsBytes = 64 << 10
 )
 
@@ -66,6 +67,7 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("GET /api/v1/apps/{app}/releases", a.json(a.releases))
 	mux.HandleFunc("GET /api/v1/deployments/{id}", a.json(a.deployment))
 	mux.HandleFunc("GET /api/v1/deployments/{id}/wait", a.json(a.wait))
+	mux.HandleFunc("POST /api/v1/deployments/{id}/cancel", a.json(a.cancel))
 	mux.HandleFunc("GET /api/v1/events", a.json(a.events))
 	mux.HandleFunc("GET /api/v1/events/stream", a.stream)
 	a.routeReleases(mux)
@@ -106,6 +108,9 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 		status = http.StatusNotFound
 	case errors.Is(err, core.ErrConflict), errors.Is(err, core.ErrLocked):
 		status = http.StatusConflict
+	case errors.Is(err, core.ErrStandby), errors.Is(err, core.ErrFenced):
+		// Another server is active: the message names it.
+		status = http.StatusServiceUnavailable
 	case errors.Is(err, context.DeadlineExceeded):
 		status = http.StatusGatewayTimeout
 	}
@@ -384,6 +389,14 @@ func deploymentID(r *http.Request) (int64, error) {
 	return id, nil
 }
 
+func (a *api) cancel(r *http.Request) (int, any, error) {
+	id, err := deploymentID(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	return ok(a.svc.Cancel(r.Context(), id, "api"))
+}
+
 func (a *api) deployment(r *http.Request) (int, any, error) {
 	id, err := deploymentID(r)
 	if err != nil {
@@ -498,6 +511,29 @@ func (a *api) stream(w http.ResponseWriter, r *http.Request) {
 	fl.Flush()
 	hb := time.NewTicker(sseHeartbeat)
 	defer hb.Stop()
+	// Events written by another server (or missed by a slow subscriber)
+	// reach this stream from the store.
+	poll := time.NewTicker(ssePoll)
+	defer poll.Stop()
+	// seen is the highest event ID this stream has looked at, of any app:
+	// a gap in it, not in the filtered IDs sent, means events were missed.
+	seen := after
+	catchUp := func() bool {
+		for {
+			es, err := a.svc.Events(r.Context(), app, after, sseReplayLimit)
+			if err != nil {
+				return false
+			}
+			for _, x := range es {
+				if !send(x) {
+					return false
+				}
+			}
+			if len(es) < sseReplayLimit {
+				return true
+			}
+		}
+	}
 	for {
 		select {
 		case <-r.Context().Done():
@@ -507,22 +543,20 @@ func (a *api) stream(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			if now {
-				// The first live event sets the position; later gaps are caught up.
-				now, after = false, e.ID-1
+				// The first live event sets the position.
+				now, after, seen = false, e.ID-1, e.ID-1
 			}
-			if e.ID > after+1 {
-				// Missed some (slow consumer): catch up from the store.
-				es, err := a.svc.Events(r.Context(), app, after, sseReplayLimit)
-				if err != nil {
-					return
-				}
-				for _, x := range es {
-					if !send(x) {
-						return
-					}
-				}
+			if e.ID > seen+1 && !catchUp() {
+				return
+			}
+			if e.ID > seen {
+				seen = e.ID
 			}
 			if !send(e) {
+				return
+			}
+		case <-poll.C:
+			if !now && !catchUp() {
 				return
 			}
 		case <-hb.C:

@@ -68,7 +68,9 @@ func (b *Builder) Build(ctx context.Context, app core.App, sha string, logw io.W
 		m *manifest.Manifest
 	}
 	v, err, _ := b.flight.Do(app.Name+"/"+sha, func() (any, error) {
-		a, m, err := b.build(ctx, app, sha, logw)
+		// Shared by every caller: one caller going away must not cancel it
+		// (the build has its own timeout).
+		a, m, err := b.build(context.WithoutCancel(ctx), app, sha, logw)
 		return result{a, m}, err
 	})
 	if err != nil {
@@ -134,7 +136,7 @@ func (b *Builder) build(ctx context.Context, app core.App, sha string, logw io.W
 	if b.Logger != nil {
 		b.Logger.Info("built", "app", app.Name, "sha", core.ShortSHA(sha), "digest", digest, "bytes", size)
 	}
-	return core.Artifact{App: app.Name, SHA: sha, Digest: digest, Path: dst, Size: size, BuildLog: logPath, CreatedAt: time.Now().UTC()}, m, nil
+	return core.Artifact{App: app.Name, SHA: sha, Digest: digest, Ref: dst, Size: size, BuildLog: logPath, CreatedAt: time.Now().UTC()}, m, nil
 }
 
 // existing returns a complete artifact already in dst.
@@ -155,7 +157,7 @@ func (b *Builder) existing(app, sha, dst string) (core.Artifact, *manifest.Manif
 	if err != nil {
 		return core.Artifact{}, nil, err
 	}
-	return core.Artifact{App: app, SHA: sha, Digest: strings.TrimSpace(string(marker)), Path: dst, Size: size,
+	return core.Artifact{App: app, SHA: sha, Digest: strings.TrimSpace(string(marker)), Ref: dst, Size: size,
 		BuildLog: dst + logSuffix, CreatedAt: fi.ModTime().UTC()}, m, nil
 }
 
@@ -263,4 +265,12 @@ func makeWritable(dir string) error {
 		}
 		return nil
 	})
+}
+
+// Manifest returns the manifest stored with an artifact (its directory).
+func (b *Builder) Manifest(ctx context.Context, a core.Artifact) (*manifest.Manifest, error) {
+	if a.Ref == "" {
+		return nil, fmt.Errorf("artifact of %s has no directory", core.ShortSHA(a.SHA))
+	}
+	return manifest.Load(a.Ref)
 }

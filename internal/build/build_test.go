@@ -51,10 +51,10 @@ func TestBuildOnceImmutable(t *testing.T) {
 	if m.Run.Command[0] != "bin/app" || !strings.HasPrefix(a.Digest, "sha256:") || a.SHA != sha {
 		t.Fatalf("artifact %+v manifest %+v", a, m)
 	}
-	if got, _ := os.ReadFile(filepath.Join(a.Path, "built.txt")); string(got) != "committed" {
+	if got, _ := os.ReadFile(filepath.Join(a.Ref, "built.txt")); string(got) != "committed" {
 		t.Errorf("built from the working tree, not the commit: %q", got)
 	}
-	if fi, _ := os.Stat(filepath.Join(a.Path, "built.txt")); fi.Mode().Perm()&0o222 != 0 {
+	if fi, _ := os.Stat(filepath.Join(a.Ref, "built.txt")); fi.Mode().Perm()&0o222 != 0 {
 		t.Errorf("artifact file is writable: %v", fi.Mode())
 	}
 	// Second build, also concurrent: no-op with the same digest.
@@ -64,7 +64,7 @@ func TestBuildOnceImmutable(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			a2, _, err := b.Build(ctx, app, sha, nil)
-			if err != nil || a2.Digest != a.Digest || a2.Path != a.Path {
+			if err != nil || a2.Digest != a.Digest || a2.Ref != a.Ref {
 				t.Errorf("rebuild = %+v, %v", a2, err)
 			}
 		}()

@@ -86,7 +86,7 @@ func addControlCommands(root *cobra.Command) {
 	cmds := []*cobra.Command{
 		newAppCmd(c), newBuildCmd(c), newDeployCmd(c), newRollbackCmd(c), newConfirmCmd(c), newHoldCmd(c),
 		newConfigCmd(c), newStatusCmd(c), newHistoryCmd(c), newReleasesCmd(c), newLogsCmd(c), newEventsCmd(c),
-		newReleaseCmd(c), newDiffCmd(c),
+		newReleaseCmd(c), newDiffCmd(c), newFollowCmd(c), newCancelCmd(c),
 	}
 	for _, cmd := range cmds {
 		c.register(cmd)
@@ -96,4 +96,10 @@ func addControlCommands(root *cobra.Command) {
 
 func printf(cmd *cobra.Command, format string, args ...any) {
 	fmt.Fprintf(cmd.OutOrStdout(), format, args...)
+}
+
+// eprintf writes to standard error: what a person needs to know that is
+// not the command's output.
+func eprintf(cmd *cobra.Command, format string, args ...any) {
+	fmt.Fprintf(cmd.ErrOrStderr(), format, args...)
 }

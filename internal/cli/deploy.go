@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -84,104 +85,112 @@ standby colour the switch is instant; otherwise it is started cold.`,
 	return cmd
 }
 
-// follow subscribes to the event stream, starts the deployment, prints its
-// steps until it ends and returns errDeployFailed unless it went live.
+// followRetry is how long follow waits before reconnecting to a server
+// that went away (a restart), doubling up to followRetryMax.
+const (
+	followRetry    = 200 * time.Millisecond
+	followRetryMax = 5 * time.Second
+)
+
+// follow subscribes to the event stream, starts the deployment (or looks
+// up an existing one), prints its steps until it ends and returns
+// errDeployFailed unless it went live. It never reports success for a
+// deployment that has not ended: when the stream breaks (a server
+// restart), it reconnects where it stopped, and it always reads the
+// deployment's final state from the server.
 func follow(cmd *cobra.Command, c *control, cl *client.Client, app string, detach bool, start func(context.Context) (core.Deployment, error)) error {
 	ctx, cancel := context.WithCancel(cmd.Context())
 	defer cancel()
-	events := make(chan core.Event, 1024)
-	opened := make(chan struct{})
-	streamErr := make(chan error, 1)
-	if !detach {
+	events := make(chan core.Event, 4096)
+	var streamErr chan error
+	stream := func(after int64) error {
+		opened := make(chan struct{})
+		errc := make(chan error, 1)
 		go func() {
-			streamErr <- cl.Stream(ctx, app, -1, func() { close(opened) }, func(e core.Event) bool {
+			errc <- cl.Stream(ctx, app, after, func() { close(opened) }, func(e core.Event) bool {
 				select {
 				case events <- e:
-				default:
+				default: // the final state is read from the server anyway
 				}
 				return true
 			})
 		}()
+		t := time.NewTimer(10 * time.Second)
+		defer t.Stop()
 		select {
 		case <-opened:
-		case err := <-streamErr:
+			streamErr = errc
+			return nil
+		case err := <-errc:
+			if err == nil {
+				err = errors.New("the event stream closed at once")
+			}
 			return err
-		case <-time.After(10 * time.Second):
+		case <-t.C:
 			return errors.New("the event stream did not open")
 		}
 	}
-	begin := time.Now()
-	// The request builds the commit first when it has no artifact yet: show
-	// the build's events while it runs.
-	var d core.Deployment
-	var err error
-	started := make(chan struct{})
-	go func() {
-		defer close(started)
-		d, err = start(ctx)
-	}()
-	var early []core.Event
-build:
-	for {
-		select {
-		case <-started:
-			break build
-		case e := <-events:
-			if e.DeploymentID == 0 && strings.HasPrefix(e.Type, "build.") {
-				if !c.json() {
-					printf(cmd, "  %6.2fs  %s\n", time.Since(begin).Seconds(), e.Message)
-				}
-				continue
-			}
-			early = append(early, e)
+	if !detach {
+		if err := stream(-1); err != nil {
+			return err
 		}
 	}
+	begin := time.Now()
+	d, err := start(ctx)
 	if err != nil {
 		return err
 	}
-	// show prints one of this deployment's events; it reports the last one.
-	show := func(e core.Event) (last bool) {
-		if e.DeploymentID == 0 && strings.HasPrefix(e.Type, "build.") && !c.json() {
-			printf(cmd, "  %6.2fs  %s\n", time.Since(begin).Seconds(), e.Message)
-		}
-		if e.DeploymentID != d.ID {
-			return false
-		}
-		if !c.json() && e.Type != "deploy.queued" {
-			printf(cmd, "  %6.2fs  %s\n", time.Since(begin).Seconds(), e.Message)
-		}
-		return e.Step == core.StepDone
-	}
 	if !detach && !d.State.Terminal() {
 		if !c.json() {
-			printf(cmd, "deployment %d: %s of v%d to %s\n", d.ID, d.Kind, d.Release, d.Env)
+			printf(cmd, "deployment %d: %s of %s to %s\n", d.ID, d.Kind, what(d), d.Env)
 		}
-		finished := false
-		for _, e := range early {
-			finished = finished || show(e)
-		}
+		var last int64 = -1 // the last event seen, where a reconnect resumes
+		retry := followRetry
+		warned := false
 	wait:
-		for !finished {
+		for {
 			select {
 			case e := <-events:
-				if show(e) {
+				last = e.ID
+				if e.DeploymentID != d.ID {
+					continue
+				}
+				if !c.json() && e.Type != core.EventDeployQueued {
+					printf(cmd, "  %6.2fs  %s\n", time.Since(begin).Seconds(), e.Message)
+				}
+				if e.Step == core.StepDone {
 					break wait
 				}
-			case err := <-streamErr:
-				// The stream ended: fall back to long-polling.
-				if err != nil && ctx.Err() == nil {
-					for !d.State.Terminal() {
-						if d, err = cl.Wait(ctx, d.ID, time.Minute); err != nil {
-							return err
-						}
+			case <-streamErr:
+				// The stream ended (the server restarted or the network
+				// broke): has the deployment ended meanwhile?
+				if cur, err := cl.Deployment(ctx, d.ID); err == nil && cur.State.Terminal() {
+					break wait
+				}
+				if !warned && !c.json() {
+					eprintf(cmd, "lost the connection to the server; reconnecting (deployment %d goes on there)\n", d.ID)
+					warned = true
+				}
+				for {
+					t := time.NewTimer(retry)
+					select {
+					case <-ctx.Done():
+						t.Stop()
+						return interrupted(cmd, d)
+					case <-t.C:
+					}
+					retry = min(retry*2, followRetryMax)
+					if err := stream(last); err == nil {
+						break
 					}
 				}
-				break wait
 			case <-ctx.Done():
-				return ctx.Err()
+				return interrupted(cmd, d)
 			}
 		}
-		if d, err = cl.Deployment(ctx, d.ID); err != nil {
+	}
+	if !d.State.Terminal() || !detach {
+		if d, err = finalState(ctx, cl, d, detach); err != nil {
 			return err
 		}
 	}
@@ -192,7 +201,7 @@ build:
 	} else {
 		switch {
 		case detach && !d.State.Terminal():
-			printf(cmd, "deployment %d queued (%s of v%d to %s)\n", d.ID, d.Kind, d.Release, d.Env)
+			printf(cmd, "deployment %d %s (%s of %s to %s); follow it with: cutover follow %d\n", d.ID, d.State, d.Kind, what(d), d.Env, d.ID)
 		case d.State == core.StateNoop:
 			printf(cmd, "%s: nothing to do\n", d.Reason)
 		default:
@@ -208,4 +217,118 @@ build:
 		return fmt.Errorf("%w: deployment %d %s", errDeployFailed, d.ID, d.State)
 	}
 	return nil
+}
+
+// finalState reads the deployment as the server has it; when following,
+// it waits (long-polling, through restarts) until it has ended.
+func finalState(ctx context.Context, cl *client.Client, d core.Deployment, detach bool) (core.Deployment, error) {
+	if detach {
+		return cl.Deployment(ctx, d.ID)
+	}
+	retry := followRetry
+	for {
+		cur, err := cl.Wait(ctx, d.ID, time.Minute)
+		if err == nil && cur.State.Terminal() {
+			return cur, nil
+		}
+		if ctx.Err() != nil {
+			return d, ctx.Err()
+		}
+		if err != nil {
+			var ce *client.Error
+			if errors.As(err, &ce) && ce.Status < 500 {
+				return d, err
+			}
+			t := time.NewTimer(retry)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return d, ctx.Err()
+			case <-t.C:
+			}
+			retry = min(retry*2, followRetryMax)
+		}
+	}
+}
+
+// interrupted says what Ctrl-C did and did not do.
+func interrupted(cmd *cobra.Command, d core.Deployment) error {
+	eprintf(cmd, "\nstopped following; deployment %d goes on on the server.\n  follow it: cutover follow %d\n  cancel it (before it runs): cutover cancel %d\n", d.ID, d.ID, d.ID)
+	return context.Canceled
+}
+
+// what names what a deployment ships: its release, or its commit before
+// it has one.
+func what(d core.Deployment) string {
+	if d.Release > 0 {
+		return fmt.Sprintf("v%d (%s)", d.Release, core.ShortSHA(d.SHA))
+	}
+	return core.ShortSHA(d.SHA)
+}
+
+func newFollowCmd(c *control) *cobra.Command {
+	return &cobra.Command{
+		Use:   "follow ID",
+		Short: "Follow a deployment's steps until it ends",
+		Long: `Prints the steps of a deployment as they happen, as deploy does, and exits 0 when
+it went live (or was a no-op), 1 when it failed, was rolled back or was cancelled.`,
+		Example: `  cutover follow 42`,
+		Args:    exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := deploymentArg(args[0])
+			if err != nil {
+				return err
+			}
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			d, err := cl.Deployment(cmd.Context(), id)
+			if err != nil {
+				return err
+			}
+			return follow(cmd, c, cl, d.App, false, func(ctx context.Context) (core.Deployment, error) {
+				return cl.Deployment(ctx, id)
+			})
+		},
+	}
+}
+
+func newCancelCmd(c *control) *cobra.Command {
+	return &cobra.Command{
+		Use:   "cancel ID",
+		Short: "Cancel a deployment that is waiting, building or queued",
+		Long: `Ends a deployment that has not started running: one waiting on a gate, being built,
+or queued behind another. A running deployment cannot be stopped half-way; roll
+back once it ends.`,
+		Example: `  cutover cancel 42`,
+		Args:    exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := deploymentArg(args[0])
+			if err != nil {
+				return err
+			}
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			d, err := cl.Cancel(cmd.Context(), id)
+			if err != nil {
+				return err
+			}
+			if c.json() {
+				return printJSON(cmd.OutOrStdout(), d)
+			}
+			printf(cmd, "deployment %d cancelled\n", d.ID)
+			return nil
+		},
+	}
+}
+
+func deploymentArg(s string) (int64, error) {
+	id, err := strconv.ParseInt(strings.TrimPrefix(s, "#"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, usagef("deployment ID %q: want a positive number (see cutover history)", s)
+	}
+	return id, nil
 }

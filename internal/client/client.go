@@ -177,6 +177,13 @@ func (c *Client) Deployment(ctx context.Context, id int64) (core.Deployment, err
 	return d, err
 }
 
+// Cancel cancels a deployment that has not started running.
+func (c *Client) Cancel(ctx context.Context, id int64) (core.Deployment, error) {
+	var d core.Deployment
+	err := c.do(ctx, "POST", "/api/v1/deployments/"+strconv.FormatInt(id, 10)+"/cancel", nil, &d)
+	return d, err
+}
+
 // Wait long-polls until the deployment ends or timeout passes.
 func (c *Client) Wait(ctx context.Context, id int64, timeout time.Duration) (core.Deployment, error) {
 	var d core.Deployment

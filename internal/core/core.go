@@ -17,6 +17,12 @@ var (
 	ErrConflict = errors.New("conflict")
 	ErrLocked   = errors.New("environment locked")
 	ErrInvalid  = errors.New("invalid input")
+	// ErrFenced means a write came from a server that no longer holds the
+	// server lease: another server took over, and this one must stop.
+	ErrFenced = errors.New("server lease lost")
+	// ErrStandby means this server does not hold the lease: another server
+	// runs the environments, and mutations go there.
+	ErrStandby = errors.New("not the active server")
 )
 
 // namePattern bounds app and environment names: they end up in file paths,
@@ -73,10 +79,12 @@ type Commit struct {
 // is immutable: a second build of the same SHA is a no-op, and a different
 // digest under an existing SHA is refused.
 type Artifact struct {
-	App       string    `json:"app"`
-	SHA       string    `json:"sha"`
-	Digest    string    `json:"digest"` // "sha256:<hex>" over the artifact's files
-	Path      string    `json:"path"`   // directory holding the built files
+	App    string `json:"app"`
+	SHA    string `json:"sha"`
+	Digest string `json:"digest"` // "sha256:<hex>" over the artifact's files
+	// Ref is where the runtime finds the built artifact: a directory for
+	// the process driver, an image reference (name@digest) for containers.
+	Ref       string    `json:"ref"`
 	Size      int64     `json:"size"`
 	BuildLog  string    `json:"build_log,omitempty"` // path of the captured build log
 	CreatedAt time.Time `json:"created_at"`
@@ -131,3 +139,26 @@ func (c Colour) Other() Colour {
 
 // Valid reports whether c is blue or green.
 func (c Colour) Valid() bool { return c == Blue || c == Green }
+
+// Lease says which server is active: the one that recovers, ticks and runs
+// environment queues when several servers share one database. Generation
+// grows at every takeover; the store refuses writes that carry an older one.
+type Lease struct {
+	Name       string    `json:"name"`
+	Owner      string    `json:"owner"`
+	Generation int64     `json:"generation"`
+	ExpiresAt  time.Time `json:"expires_at"` // by the database's clock
+}
+
+// LeaseHeldError says another server holds the lease.
+type LeaseHeldError struct {
+	Owner     string
+	ExpiresAt time.Time
+}
+
+func (e *LeaseHeldError) Error() string {
+	return fmt.Sprintf("the active server is %s (lease until %s)", e.Owner, e.ExpiresAt.Format(time.RFC3339))
+}
+
+// Unwrap makes errors.Is(err, ErrStandby) true.
+func (e *LeaseHeldError) Unwrap() error { return ErrStandby }

@@ -17,8 +17,9 @@ const (
 // DeploymentState is where a deployment stands.
 type DeploymentState string
 
-// Deployment states. Pending and Running are the only non-terminal states.
+// Deployment states. Waiting, Pending and Running are the only non-terminal states.
 const (
+	StateWaiting    DeploymentState = "waiting" // recorded, waiting on a condition before it may enter the queue
 	StatePending    DeploymentState = "pending"
 	StateRunning    DeploymentState = "running"
 	StateSucceeded  DeploymentState = "succeeded"
@@ -30,7 +31,7 @@ const (
 
 // Terminal reports whether the state is final.
 func (s DeploymentState) Terminal() bool {
-	return s != StatePending && s != StateRunning
+	return s != StateWaiting && s != StatePending && s != StateRunning
 }
 
 // Step names one step of the deploy state machine, in order.
@@ -39,6 +40,8 @@ type Step string
 // Deploy steps. Each is persisted before it runs so a restarted server knows
 // whether traffic had already moved.
 const (
+	StepBuild      Step = "build" // the commit is being built (once per SHA, shared)
+	StepGates      Step = "gates" // gates decide: allow, deny, or wait
 	StepQueued     Step = "queued"
 	StepLock       Step = "lock"
 	StepMigrate    Step = "migrate"
@@ -75,22 +78,15 @@ type Deployment struct {
 	Step            Step            `json:"step"`
 	Reason          string          `json:"reason,omitempty"` // why it failed or was rolled back
 	RequestedBy     string          `json:"requested_by,omitempty"`
-	CreatedAt       time.Time       `json:"created_at"`
-	UpdatedAt       time.Time       `json:"updated_at"`
-	SwitchedAt      *time.Time      `json:"switched_at,omitempty"`
-	FinishedAt      *time.Time      `json:"finished_at,omitempty"`
-}
-
-// Event is one entry of the timeline.
-type Event struct {
-	ID           int64     `json:"id"`
-	App          string    `json:"app"`
-	Env          string    `json:"env,omitempty"`
-	DeploymentID int64     `json:"deployment_id,omitempty"`
-	Time         time.Time `json:"time"`
-	Type         string    `json:"type"` // e.g. "deploy.step", "deploy.succeeded", "build.finished"
-	Step         Step      `json:"step,omitempty"`
-	Message      string    `json:"message"`
+	// WaitingOn names what a waiting deployment waits for (an approval, a
+	// check, a window); WaitUntil is when it is admitted at the latest
+	// re-evaluation, if the condition is a time.
+	WaitingOn  string     `json:"waiting_on,omitempty"`
+	WaitUntil  *time.Time `json:"wait_until,omitempty"`
+	CreatedAt  time.Time  `json:"created_at"`
+	UpdatedAt  time.Time  `json:"updated_at"`
+	SwitchedAt *time.Time `json:"switched_at,omitempty"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
 }
 
 // SlotState is what a colour is doing in an environment.
@@ -127,6 +123,9 @@ type EnvState struct {
 	Slots     map[Colour]*Slot `json:"slots"`
 	Verified  int              `json:"verified,omitempty"` // last release confirmed by a person
 	UpdatedAt time.Time        `json:"updated_at"`
+	// Version counts writes; the store refuses a write based on an older
+	// version (compare-and-swap), so two writers never overwrite each other.
+	Version int64 `json:"version"`
 }
 
 // LiveRelease returns the release number serving traffic, or 0.
@@ -155,14 +154,14 @@ func (s *EnvState) Slot(c Colour) *Slot {
 
 // GroupSpec asks a runtime driver to start the instances of one colour.
 type GroupSpec struct {
-	App     string            `json:"app"`
-	Env     string            `json:"env"`
-	Colour  Colour            `json:"colour"`
-	Release int               `json:"release"`
-	Count   int               `json:"count"`
-	Dir     string            `json:"dir"`     // artifact directory: the working directory
-	Command []string          `json:"command"` // argv, run without a shell
-	Environ map[string]string `json:"environ"` // extra environment; the driver adds PORT
+	App      string            `json:"app"`
+	Env      string            `json:"env"`
+	Colour   Colour            `json:"colour"`
+	Release  int               `json:"release"`
+	Count    int               `json:"count"`
+	Artifact string            `json:"artifact"` // core.Artifact.Ref: what to run
+	Command  []string          `json:"command"`  // argv, run without a shell
+	Environ  map[string]string `json:"environ"`  // extra environment; the driver adds PORT
 	// Secrets are added to the environment like Environ but never logged or persisted by drivers.
 	Secrets map[string]string `json:"-"`
 }
@@ -174,8 +173,38 @@ type Instance struct {
 	Env       string    `json:"env"`
 	Colour    Colour    `json:"colour"`
 	Release   int       `json:"release"`
-	Addr      string    `json:"addr"` // host:port the proxy and health checks reach
-	PID       int       `json:"pid,omitempty"`
-	LogPath   string    `json:"log_path,omitempty"`
+	Addr      string    `json:"addr"` // host:port the proxy reaches; "" when the runtime routes by name
 	StartedAt time.Time `json:"started_at"`
+	// Data is the driver's own record of the instance (a PID, a container
+	// or pod name); only the driver that started it reads it.
+	Data map[string]string `json:"data,omitempty"`
+}
+
+// TaskSpec asks a runtime driver to run a one-off command of a release to
+// completion (a migration) with the release's environment.
+type TaskSpec struct {
+	App      string            `json:"app"`
+	Env      string            `json:"env"`
+	Release  int               `json:"release"`
+	Name     string            `json:"name"` // "migrate"
+	Artifact string            `json:"artifact"`
+	Command  []string          `json:"command"` // argv, run without a shell
+	Environ  map[string]string `json:"environ"`
+	Secrets  map[string]string `json:"-"`
+	Timeout  time.Duration     `json:"timeout"`
+}
+
+// ProbeRequest is one HTTP request the deploy machine makes to an
+// instance (a health or smoke check), through the driver.
+type ProbeRequest struct {
+	Method  string
+	Path    string
+	Timeout time.Duration
+	MaxBody int64
+}
+
+// ProbeResult is an instance's answer to a probe.
+type ProbeResult struct {
+	Status int
+	Body   []byte
 }

@@ -26,7 +26,7 @@ func (s *Service) AddApp(ctx context.Context, name, repo string) (core.App, erro
 	if err := s.cfg.Store.CreateApp(ctx, app); err != nil {
 		return core.App{}, fmt.Errorf("add app %s: %w", name, err)
 	}
-	s.emit(ctx, core.Event{App: name, Type: "app.added", Message: fmt.Sprintf("app %s added from %s", name, repo)})
+	s.emit(ctx, core.Event{App: name, Type: core.EventAppAdded, Message: fmt.Sprintf("app %s added from %s", name, repo)})
 	return app, nil
 }
 
@@ -41,7 +41,7 @@ func (s *Service) Build(ctx context.Context, appName, ref string, logw io.Writer
 	if err != nil {
 		return core.Artifact{}, err
 	}
-	a, _, err := s.build(ctx, app, sha, logw)
+	a, _, err := s.build(ctx, app, sha, logw, core.Deployment{App: app.Name, SHA: sha})
 	return a, err
 }
 
@@ -56,37 +56,43 @@ func (s *Service) resolve(ctx context.Context, app core.App, ref string) (string
 	return sha, nil
 }
 
-// build returns the artifact for sha, building it if needed, and its manifest.
-func (s *Service) build(ctx context.Context, app core.App, sha string, logw io.Writer) (core.Artifact, *manifest.Manifest, error) {
+// build returns the artifact for sha, building it if needed, and its
+// manifest. Its events belong to deployment d when d has an ID. The build
+// runs on a context that the caller's cancellation does not end: other
+// callers may share it.
+func (s *Service) build(ctx context.Context, app core.App, sha string, logw io.Writer, d core.Deployment) (core.Artifact, *manifest.Manifest, error) {
 	if a, err := s.cfg.Store.GetArtifact(ctx, app.Name, sha); err == nil {
-		m, err := manifest.Load(a.Path)
+		m, err := s.cfg.Builder.Manifest(ctx, a)
 		if err == nil {
 			return a, m, nil
 		}
 		// The recorded artifact is unreadable: fall through and let the
 		// builder restore it; the store refuses a different digest.
 	}
-	s.emit(ctx, core.Event{App: app.Name, Type: "build.started", Message: fmt.Sprintf("building %s", core.ShortSHA(sha))})
-	// The build's output is streamed as events (the full log stays in a file).
+	ev := func(typ core.EventType, msg string) core.Event {
+		return core.Event{App: app.Name, Env: d.Env, DeploymentID: d.ID, Type: typ, SHA: sha, Actor: d.RequestedBy, Message: msg}
+	}
+	s.emit(ctx, ev(core.EventBuildStarted, fmt.Sprintf("building %s", core.ShortSHA(sha))))
+	// The build's output is streamed as events (the full log stays with the builder).
 	lines := &lineEmitter{emit: func(line string) {
-		s.emit(ctx, core.Event{App: app.Name, Type: "build.output", Message: line})
+		s.emit(ctx, ev(core.EventBuildOutput, line))
 	}, max: maxBuildOutputEvents}
 	if logw == nil {
 		logw = lines
 	} else {
 		logw = io.MultiWriter(logw, lines)
 	}
-	a, m, err := s.cfg.Builder.Build(ctx, app, sha, logw)
+	a, m, err := s.cfg.Builder.Build(context.WithoutCancel(ctx), app, sha, logw)
 	lines.flush()
 	if err != nil {
-		s.emit(ctx, core.Event{App: app.Name, Type: "build.failed", Message: fmt.Sprintf("build of %s failed: %v", core.ShortSHA(sha), err)})
+		s.emit(ctx, ev(core.EventBuildFailed, fmt.Sprintf("build of %s failed: %v", core.ShortSHA(sha), err)))
 		return core.Artifact{}, nil, fmt.Errorf("build %s: %w", core.ShortSHA(sha), err)
 	}
 	stored, err := s.cfg.Store.PutArtifact(ctx, a)
 	if err != nil {
 		return core.Artifact{}, nil, fmt.Errorf("record artifact %s: %w", core.ShortSHA(sha), err)
 	}
-	s.emit(ctx, core.Event{App: app.Name, Type: "build.finished", Message: fmt.Sprintf("built %s as %s", core.ShortSHA(sha), stored.Digest)})
+	s.emit(ctx, ev(core.EventBuildFinished, fmt.Sprintf("built %s as %s", core.ShortSHA(sha), stored.Digest)))
 	return stored, m, nil
 }
 
@@ -96,7 +102,7 @@ func (s *Service) manifestFor(ctx context.Context, app string, rel core.Release)
 	if err != nil {
 		return core.Artifact{}, nil, fmt.Errorf("artifact of %s: %w", rel.Label(), err)
 	}
-	m, err := manifest.Load(a.Path)
+	m, err := s.cfg.Builder.Manifest(ctx, a)
 	if err != nil {
 		return core.Artifact{}, nil, fmt.Errorf("manifest of %s: %w", rel.Label(), err)
 	}

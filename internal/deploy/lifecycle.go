@@ -2,7 +2,9 @@ package deploy
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/cutover/cutover/internal/core"
@@ -92,6 +94,10 @@ func (s *Service) Confirm(ctx context.Context, app, env, by string) (core.Deploy
 	if err != nil {
 		return core.Deployment{}, err
 	}
+	q, err := s.queue(app, env)
+	if err != nil {
+		return core.Deployment{}, err
+	}
 	live := st.LiveRelease()
 	now := s.now()
 	d, err := s.cfg.Store.CreateDeployment(ctx, core.Deployment{
@@ -101,13 +107,19 @@ func (s *Service) Confirm(ctx context.Context, app, env, by string) (core.Deploy
 	if err != nil {
 		return core.Deployment{}, err
 	}
-	s.queue(app, env).push(task{holder: holderOf(d), run: func(ctx context.Context) { s.runConfirm(ctx, d) }}, false)
+	s.emit(ctx, event(d, core.EventDeployQueued, fmt.Sprintf("confirm of v%d in %s queued", live, env)))
+	q.push(task{holder: holderOf(d), key: holderOf(d), run: func(ctx context.Context) { s.runConfirm(ctx, d) }}, false)
 	return d, nil
 }
 
 func (s *Service) runConfirm(ctx context.Context, d core.Deployment) {
+	d, err := s.transition(ctx, d.ID, func(d *core.Deployment) error { d.State = core.StateRunning; return nil })
+	if err != nil {
+		s.notifyDone(d.ID)
+		return
+	}
 	r := &run{d: d}
-	err := func() error {
+	err = func() error {
 		st, err := s.cfg.Store.GetEnvState(ctx, d.App, d.Env)
 		if err != nil {
 			return err
@@ -126,7 +138,9 @@ func (s *Service) runConfirm(ctx context.Context, d core.Deployment) {
 		r.state.Verified = d.Release
 		idle := st.Live.Other()
 		r.d.Colour = idle
-		s.step(ctx, r, core.StepStart, fmt.Sprintf("v%d confirmed; standby colour %s: %s", d.Release, idle, r.m.OnConfirm))
+		if err := s.step(ctx, r, core.StepStart, fmt.Sprintf("v%d confirmed; standby colour %s: %s", d.Release, idle, r.m.OnConfirm)); err != nil {
+			return err
+		}
 		if r.m.OnConfirm == "scale_in" {
 			return s.stopSlot(ctx, &r.state, idle, r.m.StopGrace)
 		}
@@ -162,31 +176,43 @@ func (s *Service) runConfirm(ctx context.Context, d core.Deployment) {
 }
 
 // Hold postpones the automatic revert of a failed colour so developers can
-// keep investigating it.
+// keep investigating it. It is a compare-and-swap on the environment's
+// state, so it neither waits for a running deployment nor is overwritten
+// by one (the deployment's own write keeps the stored hold).
 func (s *Service) Hold(ctx context.Context, app, env string, d time.Duration, by string) (core.EnvState, error) {
 	if d <= 0 || d > 7*24*time.Hour {
 		return core.EnvState{}, fmt.Errorf("%w: --for %s: want a duration between 1s and 168h", core.ErrInvalid, d)
 	}
-	st, err := s.liveState(ctx, app, env)
-	if err != nil {
+	if _, err := s.activation(); err != nil {
 		return core.EnvState{}, err
 	}
-	var failed *core.Slot
-	for _, sl := range st.Slots {
-		if sl.State == core.SlotFailed {
-			failed = sl
+	for attempt := 0; ; attempt++ {
+		st, err := s.liveState(ctx, app, env)
+		if err != nil {
+			return core.EnvState{}, err
 		}
+		var failed *core.Slot
+		for _, sl := range st.Slots {
+			if sl.State == core.SlotFailed {
+				failed = sl
+			}
+		}
+		if failed == nil {
+			return core.EnvState{}, fmt.Errorf("%w: %s/%s has no failed colour to hold", core.ErrInvalid, app, env)
+		}
+		failed.HeldUntil = s.now().Add(d)
+		st.UpdatedAt = s.now()
+		stored, err := s.cfg.Store.PutEnvState(ctx, st)
+		if errors.Is(err, core.ErrConflict) && attempt < 5 {
+			continue // a deployment wrote in between: hold what is there now
+		}
+		if err != nil {
+			return core.EnvState{}, fmt.Errorf("hold %s/%s: %w", app, env, err)
+		}
+		s.emit(ctx, core.Event{App: app, Env: env, Type: core.EventColourHeld, Release: failed.Release, Actor: by,
+			Message: fmt.Sprintf("failed %s (v%d) held for investigation until %s by %s", failed.Colour, failed.Release, failed.HeldUntil.Format(time.RFC3339), orSomeone(by))})
+		return stored, nil
 	}
-	if failed == nil {
-		return core.EnvState{}, fmt.Errorf("%w: %s/%s has no failed colour to hold", core.ErrInvalid, app, env)
-	}
-	failed.HeldUntil = s.now().Add(d)
-	if err := s.putState(ctx, &st); err != nil {
-		return core.EnvState{}, err
-	}
-	s.emit(ctx, core.Event{App: app, Env: env, Type: "colour.held",
-		Message: fmt.Sprintf("failed %s (v%d) held for investigation until %s by %s", failed.Colour, failed.Release, failed.HeldUntil.Format(time.RFC3339), orSomeone(by))})
-	return st, nil
 }
 
 func orSomeone(by string) string {
@@ -219,16 +245,16 @@ func (s *Service) liveState(ctx context.Context, app, env string) (core.EnvState
 
 // tickLoop scales in expired standby colours and reverts failed colours
 // whose investigation time is over.
-func (s *Service) tickLoop() {
-	defer s.wg.Done()
+func (s *Service) tickLoop(a *activation) {
+	defer a.wg.Done()
 	t := time.NewTicker(s.cfg.TickInterval)
 	defer t.Stop()
 	for {
 		select {
-		case <-s.ctx.Done():
+		case <-a.ctx.Done():
 			return
 		case <-t.C:
-			s.Tick(s.ctx)
+			s.Tick(a.ctx)
 		}
 	}
 }
@@ -236,6 +262,10 @@ func (s *Service) tickLoop() {
 // Tick runs one pass of the lifecycle checks. The loop calls it every
 // TickInterval; tests may call it directly.
 func (s *Service) Tick(ctx context.Context) {
+	if !s.Active() {
+		return
+	}
+	s.evaluateWaiting(ctx)
 	apps, err := s.cfg.Store.ListApps(ctx)
 	if err != nil {
 		s.log.Error("tick: list apps", "err", err)
@@ -270,8 +300,12 @@ func (s *Service) Tick(ctx context.Context) {
 // queueScaleIn stops a standby colour once its time is up, in the
 // environment's queue so it never races a deploy.
 func (s *Service) queueScaleIn(app, env string, c core.Colour, release int) {
-	q := s.queue(app, env)
-	q.push(task{holder: "scale-in of " + string(c), run: func(ctx context.Context) {
+	q, err := s.queue(app, env)
+	if err != nil {
+		return
+	}
+	key := fmt.Sprintf("scale-in of %s v%d", c, release)
+	q.push(task{holder: key, key: key, run: func(ctx context.Context) {
 		st, err := s.cfg.Store.GetEnvState(ctx, app, env)
 		if err != nil {
 			return
@@ -285,7 +319,7 @@ func (s *Service) queueScaleIn(app, env string, c core.Colour, release int) {
 			s.log.Error("scale in standby", "app", app, "env", env, "colour", c, "err", err)
 			return
 		}
-		s.emit(ctx, core.Event{App: app, Env: env, Type: "colour.scaled_in", Message: fmt.Sprintf("standby %s (v%d) scaled in after its standby time", c, release)})
+		s.emit(ctx, core.Event{App: app, Env: env, Type: core.EventColourScaledIn, Release: release, Actor: "cutover", Message: fmt.Sprintf("standby %s (v%d) scaled in after its standby time", c, release)})
 	}}, false)
 }
 
@@ -293,8 +327,12 @@ func (s *Service) queueScaleIn(app, env string, c core.Colour, release int) {
 // investigation time, as a recorded deployment of kind revert. The colour
 // stays without traffic; it becomes a warm standby of the live release.
 func (s *Service) queueRevert(app, env string, c core.Colour, failedRelease int) {
-	q := s.queue(app, env)
-	q.push(task{holder: "revert of " + string(c), run: func(ctx context.Context) {
+	q, err := s.queue(app, env)
+	if err != nil {
+		return
+	}
+	key := fmt.Sprintf("revert of %s v%d", c, failedRelease)
+	q.push(task{holder: key, key: key, run: func(ctx context.Context) {
 		st, err := s.cfg.Store.GetEnvState(ctx, app, env)
 		if err != nil {
 			return
@@ -323,7 +361,9 @@ func (s *Service) queueRevert(app, env string, c core.Colour, failedRelease int)
 				return err
 			}
 			r.env, _ = r.m.Env(env)
-			s.step(ctx, r, core.StepStart, fmt.Sprintf("reverting failed %s (v%d) to v%d", c, failedRelease, live))
+			if err := s.step(ctx, r, core.StepStart, fmt.Sprintf("reverting failed %s (v%d) to v%d", c, failedRelease, live)); err != nil {
+				return err
+			}
 			if err := s.stopSlot(ctx, &r.state, c, r.m.StopGrace); err != nil {
 				return err
 			}
@@ -377,6 +417,14 @@ func (s *Service) recover(ctx context.Context) error {
 }
 
 func (s *Service) recoverDeployment(ctx context.Context, d core.Deployment) error {
+	switch {
+	case d.State == core.StateWaiting:
+		return nil // the tick evaluates it again
+	case d.State == core.StatePending && d.Step != core.StepQueued && d.Kind != core.KindConfirm:
+		// Recorded but not yet queued (gates or build): prepare it again.
+		// A build is once per SHA, so one that finished is not redone.
+		return s.goActive(func(actx context.Context) { s.prepare(actx, d.ID, false, nil) })
+	}
 	r := &run{d: d}
 	st, err := s.cfg.Store.GetEnvState(ctx, d.App, d.Env)
 	if err != nil {
@@ -389,21 +437,40 @@ func (s *Service) recoverDeployment(ctx context.Context, d core.Deployment) erro
 		r.rel = rel
 		r.art, r.m, err = s.manifestFor(ctx, d.App, rel)
 	}
-	if err != nil || d.Kind == core.KindConfirm || d.Kind == core.KindRevert || d.State == core.StatePending {
-		if d.State == core.StatePending && err == nil && d.Kind != core.KindConfirm && d.Kind != core.KindRevert {
-			// Never started: queue it again in order.
-			s.queue(d.App, d.Env).push(task{holder: holderOf(d), run: func(ctx context.Context) { s.runDeployment(ctx, d.ID) }}, false)
-			return nil
+	if err == nil {
+		r.env, _ = r.m.Env(d.Env)
+	}
+	// The lock, if any, was this deployment's, taken by whichever server ran
+	// it; this server holds the lease now, so it takes the lock over.
+	if holder, herr := s.cfg.Store.LockHolder(ctx, d.App, d.Env); herr == nil && (holder == holderOf(d) || strings.HasPrefix(holder, holderOf(d)+" on ")) {
+		if uerr := s.cfg.Store.Unlock(ctx, d.App, d.Env, holder); uerr != nil {
+			return uerr
 		}
-		reason := "server restarted during " + string(d.Step)
+	}
+	if d.State == core.StatePending && err == nil && d.Kind != core.KindConfirm && d.Kind != core.KindRevert {
+		// Queued, never started: queue it again in order.
+		q, err := s.queue(d.App, d.Env)
+		if err != nil {
+			return err
+		}
+		q.push(task{holder: holderOf(d), key: holderOf(d), run: func(ctx context.Context) { s.runDeployment(ctx, d.ID) }}, false)
+		return nil
+	}
+	reason := "server restarted during " + string(d.Step)
+	if err != nil || d.Kind == core.KindConfirm || d.Kind == core.KindRevert || d.State == core.StatePending {
+		// A confirm or revert that was cut short: its colour is not live and
+		// not what a slot that is "starting" promises; drop what it started.
+		if err == nil && d.Colour != "" && st.Live != d.Colour {
+			if sl := st.Slots[d.Colour]; sl != nil && sl.State == core.SlotStarting {
+				s.abandonSlot(ctx, r, d.Colour)
+			}
+		}
 		if err != nil {
 			reason += ": " + err.Error()
 		}
 		s.finish(ctx, r, core.StateFailed, reason)
 		return nil
 	}
-	r.env, _ = r.m.Env(d.Env)
-	reason := "server restarted during " + string(d.Step)
 	if !d.Step.Switched() {
 		// Traffic never moved: drop the half-started colour.
 		if d.Colour != "" && st.Live != d.Colour {
@@ -412,6 +479,11 @@ func (s *Service) recoverDeployment(ctx context.Context, d core.Deployment) erro
 			}
 		}
 		s.finish(ctx, r, core.StateFailed, reason+"; the previous release kept serving")
+		return nil
+	}
+	if d.Step == core.StepLive {
+		// Verification had passed and was recorded: the release stays.
+		s.finish(ctx, r, core.StateSucceeded, reason+" after verification had passed")
 		return nil
 	}
 	// Traffic may have moved. Go back to the previous colour when it is still
@@ -466,7 +538,7 @@ func (s *Service) reconcile(ctx context.Context) error {
 				if !ok {
 					continue
 				}
-				if err := s.cfg.Router.Route(ctx, routeSpec(app.Name, e, m, sl.Instances)); err != nil {
+				if err := s.route(ctx, routeSpec(app.Name, e, m, st.Live, *sl)); err != nil {
 					s.log.Error("re-route live colour", "app", app.Name, "env", env, "err", err)
 				}
 			}

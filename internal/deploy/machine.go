@@ -4,196 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strconv"
 	"time"
 
 	"github.com/cutover/cutover/internal/core"
 	"github.com/cutover/cutover/internal/manifest"
 )
-
-// DeployRequest asks for a commit (or an existing release) to go live in an
-// environment.
-type DeployRequest struct {
-	App string
-	Env string
-	// Ref is a commit SHA, branch or tag; "" means HEAD. Ignored when
-	// Release is set.
-	Ref string
-	// Release redeploys an existing release (rollbacks use it).
-	Release int
-	// NoWait refuses the request, naming the holder, when the environment
-	// is busy, instead of queueing behind the running deployment.
-	NoWait      bool
-	RequestedBy string
-	// BuildLog receives the build output when the commit is built now.
-	BuildLog io.Writer
-
-	kind core.DeploymentKind
-}
-
-// Deploy validates the request, builds the commit if it has no artifact
-// yet, records a release and a pending deployment, and queues it. It returns
-// at once; Wait or the event stream follow the deployment. Deploying the
-// release that is already live records a no-op deployment.
-func (s *Service) Deploy(ctx context.Context, req DeployRequest) (core.Deployment, error) {
-	if req.kind == "" {
-		req.kind = core.KindDeploy
-	}
-	if err := core.ValidateName("app", req.App); err != nil {
-		return core.Deployment{}, err
-	}
-	if err := core.ValidateName("env", req.Env); err != nil {
-		return core.Deployment{}, err
-	}
-	app, err := s.cfg.Store.GetApp(ctx, req.App)
-	if err != nil {
-		return core.Deployment{}, fmt.Errorf("app %q: %w", req.App, err)
-	}
-
-	var rel core.Release
-	var m *manifest.Manifest
-	if req.Release > 0 {
-		rel, err = s.cfg.Store.GetRelease(ctx, app.Name, req.Release)
-		if err != nil {
-			return core.Deployment{}, fmt.Errorf("release v%d of %s: %w", req.Release, app.Name, err)
-		}
-		if rel.Env != req.Env {
-			return core.Deployment{}, fmt.Errorf("%w: release %s was made for environment %q, not %q", core.ErrInvalid, rel.Label(), rel.Env, req.Env)
-		}
-		if _, m, err = s.manifestFor(ctx, app.Name, rel); err != nil {
-			return core.Deployment{}, err
-		}
-	} else {
-		sha, err := s.resolve(ctx, app, req.Ref)
-		if err != nil {
-			return core.Deployment{}, err
-		}
-		var art core.Artifact
-		art, m, err = s.build(ctx, app, sha, req.BuildLog)
-		if err != nil {
-			return core.Deployment{}, err
-		}
-		envSpec, ok := m.Env(req.Env)
-		if !ok {
-			return core.Deployment{}, fmt.Errorf("%w: env %q is not in %s of %s (environments: %s)", core.ErrNotFound, req.Env, manifest.FileName, core.ShortSHA(sha), envNames(m))
-		}
-		if envSpec.From != "" {
-			if err := s.checkPromotion(ctx, app.Name, envSpec.From, sha); err != nil {
-				return core.Deployment{}, err
-			}
-			from, _ := m.Env(envSpec.From)
-			for _, g := range s.cfg.Gates {
-				if err := g.BeforePromotion(ctx, app, sha, m, from); err != nil {
-					return core.Deployment{}, err
-				}
-			}
-		}
-		cfgv, err := s.cfg.Store.GetConfig(ctx, app.Name, req.Env, 0)
-		if err != nil {
-			return core.Deployment{}, fmt.Errorf("config of %s/%s: %w", app.Name, req.Env, err)
-		}
-		state, err := s.cfg.Store.GetEnvState(ctx, app.Name, req.Env)
-		if err != nil {
-			return core.Deployment{}, fmt.Errorf("state of %s/%s: %w", app.Name, req.Env, err)
-		}
-		if live := state.LiveRelease(); live > 0 {
-			lr, err := s.cfg.Store.GetRelease(ctx, app.Name, live)
-			if err == nil && lr.SHA == sha && lr.ConfigVersion == cfgv.Version {
-				return s.recordNoop(ctx, req, lr)
-			}
-		}
-		rel, err = s.cfg.Store.CreateRelease(ctx, core.Release{
-			App: app.Name, Env: req.Env, SHA: sha, Digest: art.Digest,
-			ConfigVersion: cfgv.Version, CreatedAt: s.now(),
-		})
-		if err != nil {
-			return core.Deployment{}, fmt.Errorf("record release: %w", err)
-		}
-	}
-	if _, ok := m.Env(req.Env); !ok {
-		return core.Deployment{}, fmt.Errorf("%w: env %q is not in %s (environments: %s)", core.ErrNotFound, req.Env, manifest.FileName, envNames(m))
-	}
-	state, err := s.cfg.Store.GetEnvState(ctx, app.Name, req.Env)
-	if err != nil {
-		return core.Deployment{}, err
-	}
-	if state.LiveRelease() == rel.Number {
-		return s.recordNoop(ctx, req, rel)
-	}
-
-	now := s.now()
-	d, err := s.cfg.Store.CreateDeployment(ctx, core.Deployment{
-		App: app.Name, Env: req.Env, Kind: req.kind, Release: rel.Number,
-		PreviousRelease: state.LiveRelease(), SHA: rel.SHA,
-		State: core.StatePending, Step: core.StepQueued, RequestedBy: req.RequestedBy,
-		CreatedAt: now, UpdatedAt: now,
-	})
-	if err != nil {
-		return core.Deployment{}, fmt.Errorf("record deployment: %w", err)
-	}
-	holder := "deployment " + strconv.FormatInt(d.ID, 10)
-	busy, queued := s.queue(d.App, d.Env).push(task{holder: holder, run: func(ctx context.Context) {
-		s.runDeployment(ctx, d.ID)
-	}}, req.NoWait)
-	if !queued {
-		d.State, d.Step, d.Reason = core.StateCancelled, core.StepDone, "environment busy with "+busy
-		fin := s.now()
-		d.FinishedAt = &fin
-		_ = s.cfg.Store.UpdateDeployment(context.WithoutCancel(ctx), d)
-		return d, fmt.Errorf("%w: %s/%s is held by %s (retry without --no-wait to queue)", core.ErrLocked, d.App, d.Env, busy)
-	}
-	s.emit(ctx, core.Event{App: d.App, Env: d.Env, DeploymentID: d.ID, Type: "deploy.queued", Step: core.StepQueued,
-		Message: fmt.Sprintf("%s of %s to %s queued", d.Kind, rel.Label(), d.Env)})
-	return d, nil
-}
-
-func (s *Service) recordNoop(ctx context.Context, req DeployRequest, rel core.Release) (core.Deployment, error) {
-	now := s.now()
-	d, err := s.cfg.Store.CreateDeployment(ctx, core.Deployment{
-		App: req.App, Env: req.Env, Kind: req.kind, Release: rel.Number, PreviousRelease: rel.Number,
-		SHA: rel.SHA, State: core.StateNoop, Step: core.StepDone, RequestedBy: req.RequestedBy,
-		Reason: rel.Label() + " is already live", CreatedAt: now, UpdatedAt: now, FinishedAt: &now,
-	})
-	if err != nil {
-		return core.Deployment{}, fmt.Errorf("record deployment: %w", err)
-	}
-	s.emit(ctx, core.Event{App: d.App, Env: d.Env, DeploymentID: d.ID, Type: "deploy.noop", Step: core.StepDone,
-		Message: fmt.Sprintf("%s is already live in %s: nothing to do", rel.Label(), d.Env)})
-	return d, nil
-}
-
-// checkPromotion enforces the promotion chain: a commit reaches env only
-// after it succeeded in the environment env promotes from.
-func (s *Service) checkPromotion(ctx context.Context, app, from, sha string) error {
-	var before int64
-	for {
-		ds, err := s.cfg.Store.ListDeployments(ctx, app, from, before, 500)
-		if err != nil {
-			return fmt.Errorf("check promotion from %s: %w", from, err)
-		}
-		for _, d := range ds {
-			if d.SHA == sha && d.State == core.StateSucceeded {
-				return nil
-			}
-		}
-		if len(ds) < 500 {
-			return fmt.Errorf("%w: commit %s has not been deployed successfully to %q, which this environment promotes from", core.ErrInvalid, core.ShortSHA(sha), from)
-		}
-		before = ds[len(ds)-1].ID
-	}
-}
-
-func envNames(m *manifest.Manifest) string {
-	s := ""
-	for i, e := range m.Environments {
-		if i > 0 {
-			s += ", "
-		}
-		s += e.Name
-	}
-	return s
-}
 
 // run is the working set of one deployment while it executes.
 type run struct {
@@ -203,17 +19,32 @@ type run struct {
 	m     *manifest.Manifest
 	env   manifest.Environment
 	state core.EnvState
+	// locked is set once this run holds the environment lock.
+	locked bool
 }
 
-// step persists the step before running it.
-func (s *Service) step(ctx context.Context, r *run, step core.Step, msg string) {
+// step persists the step before running it: a step that cannot be
+// recorded does not run (the error ends the deployment). It also renews
+// the environment lock, so a long deployment keeps it.
+func (s *Service) step(ctx context.Context, r *run, step core.Step, msg string) error {
 	r.d.Step = step
 	r.d.State = core.StateRunning
 	r.d.UpdatedAt = s.now()
 	if err := s.cfg.Store.UpdateDeployment(context.WithoutCancel(ctx), r.d); err != nil {
-		s.log.Error("persist step", "deployment", r.d.ID, "step", step, "err", err)
+		return fmt.Errorf("record step %s: %w", step, err)
 	}
-	s.emit(ctx, core.Event{App: r.d.App, Env: r.d.Env, DeploymentID: r.d.ID, Type: "deploy.step", Step: step, Message: msg})
+	if r.locked {
+		if err := s.cfg.Store.TryLock(ctx, r.d.App, r.d.Env, s.lockHolder(r.d), DefaultLockTTL); err != nil {
+			return fmt.Errorf("renew lock before %s: %w", step, err)
+		}
+	}
+	s.emit(ctx, event(r.d, core.EventDeployStep, msg))
+	return nil
+}
+
+// lockHolder names a deployment and this server in the environment lock.
+func (s *Service) lockHolder(d core.Deployment) string {
+	return holderOf(d) + " on " + s.cfg.Holder
 }
 
 func (s *Service) finish(ctx context.Context, r *run, state core.DeploymentState, reason string) {
@@ -224,7 +55,10 @@ func (s *Service) finish(ctx context.Context, r *run, state core.DeploymentState
 	if err := s.cfg.Store.UpdateDeployment(ctx, r.d); err != nil {
 		s.log.Error("persist outcome", "deployment", r.d.ID, "err", err)
 	}
-	_ = s.cfg.Store.Unlock(ctx, r.d.App, r.d.Env, holderOf(r.d))
+	if r.locked {
+		_ = s.cfg.Store.Unlock(ctx, r.d.App, r.d.Env, s.lockHolder(r.d))
+		r.locked = false
+	}
 	label := fmt.Sprintf("v%d", r.d.Release)
 	var msg string
 	switch state {
@@ -235,25 +69,30 @@ func (s *Service) finish(ctx context.Context, r *run, state core.DeploymentState
 	default:
 		msg = fmt.Sprintf("%s of %s %s: %s", r.d.Kind, label, state, reason)
 	}
-	s.emit(ctx, core.Event{App: r.d.App, Env: r.d.Env, DeploymentID: r.d.ID, Type: "deploy." + string(state), Step: core.StepDone, Message: msg})
+	s.emit(ctx, event(r.d, core.OutcomeEvent(state), msg))
 	s.notifyDone(r.d.ID)
 }
 
-func holderOf(d core.Deployment) string { return "deployment " + strconv.FormatInt(d.ID, 10) }
-
 // runDeployment executes a queued deployment to a terminal state.
 func (s *Service) runDeployment(ctx context.Context, id int64) {
-	d, err := s.cfg.Store.GetDeployment(context.WithoutCancel(ctx), id)
+	// pending -> running under dmu, so a cancel either wins before the
+	// deployment starts or is refused once it has.
+	d, err := s.transition(ctx, id, func(d *core.Deployment) error {
+		d.State, d.Step = core.StateRunning, core.StepLock
+		return nil
+	})
 	if err != nil {
-		s.log.Error("load deployment", "deployment", id, "err", err)
+		if !errors.Is(err, errGone) {
+			s.log.Error("start deployment", "deployment", id, "err", err)
+			if ctx.Err() == nil {
+				s.finish(ctx, &run{d: d}, core.StateFailed, err.Error())
+				return
+			}
+		}
 		s.notifyDone(id)
 		return
 	}
 	r := &run{d: d}
-	if d.State.Terminal() {
-		s.notifyDone(id)
-		return
-	}
 	if err := s.execute(ctx, r); err != nil {
 		if r.d.State.Terminal() {
 			return
@@ -272,10 +111,13 @@ func (s *Service) runDeployment(ctx context.Context, id int64) {
 
 func (s *Service) execute(ctx context.Context, r *run) error {
 	d := &r.d
-	s.step(ctx, r, core.StepLock, fmt.Sprintf("locking %s/%s", d.App, d.Env))
-	if err := s.cfg.Store.TryLock(ctx, d.App, d.Env, holderOf(*d), DefaultLockTTL); err != nil {
+	if err := s.step(ctx, r, core.StepLock, fmt.Sprintf("locking %s/%s", d.App, d.Env)); err != nil {
 		return err
 	}
+	if err := s.cfg.Store.TryLock(ctx, d.App, d.Env, s.lockHolder(*d), DefaultLockTTL); err != nil {
+		return err
+	}
+	r.locked = true
 	var err error
 	if r.rel, err = s.cfg.Store.GetRelease(ctx, d.App, d.Release); err != nil {
 		return err
@@ -312,17 +154,19 @@ func (s *Service) execute(ctx context.Context, r *run) error {
 	warm := idle.Release == d.Release && len(idle.Instances) > 0 && (idle.State == core.SlotStandby || idle.State == core.SlotLive)
 
 	if warm {
-		s.step(ctx, r, core.StepHealth, fmt.Sprintf("%s is warm in %s: checking its %d instance(s)", r.rel.Label(), colour, len(idle.Instances)))
+		if err := s.step(ctx, r, core.StepHealth, fmt.Sprintf("%s is warm in %s: checking its %d instance(s)", r.rel.Label(), colour, len(idle.Instances))); err != nil {
+			return err
+		}
 		if err := s.checkOnce(ctx, r.m, idle.Instances); err != nil {
 			// Warm but unhealthy: start it cold instead.
-			s.emit(ctx, core.Event{App: d.App, Env: d.Env, DeploymentID: d.ID, Type: "deploy.info", Step: core.StepHealth,
-				Message: fmt.Sprintf("warm %s instances failed a health check (%v): starting cold", colour, err)})
+			s.emit(ctx, event(*d, core.EventDeployInfo, fmt.Sprintf("warm %s instances failed a health check (%v): starting cold", colour, err)))
 			warm = false
 		} else if len(r.m.Smoke) > 0 {
-			s.step(ctx, r, core.StepSmoke, fmt.Sprintf("running %d smoke check(s) against warm %s", len(r.m.Smoke), colour))
+			if err := s.step(ctx, r, core.StepSmoke, fmt.Sprintf("running %d smoke check(s) against warm %s", len(r.m.Smoke), colour)); err != nil {
+				return err
+			}
 			if err := s.smoke(ctx, r.m, idle.Instances); err != nil {
-				s.emit(ctx, core.Event{App: d.App, Env: d.Env, DeploymentID: d.ID, Type: "deploy.info", Step: core.StepSmoke,
-					Message: fmt.Sprintf("warm %s instances failed a smoke check (%v): starting cold", colour, err)})
+				s.emit(ctx, event(*d, core.EventDeployInfo, fmt.Sprintf("warm %s instances failed a smoke check (%v): starting cold", colour, err)))
 				warm = false
 			}
 		}
@@ -330,30 +174,37 @@ func (s *Service) execute(ctx context.Context, r *run) error {
 	if !warm {
 		// The migration runs first: if it fails, nothing else has changed.
 		if r.m.Migrate != nil && d.Kind == core.KindDeploy {
-			s.step(ctx, r, core.StepMigrate, "running migration: "+joinArgv(r.m.Migrate.Command))
+			if err := s.step(ctx, r, core.StepMigrate, "running migration: "+joinArgv(r.m.Migrate.Command)); err != nil {
+				return err
+			}
 			if err := s.migrate(ctx, r); err != nil {
 				return fmt.Errorf("migration failed: %w", err)
 			}
 		}
 		if idle.State == core.SlotFailed && len(idle.Instances) > 0 {
-			s.emit(ctx, core.Event{App: d.App, Env: d.Env, DeploymentID: d.ID, Type: "deploy.info", Step: core.StepStart,
-				Message: fmt.Sprintf("replacing the failed %s colour (v%d) kept for investigation", colour, idle.Release)})
+			s.emit(ctx, event(*d, core.EventDeployInfo, fmt.Sprintf("replacing the failed %s colour (v%d) kept for investigation", colour, idle.Release)))
 		}
 		if err := s.stopSlot(ctx, &r.state, colour, r.m.StopGrace); err != nil {
 			return fmt.Errorf("clear %s colour: %w", colour, err)
 		}
-		s.step(ctx, r, core.StepStart, fmt.Sprintf("starting %d instance(s) of %s in %s", r.env.Instances, r.rel.Label(), colour))
+		if err := s.step(ctx, r, core.StepStart, fmt.Sprintf("starting %d instance(s) of %s in %s", r.env.Instances, r.rel.Label(), colour)); err != nil {
+			return err
+		}
 		insts, err := s.startSlot(ctx, r, colour)
 		if err != nil {
 			return err
 		}
-		s.step(ctx, r, core.StepHealth, fmt.Sprintf("waiting for %s on %s (deadline %s)", r.m.Health.Path, addrs(insts), r.m.Health.Deadline))
+		if err := s.step(ctx, r, core.StepHealth, fmt.Sprintf("waiting for %s on %s (deadline %s)", r.m.Health.Path, addrs(insts), r.m.Health.Deadline)); err != nil {
+			return err
+		}
 		if err := s.waitHealthy(ctx, r.m, insts); err != nil {
 			s.abandonSlot(ctx, r, colour)
 			return fmt.Errorf("health gate: %w", err)
 		}
 		if len(r.m.Smoke) > 0 {
-			s.step(ctx, r, core.StepSmoke, fmt.Sprintf("running %d smoke check(s) against %s", len(r.m.Smoke), colour))
+			if err := s.step(ctx, r, core.StepSmoke, fmt.Sprintf("running %d smoke check(s) against %s", len(r.m.Smoke), colour)); err != nil {
+				return err
+			}
 			if err := s.smoke(ctx, r.m, insts); err != nil {
 				s.abandonSlot(ctx, r, colour)
 				return fmt.Errorf("smoke check: %w", err)
@@ -369,8 +220,10 @@ func (s *Service) switchAndVerify(ctx context.Context, r *run, colour core.Colou
 	d := &r.d
 	slot := r.state.Slot(colour)
 	old := r.state.Live
-	s.step(ctx, r, core.StepSwitch, fmt.Sprintf("switching %s to %s (%s)", d.Env, colour, r.rel.Label()))
-	if err := s.cfg.Router.Route(ctx, routeSpec(d.App, r.env, r.m, slot.Instances)); err != nil {
+	if err := s.step(ctx, r, core.StepSwitch, fmt.Sprintf("switching %s to %s (%s)", d.Env, colour, r.rel.Label())); err != nil {
+		return err
+	}
+	if err := s.route(ctx, routeSpec(d.App, r.env, r.m, colour, *slot)); err != nil {
 		s.abandonSlot(ctx, r, colour)
 		return fmt.Errorf("switch: %w", err)
 	}
@@ -388,17 +241,20 @@ func (s *Service) switchAndVerify(ctx context.Context, r *run, colour core.Colou
 	if err := s.putState(ctx, &r.state); err != nil {
 		return err
 	}
-	s.emit(ctx, core.Event{App: d.App, Env: d.Env, DeploymentID: d.ID, Type: "deploy.switched", Step: core.StepSwitch,
-		Message: fmt.Sprintf("traffic in %s now goes to %s (%s)", d.Env, colour, r.rel.Label())})
+	s.emit(ctx, event(*d, core.EventDeploySwitched, fmt.Sprintf("traffic in %s now goes to %s (%s)", d.Env, colour, r.rel.Label())))
 
-	s.step(ctx, r, core.StepVerify, fmt.Sprintf("verifying live traffic for %s (max error rate %.2f%%)", r.m.Verify.For, r.m.Verify.MaxErrorRate*100))
+	if err := s.step(ctx, r, core.StepVerify, fmt.Sprintf("verifying live traffic for %s (max error rate %.2f%%)", r.m.Verify.For, r.m.Verify.MaxErrorRate*100)); err != nil {
+		return err
+	}
 	if err := s.verify(ctx, r, slot.Instances); err != nil {
 		if ctx.Err() != nil {
 			return err
 		}
 		return s.switchBack(ctx, r, colour, old, err.Error())
 	}
-	s.step(ctx, r, core.StepLive, fmt.Sprintf("%s is live in %s", r.rel.Label(), d.Env))
+	if err := s.step(ctx, r, core.StepLive, fmt.Sprintf("%s is live in %s", r.rel.Label(), d.Env)); err != nil {
+		return err
+	}
 	s.finish(ctx, r, core.StateSucceeded, "")
 	return nil
 }
@@ -412,8 +268,10 @@ func (s *Service) switchBack(ctx context.Context, r *run, failed, old core.Colou
 		s.finish(ctx, r, core.StateFailed, "verification failed ("+reason+") and there is no previous release to switch back to; "+r.rel.Label()+" keeps serving")
 		return nil
 	}
-	s.step(ctx, r, core.StepSwitchBack, fmt.Sprintf("verification failed (%s): switching back to %s (v%d)", reason, old, prev.Release))
-	if err := s.cfg.Router.Route(context.WithoutCancel(ctx), routeSpec(d.App, r.env, r.m, prev.Instances)); err != nil {
+	if err := s.step(ctx, r, core.StepSwitchBack, fmt.Sprintf("verification failed (%s): switching back to %s (v%d)", reason, old, prev.Release)); err != nil {
+		return err
+	}
+	if err := s.route(context.WithoutCancel(ctx), routeSpec(d.App, r.env, r.m, old, *prev)); err != nil {
 		s.finish(ctx, r, core.StateFailed, fmt.Sprintf("verification failed (%s) and switching back failed: %v", reason, err))
 		return nil
 	}
@@ -426,8 +284,7 @@ func (s *Service) switchBack(ctx context.Context, r *run, failed, old core.Colou
 	if err := s.putState(ctx, &r.state); err != nil {
 		s.log.Error("persist state after switch back", "deployment", d.ID, "err", err)
 	}
-	s.emit(ctx, core.Event{App: d.App, Env: d.Env, DeploymentID: d.ID, Type: "deploy.switched_back", Step: core.StepSwitchBack,
-		Message: fmt.Sprintf("traffic back on %s (v%d); failed %s kept for investigation at %s until %s", old, prev.Release, failed, addrs(fs.Instances), fs.Until.Format(time.RFC3339))})
+	s.emit(ctx, event(*d, core.EventDeploySwitchedBack, fmt.Sprintf("traffic back on %s (v%d); failed %s kept for investigation at %s until %s", old, prev.Release, failed, addrs(fs.Instances), fs.Until.Format(time.RFC3339))))
 	s.finish(ctx, r, core.StateRolledBack, reason)
 	return nil
 }
@@ -440,7 +297,7 @@ func (s *Service) verify(ctx context.Context, r *run, insts []core.Instance) err
 		return nil
 	}
 	svc := serviceName(r.d.App, r.d.Env)
-	base, err := s.cfg.Router.Stats(svc)
+	base, err := s.stats(ctx, svc)
 	if err != nil {
 		return fmt.Errorf("read traffic counters: %w", err)
 	}
@@ -455,9 +312,9 @@ func (s *Service) verify(ctx context.Context, r *run, insts []core.Instance) err
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-deadline.C:
-			return s.errorRate(svc, base, v, true)
+			return s.errorRate(ctx, svc, base, v, true)
 		case <-tick.C:
-			if err := s.errorRate(svc, base, v, false); err != nil {
+			if err := s.errorRate(ctx, svc, base, v, false); err != nil {
 				return err
 			}
 			if time.Now().After(nextProbe) {
@@ -473,8 +330,8 @@ func (s *Service) verify(ctx context.Context, r *run, insts []core.Instance) err
 	}
 }
 
-func (s *Service) errorRate(svc string, base RouteStats, v manifest.Verify, final bool) error {
-	cur, err := s.cfg.Router.Stats(svc)
+func (s *Service) errorRate(ctx context.Context, svc string, base RouteStats, v manifest.Verify, final bool) error {
+	cur, err := s.stats(ctx, svc)
 	if err != nil {
 		return fmt.Errorf("read traffic counters: %w", err)
 	}
@@ -494,12 +351,47 @@ func (s *Service) errorRate(svc string, base RouteStats, v manifest.Verify, fina
 	return nil
 }
 
+// putState writes st with a compare-and-swap on its version. The queue is
+// the only writer of an environment's slots; a hold is the one change made
+// beside it, so on a conflict the stored hold is kept and the write is
+// tried again on the stored version.
 func (s *Service) putState(ctx context.Context, st *core.EnvState) error {
+	ctx = context.WithoutCancel(ctx)
 	st.UpdatedAt = s.now()
-	if err := s.cfg.Store.PutEnvState(context.WithoutCancel(ctx), *st); err != nil {
-		return fmt.Errorf("persist state of %s/%s: %w", st.App, st.Env, err)
+	for attempt := 0; ; attempt++ {
+		stored, err := s.cfg.Store.PutEnvState(ctx, *st)
+		if err == nil {
+			st.Version = stored.Version
+			return nil
+		}
+		if !errors.Is(err, core.ErrConflict) || attempt >= 5 {
+			return fmt.Errorf("persist state of %s/%s: %w", st.App, st.Env, err)
+		}
+		fresh, ferr := s.cfg.Store.GetEnvState(ctx, st.App, st.Env)
+		if ferr != nil {
+			return fmt.Errorf("persist state of %s/%s: %w", st.App, st.Env, ferr)
+		}
+		for c, fs := range fresh.Slots {
+			if sl := st.Slots[c]; sl != nil && fs != nil && sl.Release == fs.Release && fs.HeldUntil.After(sl.HeldUntil) {
+				sl.HeldUntil = fs.HeldUntil
+			}
+		}
+		st.Version = fresh.Version
 	}
-	return nil
+}
+
+// route calls the router with a bound on how long it may take: a wedged
+// proxy fails the step instead of stalling the environment.
+func (s *Service) route(ctx context.Context, spec RouteSpec) error {
+	ctx, cancel := context.WithTimeout(ctx, routerTimeout)
+	defer cancel()
+	return s.cfg.Router.Route(ctx, spec)
+}
+
+func (s *Service) stats(ctx context.Context, service string) (RouteStats, error) {
+	ctx, cancel := context.WithTimeout(ctx, routerTimeout)
+	defer cancel()
+	return s.cfg.Router.Stats(ctx, service)
 }
 
 // startSlot records the slot as starting (so a crash leaves a trace), starts
@@ -554,7 +446,7 @@ func (s *Service) groupSpec(ctx context.Context, r *run, colour core.Colour) (co
 	environ["CUTOVER_SHA"] = r.rel.SHA
 	return core.GroupSpec{
 		App: r.d.App, Env: r.d.Env, Colour: colour, Release: r.d.Release,
-		Count: r.env.Instances, Dir: r.art.Path, Command: r.m.Run.Command,
+		Count: r.env.Instances, Artifact: r.art.Ref, Command: r.m.Run.Command,
 		Environ: environ, Secrets: secrets,
 	}, nil
 }
@@ -578,14 +470,17 @@ func (s *Service) stopSlot(ctx context.Context, st *core.EnvState, colour core.C
 	return s.putState(ctx, st)
 }
 
-func routeSpec(app string, env manifest.Environment, m *manifest.Manifest, insts []core.Instance) RouteSpec {
-	return RouteSpec{Service: serviceName(app, env.Name), Listen: env.Listen, Host: env.Host, HealthPath: m.Health.Path, Targets: addrs(insts)}
+func routeSpec(app string, env manifest.Environment, m *manifest.Manifest, colour core.Colour, slot core.Slot) RouteSpec {
+	return RouteSpec{Service: serviceName(app, env.Name), Listen: env.Listen, Host: env.Host, HealthPath: m.Health.Path,
+		Colour: colour, Release: slot.Release, Targets: addrs(slot.Instances)}
 }
 
 func addrs(insts []core.Instance) []string {
-	out := make([]string, len(insts))
-	for i, in := range insts {
-		out[i] = in.Addr
+	out := make([]string, 0, len(insts))
+	for _, in := range insts {
+		if in.Addr != "" {
+			out = append(out, in.Addr)
+		}
 	}
 	return out
 }

@@ -4,12 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
 
 	"github.com/cutover/cutover/internal/core"
-	"github.com/cutover/cutover/internal/secret"
 )
 
 // Bounds on what callers may ask for, so one request cannot make the server
@@ -161,7 +159,7 @@ func (s *Service) SetConfig(ctx context.Context, app, env string, vars, secrets 
 		keys = append(keys, k+" (secret)")
 	}
 	sort.Strings(keys)
-	s.emit(ctx, core.Event{App: app, Env: env, Type: "config.set", Message: fmt.Sprintf("config v%d for %s: %s", cv.Version, env, strings.Join(keys, ", "))})
+	s.emit(ctx, core.Event{App: app, Env: env, Type: core.EventConfigSet, Message: fmt.Sprintf("config v%d for %s: %s", cv.Version, env, strings.Join(keys, ", "))})
 	return cv, nil
 }
 
@@ -214,36 +212,24 @@ func (s *Service) Logs(ctx context.Context, app, env string, colour core.Colour,
 	}
 	per := max / int64(len(sl.Instances))
 	for _, in := range sl.Instances {
-		fmt.Fprintf(w, "==> %s (%s, v%d) <==\n", in.ID, in.Addr, in.Release)
-		if in.LogPath == "" {
-			fmt.Fprintln(w, "(this runtime keeps no log file)")
-			continue
-		}
-		var buf strings.Builder
-		if err := tail(in.LogPath, per, &buf); err != nil {
+		fmt.Fprintf(w, "==> %s (%s, v%d) <==\n", in.ID, where(in), in.Release)
+		// Redact the whole text before anything is cut or written.
+		buf := &limitedBuffer{max: int(per), secrets: secrets}
+		if err := s.cfg.Driver.Logs(ctx, in, per+int64(longest(secrets)), buf); err != nil {
 			fmt.Fprintf(w, "(%v)\n", err)
 			continue
 		}
-		io.WriteString(w, secret.Redact(buf.String(), secrets))
+		io.WriteString(w, buf.String())
 	}
 	return nil
 }
 
-func tail(path string, max int64, w io.Writer) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
+// longest is the length of the longest secret value: logs are read that
+// much further back so a secret cut by the window is still recognised.
+func longest(secrets map[string]string) int {
+	n := 0
+	for _, v := range secrets {
+		n = max(n, len(v))
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if off := fi.Size() - max; off > 0 {
-		if _, err := f.Seek(off, io.SeekStart); err != nil {
-			return err
-		}
-	}
-	_, err = io.Copy(w, io.LimitReader(f, max))
-	return err
+	return n
 }

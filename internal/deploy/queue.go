@@ -8,10 +8,15 @@ import (
 // task is one unit of work on an environment: a deployment, a confirm, a
 // revert or a scale-in. Tasks on the same environment run one at a time, in
 // the order they were queued, which is what "one deploy per environment"
-// means inside one server; the store lock extends it across servers.
+// means inside one server; the store lock and the server lease extend it
+// across servers.
 type task struct {
 	holder string // who holds the environment while this runs, e.g. "deployment 42"
-	run    func(ctx context.Context)
+	// key, when set, makes the task unique: a push while a task with the
+	// same key is queued or running is dropped (the tick loop asks for the
+	// same scale-in every second while a deployment runs).
+	key string
+	run func(ctx context.Context)
 }
 
 // envQueue is the FIFO worker of one environment.
@@ -19,12 +24,13 @@ type envQueue struct {
 	mu      sync.Mutex
 	cond    *sync.Cond
 	pending []task
-	current string // holder of the running task, "" when idle
+	keys    map[string]bool // keys of queued and running tasks
+	current string          // holder of the running task, "" when idle
 	closed  bool
 }
 
 func newEnvQueue(ctx context.Context, wg *sync.WaitGroup) *envQueue {
-	q := &envQueue{}
+	q := &envQueue{keys: map[string]bool{}}
 	q.cond = sync.NewCond(&q.mu)
 	wg.Add(1)
 	go func() {
@@ -53,23 +59,49 @@ func (q *envQueue) loop(ctx context.Context) {
 
 		q.mu.Lock()
 		q.current = ""
+		if t.key != "" {
+			delete(q.keys, t.key)
+		}
 		q.mu.Unlock()
 	}
 }
 
+// busy returns the holder of the running or first queued task, "" when idle.
+func (q *envQueue) busy() string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.busyLocked()
+}
+
+func (q *envQueue) busyLocked() string {
+	if q.current != "" {
+		return q.current
+	}
+	if len(q.pending) > 0 {
+		return q.pending[0].holder
+	}
+	return ""
+}
+
 // push queues t. When noWait is set and the environment is busy, nothing is
-// queued and the current holder is returned instead.
+// queued and the current holder is returned instead. A keyed task already
+// queued or running is not queued again (queued is false, busyWith "").
 func (q *envQueue) push(t task, noWait bool) (busyWith string, queued bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed {
 		return "server shutting down", false
 	}
-	if noWait && (q.current != "" || len(q.pending) > 0) {
-		if q.current != "" {
-			return q.current, false
+	if noWait {
+		if b := q.busyLocked(); b != "" {
+			return b, false
 		}
-		return q.pending[0].holder, false
+	}
+	if t.key != "" {
+		if q.keys[t.key] {
+			return "", false
+		}
+		q.keys[t.key] = true
 	}
 	q.pending = append(q.pending, t)
 	q.cond.Signal()
@@ -81,17 +113,4 @@ func (q *envQueue) close() {
 	q.closed = true
 	q.cond.Broadcast()
 	q.mu.Unlock()
-}
-
-// queue returns the worker for app/env, creating it on first use.
-func (s *Service) queue(app, env string) *envQueue {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	k := envKey(app, env)
-	q := s.queues[k]
-	if q == nil {
-		q = newEnvQueue(s.ctx, &s.wg)
-		s.queues[k] = q
-	}
-	return q
 }

@@ -76,7 +76,7 @@ func TestErrorRate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := &fakeStats{cur: tc.cur}
 			s.cfg.Router = r
-			err := s.errorRate("svc", tc.base, verifyCfg(tc.min, tc.max), false)
+			err := s.errorRate(context.Background(), "svc", tc.base, verifyCfg(tc.min, tc.max), false)
 			if (err != nil) != tc.fail {
 				t.Errorf("err = %v, want failure %v", err, tc.fail)
 			}

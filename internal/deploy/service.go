@@ -1,48 +1,38 @@
 // Package deploy is cutover's deployment state machine: it turns a request
 // ("deploy this commit of app to production") into a persisted sequence of
-// steps (lock, migrate, start the idle colour, health gate, smoke checks,
-// switch, verify, live) and owns the lifecycle after it (standby scale-in,
-// confirm, automatic revert of a failed colour, rollback).
+// steps (gates, build, lock, migrate, start the idle colour, health gate,
+// smoke checks, switch, verify, live) and owns the lifecycle after it
+// (standby scale-in, confirm, automatic revert of a failed colour,
+// rollback, waiting deployments).
 //
 // It reaches storage, runtimes, builds and the proxy only through the
 // interfaces in ports.go, so a new runtime or store is a new package that
-// implements one of them.
+// implements one of them. It runs no program and opens no file itself.
 package deploy
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/cutover/cutover/internal/core"
-	"github.com/cutover/cutover/internal/manifest"
 )
 
 // Defaults of the machine itself; per-app knobs live in the manifest.
 const (
-	DefaultLockTTL       = time.Hour
+	DefaultLockTTL       = 10 * time.Minute // renewed at every step
 	DefaultTickInterval  = time.Second
 	DefaultHistoryLimit  = 50
 	MaxHistoryLimit      = 1000
 	healthPollFirst      = 5 * time.Millisecond // first re-poll of a starting instance; doubles up to the manifest interval
 	verifySampleInterval = 100 * time.Millisecond
+	defaultStopGrace     = 10 * time.Second
+	routerTimeout        = 30 * time.Second // one call to the proxy; a wedged proxy fails the step, never stalls it
 )
-
-// Builder turns a commit into an artifact (internal/build).
-type Builder interface {
-	// Build builds sha once; a second call returns the stored artifact.
-	Build(ctx context.Context, app core.App, sha string, logw io.Writer) (core.Artifact, *manifest.Manifest, error)
-}
-
-// Source answers questions about an app's repository (internal/gitx).
-type Source interface {
-	ResolveCommit(ctx context.Context, repo, ref string) (string, error)
-}
 
 // Config wires a Service. Store, Driver, Router, Builder and Source are required.
 type Config struct {
@@ -54,36 +44,48 @@ type Config struct {
 	Logger  *slog.Logger
 	// Now is the clock; tests may replace it.
 	Now func() time.Time
-	// TickInterval is how often standby scale-in and failed-colour reverts
-	// are checked.
+	// TickInterval is how often standby scale-in, failed-colour reverts
+	// and waiting deployments are checked.
 	TickInterval time.Duration
-	// HTTPClient makes health and smoke requests; a default with no proxy
-	// and short timeouts is used when nil.
-	HTTPClient *http.Client
 	// Holder names this server in locks (several servers may share a store).
 	Holder string
-	// Gates run before a commit is promoted to the next environment.
+	// Gates decide whether a deployment may enter its environment's queue
+	// (the promotion chain is always the first).
 	Gates []Gate
 }
 
 // Service is the deploy machine. All methods are safe for concurrent use.
+//
+// A Service answers queries at once, but changes environments only while
+// active: between Start and Close. A server that does not hold the lease
+// keeps its Service inactive, and mutations fail with core.ErrStandby.
 type Service struct {
-	cfg    Config
-	log    *slog.Logger
-	client *http.Client
+	cfg   Config
+	log   *slog.Logger
+	gates []Gate
 
-	mu     sync.Mutex
-	queues map[string]*envQueue // app/env -> FIFO worker
-	subs   map[chan core.Event]struct{}
-	done   map[int64][]chan struct{} // deployment waiters
+	mu      sync.Mutex
+	queues  map[string]*envQueue // app/env -> FIFO worker
+	subs    map[chan core.Event]struct{}
+	done    map[int64][]chan struct{} // deployment waiters
+	act     *activation               // nil when inactive
+	standby string                    // why mutations are refused while inactive
 
+	evaluating map[string]bool // waiting deployments being evaluated now
+
+	// dmu serialises changes of deployments that are outside a queue
+	// (preparing, waiting): admission, cancel and re-evaluation.
+	dmu sync.Mutex
+}
+
+// activation is one period during which this Service runs environments.
+type activation struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
-// New checks cfg and returns a Service. Call Start to recover unfinished
-// work and begin the background lifecycle loop.
+// New checks cfg and returns an inactive Service.
 func New(cfg Config) (*Service, error) {
 	switch {
 	case cfg.Store == nil:
@@ -109,77 +111,130 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Holder == "" {
 		cfg.Holder = "cutover"
 	}
-	client := cfg.HTTPClient
-	if client == nil {
-		client = &http.Client{
-			Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 4, IdleConnTimeout: 30 * time.Second},
-			CheckRedirect: func(*http.Request, []*http.Request) error {
-				return http.ErrUseLastResponse
-			},
-		}
+	s := &Service{
+		cfg:        cfg,
+		log:        cfg.Logger,
+		queues:     map[string]*envQueue{},
+		subs:       map[chan core.Event]struct{}{},
+		done:       map[int64][]chan struct{}{},
+		standby:    "the server is starting",
+		evaluating: map[string]bool{},
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	return &Service{
-		cfg:    cfg,
-		log:    cfg.Logger,
-		client: client,
-		queues: map[string]*envQueue{},
-		subs:   map[chan core.Event]struct{}{},
-		done:   map[int64][]chan struct{}{},
-		ctx:    ctx,
-		cancel: cancel,
-	}, nil
+	s.gates = append([]Gate{promotionGate{s.cfg.Store}}, cfg.Gates...)
+	return s, nil
 }
 
-// Start recovers deployments a previous server left unfinished, reconciles
-// running instances with the recorded state (stopping orphans, re-routing
-// live colours) and starts the lifecycle loop.
+// Start makes the Service active: it recovers deployments a previous
+// server left unfinished, reconciles running instances with the recorded
+// state (stopping orphans, re-routing live colours) and starts the
+// lifecycle loop. A Service may be started again after Close.
 func (s *Service) Start(ctx context.Context) error {
+	s.mu.Lock()
+	if s.act != nil {
+		s.mu.Unlock()
+		return errors.New("deploy: already started")
+	}
+	actx, cancel := context.WithCancel(context.Background())
+	a := &activation{ctx: actx, cancel: cancel}
+	s.act = a
+	s.queues = map[string]*envQueue{}
+	s.mu.Unlock()
 	if err := s.recover(ctx); err != nil {
+		s.Close()
 		return fmt.Errorf("recover: %w", err)
 	}
-	s.wg.Add(1)
-	go s.tickLoop()
+	a.wg.Add(1)
+	go s.tickLoop(a)
 	return nil
 }
 
-// Close stops background work, waiting for running steps to notice.
+// Close stops background work (the queues, the tick loop, preparing
+// deployments), waiting for running steps to notice. Unfinished
+// deployments stay recorded for the next Start, here or on another server.
 func (s *Service) Close() {
-	s.cancel()
 	s.mu.Lock()
+	a := s.act
+	s.act = nil
+	s.standby = "the server is stopping"
 	qs := make([]*envQueue, 0, len(s.queues))
 	for _, q := range s.queues {
 		qs = append(qs, q)
 	}
+	s.queues = map[string]*envQueue{}
 	s.mu.Unlock()
+	if a == nil {
+		return
+	}
+	a.cancel()
 	for _, q := range qs {
 		q.close()
 	}
-	s.wg.Wait()
+	a.wg.Wait()
+}
+
+// SetStandby records why this Service is inactive (for example, which
+// server holds the lease); mutations answer with it.
+func (s *Service) SetStandby(reason string) {
+	s.mu.Lock()
+	s.standby = reason
+	s.mu.Unlock()
+}
+
+// Active reports whether this Service runs environments now.
+func (s *Service) Active() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.act != nil
+}
+
+// activation returns the current activation or ErrStandby.
+func (s *Service) activation() (*activation, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.act == nil {
+		return nil, fmt.Errorf("%w: %s", core.ErrStandby, s.standby)
+	}
+	return s.act, nil
+}
+
+// goActive runs f in a goroutine owned by the current activation.
+func (s *Service) goActive(f func(ctx context.Context)) error {
+	a, err := s.activation()
+	if err != nil {
+		return err
+	}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		f(a.ctx)
+	}()
+	return nil
 }
 
 func (s *Service) now() time.Time { return s.cfg.Now().UTC() }
 
 // Subscribe returns a channel receiving every new event until cancel is
 // called. Slow subscribers miss events rather than block the machine; they
-// can catch up with Events(afterID).
+// catch up from the store with Events(afterID).
 func (s *Service) Subscribe() (<-chan core.Event, func()) {
 	ch := make(chan core.Event, 256)
 	s.mu.Lock()
 	s.subs[ch] = struct{}{}
 	s.mu.Unlock()
+	var once sync.Once
 	return ch, func() {
-		s.mu.Lock()
-		if _, ok := s.subs[ch]; ok {
+		once.Do(func() {
+			s.mu.Lock()
 			delete(s.subs, ch)
+			s.mu.Unlock()
 			close(ch)
-		}
-		s.mu.Unlock()
+		})
 	}
 }
 
-// Emit records an event of another part (release management) in the timeline.
-func (s *Service) Emit(ctx context.Context, e core.Event) { s.emit(ctx, e) }
+// Publish records an event of another part (release management, policy)
+// in the timeline: it implements Publisher.
+func (s *Service) Publish(ctx context.Context, e core.Event) { s.emit(ctx, e) }
 
 // emit appends an event to the timeline and fans it out to subscribers.
 func (s *Service) emit(ctx context.Context, e core.Event) {
@@ -187,7 +242,7 @@ func (s *Service) emit(ctx context.Context, e core.Event) {
 	stored, err := s.cfg.Store.AppendEvent(context.WithoutCancel(ctx), e)
 	if err != nil {
 		s.log.Error("append event", "app", e.App, "env", e.Env, "type", e.Type, "err", err)
-		stored = e
+		return // an event that is not in the store is not fanned out: consumers never see what a restart would lose
 	}
 	s.log.Info(e.Message, "app", e.App, "env", e.Env, "deployment", e.DeploymentID, "type", e.Type, "step", e.Step)
 	s.mu.Lock()
@@ -198,6 +253,12 @@ func (s *Service) emit(ctx context.Context, e core.Event) {
 		}
 	}
 	s.mu.Unlock()
+}
+
+// event is an event about deployment d, with its structured fields filled.
+func event(d core.Deployment, typ core.EventType, msg string) core.Event {
+	return core.Event{App: d.App, Env: d.Env, DeploymentID: d.ID, Type: typ, Step: d.Step,
+		Release: d.Release, SHA: d.SHA, State: d.State, Reason: d.Reason, Actor: d.RequestedBy, Message: msg}
 }
 
 // Wait blocks until deployment id reaches a terminal state or ctx ends, and
@@ -245,7 +306,26 @@ func (s *Service) notifyDone(id int64) {
 	s.mu.Unlock()
 }
 
+// queue returns the worker for app/env, creating it on first use, or
+// ErrStandby when the Service is not active.
+func (s *Service) queue(app, env string) (*envQueue, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.act == nil {
+		return nil, fmt.Errorf("%w: %s", core.ErrStandby, s.standby)
+	}
+	k := envKey(app, env)
+	q := s.queues[k]
+	if q == nil {
+		q = newEnvQueue(s.act.ctx, &s.act.wg)
+		s.queues[k] = q
+	}
+	return q, nil
+}
+
 // serviceName is the proxy service for an app's environment.
 func serviceName(app, env string) string { return app + "-" + env }
 
 func envKey(app, env string) string { return app + "/" + env }
+
+func holderOf(d core.Deployment) string { return "deployment " + strconv.FormatInt(d.ID, 10) }

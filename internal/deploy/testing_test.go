@@ -10,8 +10,8 @@ import (
 // exercised by the end-to-end tests in internal/server.
 type fakeStats struct{ cur RouteStats }
 
-func (f *fakeStats) Route(context.Context, RouteSpec) error { return nil }
-func (f *fakeStats) Stats(string) (RouteStats, error)       { return f.cur, nil }
+func (f *fakeStats) Route(context.Context, RouteSpec) error            { return nil }
+func (f *fakeStats) Stats(context.Context, string) (RouteStats, error) { return f.cur, nil }
 
 func verifyCfg(min int, max float64) manifest.Verify {
 	return manifest.Verify{MinRequests: min, MaxErrorRate: max}

@@ -73,7 +73,7 @@ func (s *Service) BeforePromotion(ctx context.Context, app core.App, sha string,
 	if !passed {
 		verdict = "failed"
 	}
-	s.emit(ctx, core.Event{App: app.Name, Env: from.Name, Type: "check." + CompatCheck,
+	s.emit(ctx, core.Event{App: app.Name, Env: from.Name, Type: core.EventCheckRecorded,
 		Message: fmt.Sprintf("backwards-compatibility tests of %s %s against %s in %s", tag, verdict, core.ShortSHA(sha), from.Name)})
 	if !passed {
 		return fmt.Errorf("%w: backwards-compatibility gate: the tests of %s failed against %s in %s:\n%s", core.ErrInvalid, tag, core.ShortSHA(sha), from.Name, detail)

@@ -90,9 +90,13 @@ func (f *fixture) live(sha string) {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	st := core.EnvState{App: "hello", Env: "staging", Live: core.Blue}
+	st, err := f.st.GetEnvState(ctx, "hello", "staging")
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	st.Live = core.Blue
 	st.Slot(core.Blue).State, st.Slot(core.Blue).Release = core.SlotLive, rel.Number
-	if err := f.st.PutEnvState(ctx, st); err != nil {
+	if _, err := f.st.PutEnvState(ctx, st); err != nil {
 		f.t.Fatal(err)
 	}
 }

@@ -32,6 +32,11 @@ type Store interface {
 	ListDeployments(ctx context.Context, app, env string, beforeID int64, limit int) ([]core.Deployment, error)
 }
 
+// Publisher records events in the timeline (the deploy machine's).
+type Publisher interface {
+	Publish(ctx context.Context, e core.Event)
+}
+
 // Config wires a Service.
 type Config struct {
 	Store Store
@@ -40,8 +45,8 @@ type Config struct {
 	DataDir string
 	Logger  *slog.Logger
 	Now     func() time.Time
-	// Emit records timeline events (may be nil).
-	Emit func(ctx context.Context, e core.Event)
+	// Publisher records timeline events (may be nil).
+	Publisher Publisher
 }
 
 // Service runs release operations; one at a time per app.
@@ -79,8 +84,8 @@ func (s *Service) lock(app string) func() {
 }
 
 func (s *Service) emit(ctx context.Context, e core.Event) {
-	if s.cfg.Emit != nil {
-		s.cfg.Emit(ctx, e)
+	if s.cfg.Publisher != nil {
+		s.cfg.Publisher.Publish(ctx, e)
 	}
 }
 
@@ -209,7 +214,7 @@ func (s *Service) Cut(ctx context.Context, req CutRequest) (core.Candidate, erro
 	if err := s.cfg.Store.UpdateCandidate(ctx, c); err != nil {
 		return c, err
 	}
-	s.emit(ctx, core.Event{App: c.App, Type: "release.cut", Message: fmt.Sprintf("%s cut at %s on %s", title(c), core.ShortSHA(head), branch)})
+	s.emit(ctx, core.Event{App: c.App, Type: core.EventReleaseCut, Message: fmt.Sprintf("%s cut at %s on %s", title(c), core.ShortSHA(head), branch)})
 	return c, nil
 }
 
@@ -337,7 +342,7 @@ func (s *Service) notes(ctx context.Context, w *workspace, c core.Candidate) (st
 	if c.Base != "" {
 		if raised := compatRaised(ctx, w.mirror, c.Base, c.Head); raised != "" {
 			notes += "\n## Compatibility\n\n- " + raised + "\n"
-			s.emit(ctx, core.Event{App: c.App, Type: "compat.oldest_raised", Message: fmt.Sprintf("%s: %s", c.Label(), raised)})
+			s.emit(ctx, core.Event{App: c.App, Type: core.EventCompatRaised, Message: fmt.Sprintf("%s: %s", c.Label(), raised)})
 		}
 	}
 	return notes, nil
@@ -573,7 +578,7 @@ func (s *Service) finish(ctx context.Context, w *workspace, c core.Candidate, tr
 		if err := s.cfg.Store.UpdateCandidate(ctx, c); err != nil {
 			return c, err
 		}
-		s.emit(ctx, core.Event{App: c.App, Type: "release.finished", Message: fmt.Sprintf("%s merged into %s at %s and tagged %s", title(c), w.lines.Production, core.ShortSHA(merge), tag)})
+		s.emit(ctx, core.Event{App: c.App, Type: core.EventReleaseFinished, Message: fmt.Sprintf("%s merged into %s at %s and tagged %s", title(c), w.lines.Production, core.ShortSHA(merge), tag)})
 	}
 	return c, nil
 }

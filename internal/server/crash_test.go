@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -190,7 +191,8 @@ func TestServerKilledMidDeploy(t *testing.T) {
 			for _, s := range status {
 				for _, sl := range s.State.Slots {
 					for _, in := range sl.Instances {
-						known[in.PID] = true
+						pid, _ := strconv.Atoi(in.Data["pid"])
+						known[pid] = true
 					}
 				}
 			}

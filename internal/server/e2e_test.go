@@ -431,8 +431,8 @@ func (e *env) noOrphans() {
 	for _, s := range st {
 		for _, sl := range s.State.Slots {
 			for _, in := range sl.Instances {
-				if in.PID > 0 {
-					known[in.PID] = true
+				if pid, _ := strconv.Atoi(in.Data["pid"]); pid > 0 {
+					known[pid] = true
 				}
 			}
 		}

@@ -4,10 +4,15 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"time"
 
 	"github.com/cutover/cutover/internal/deploy"
 	"github.com/cutover/cutover/internal/proxy"
 )
+
+// remoteTimeout bounds one call to the proxy's admin API: a wedged proxy
+// fails the step that called it instead of stalling it.
+const remoteTimeout = 15 * time.Second
 
 // RemoteRouter drives a proxy that runs as its own process (`cutover proxy
 // run`) through its admin API, so a control-plane crash or restart never
@@ -29,6 +34,8 @@ func NewRemoteRouter(endpoint, token string) (*RemoteRouter, error) {
 
 // Route implements deploy.Router.
 func (r *RemoteRouter) Route(ctx context.Context, spec deploy.RouteSpec) error {
+	ctx, cancel := context.WithTimeout(ctx, remoteTimeout)
+	defer cancel()
 	ss := serviceSpec(spec)
 	req := proxy.AdminRequest{Hosts: ss.Hosts, Targets: ss.Targets, Health: ss.Health, Force: true}
 	if err := r.admin.Do(ctx, "PUT", "/services/"+url.PathEscape(spec.Service), req, nil); err != nil {
@@ -38,9 +45,11 @@ func (r *RemoteRouter) Route(ctx context.Context, spec deploy.RouteSpec) error {
 }
 
 // Stats implements deploy.Router.
-func (r *RemoteRouter) Stats(service string) (deploy.RouteStats, error) {
+func (r *RemoteRouter) Stats(ctx context.Context, service string) (deploy.RouteStats, error) {
+	ctx, cancel := context.WithTimeout(ctx, remoteTimeout)
+	defer cancel()
 	var st proxy.ServiceStatus
-	if err := r.admin.Do(context.Background(), "GET", "/services/"+url.PathEscape(service), nil, &st); err != nil {
+	if err := r.admin.Do(ctx, "GET", "/services/"+url.PathEscape(service), nil, &st); err != nil {
 		return deploy.RouteStats{}, err
 	}
 	c := st.Active.Counters

@@ -69,7 +69,7 @@ func serviceSpec(spec deploy.RouteSpec) proxy.ServiceSpec {
 }
 
 // Stats implements deploy.Router.
-func (r *Router) Stats(service string) (deploy.RouteStats, error) {
+func (r *Router) Stats(ctx context.Context, service string) (deploy.RouteStats, error) {
 	r.mu.Lock()
 	p := r.proxies[r.services[service]]
 	r.mu.Unlock()

@@ -60,6 +60,16 @@ type Config struct {
 	// the embedded proxies; ProxyToken is its token for a TCP endpoint.
 	ProxyAdmin string
 	ProxyToken string
+	// Driver names the runtime that runs instances: "process" (the
+	// default) runs them as local child processes.
+	Driver string
+	// Name identifies this server in the lease and in locks; by default
+	// its API address and host name. A restarted server with the same
+	// name takes over from its previous run at once.
+	Name string
+	// LeaseTTL is how long the lease lasts without renewal: the time a
+	// standby waits before taking over from a server that died.
+	LeaseTTL time.Duration
 }
 
 // Server is a running control plane.
@@ -75,8 +85,13 @@ type Server struct {
 	http   *http.Server
 	router *Router // embedded proxies; nil with a remote proxy
 	store  *sqlstore.Store
-	driver *process.Driver
+	driver deploy.Driver
 	log    *slog.Logger
+
+	name      string
+	stopLease context.CancelFunc
+	leaseDone chan struct{}
+	lease     core.Lease // held while Deploy is active; guarded by the lease loop
 }
 
 // Open builds every part, recovers unfinished deployments and starts
@@ -122,9 +137,8 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 			s.closeParts()
 		}
 	}()
-	s.driver, err = process.New(process.Config{StateDir: filepath.Join(cfg.DataDir, "instances"), Logger: log.With("part", "driver")})
-	if err != nil {
-		return nil, fmt.Errorf("process driver: %w", err)
+	if s.driver, err = openDriver(cfg, log); err != nil {
+		return nil, err
 	}
 	var router deploy.Router
 	if cfg.ProxyAdmin != "" {
@@ -136,27 +150,33 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		router = s.router
 	}
 	builder := &build.Builder{Root: filepath.Join(cfg.DataDir, "artifacts"), Logger: log.With("part", "build")}
-	s.Release = release.New(release.Config{
-		Store: st, DataDir: filepath.Join(cfg.DataDir, "repos"), Logger: log.With("part", "release"),
-		Emit: func(ctx context.Context, e core.Event) {
-			if s.Deploy != nil {
-				s.Deploy.Emit(ctx, e)
-			}
-		},
-	})
-	s.Deploy, err = deploy.New(deploy.Config{
-		Store: st, Driver: s.driver, Router: router, Builder: builder, Source: gitSource{},
-		Logger: log.With("part", "deploy"), TickInterval: cfg.TickInterval, Gates: []deploy.Gate{s.Release},
-	})
-	if err != nil {
-		return nil, err
-	}
-	if err := s.Deploy.Start(ctx); err != nil {
-		return nil, err
-	}
 	s.ln, err = net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	s.name = cfg.Name
+	if s.name == "" {
+		host, _ := os.Hostname()
+		s.name = s.ln.Addr().String() + "@" + host
+	}
+	// Until this server holds the lease, nothing it writes to deployments,
+	// state, events or locks counts.
+	st.SetFence(&core.Lease{Name: LeaseName, Owner: s.name, Generation: 0})
+	publisher := &publisher{}
+	s.Release = release.New(release.Config{
+		Store: st, DataDir: filepath.Join(cfg.DataDir, "repos"), Logger: log.With("part", "release"), Publisher: publisher,
+	})
+	s.Deploy, err = deploy.New(deploy.Config{
+		Store: st, Driver: s.driver, Router: router, Builder: builder, Source: gitSource{},
+		Logger: log.With("part", "deploy"), TickInterval: cfg.TickInterval, Gates: []deploy.Gate{compatGate{s.Release}},
+		Holder: s.name,
+	})
+	if err != nil {
+		return nil, err
+	}
+	publisher.to = s.Deploy
+	if err := s.startLease(ctx); err != nil {
+		return nil, err
 	}
 	s.http = &http.Server{
 		Handler:           api.New(api.Config{Service: s.Deploy, Release: s.Release, Token: token, Logger: log.With("part", "api")}),
@@ -188,14 +208,16 @@ func (s *Server) Close() error {
 }
 
 func (s *Server) closeParts() {
+	s.stopLeaseLoop()
 	if s.Deploy != nil {
 		s.Deploy.Close()
 	}
+	s.releaseLease()
 	if s.router != nil {
 		s.router.Close()
 	}
-	if s.driver != nil {
-		s.driver.Close()
+	if c, ok := s.driver.(interface{ Close() }); ok {
+		c.Close()
 	}
 	if s.store != nil {
 		s.store.Close()
@@ -256,4 +278,37 @@ type gitSource struct{}
 
 func (gitSource) ResolveCommit(ctx context.Context, repo, ref string) (string, error) {
 	return gitx.ResolveCommit(ctx, repo, ref)
+}
+
+func (gitSource) ReadFile(ctx context.Context, repo, sha, path string) ([]byte, error) {
+	return gitx.ShowFile(ctx, repo, sha, path)
+}
+
+// publisher hands release management's events to the deploy machine's
+// timeline, which exists only after release management is built.
+type publisher struct{ to *deploy.Service }
+
+func (p *publisher) Publish(ctx context.Context, e core.Event) {
+	if p.to != nil {
+		p.to.Publish(ctx, e)
+	}
+}
+
+// Drivers cutover can run instances with (Config.Driver).
+const (
+	DriverProcess = "process"
+)
+
+// openDriver is the one place that chooses the runtime.
+func openDriver(cfg Config, log *slog.Logger) (deploy.Driver, error) {
+	switch cfg.Driver {
+	case "", DriverProcess:
+		d, err := process.New(process.Config{StateDir: filepath.Join(cfg.DataDir, "instances"), Logger: log.With("part", "driver")})
+		if err != nil {
+			return nil, fmt.Errorf("process driver: %w", err)
+		}
+		return d, nil
+	default:
+		return nil, fmt.Errorf("--driver %q: want %s", cfg.Driver, DriverProcess)
+	}
 }

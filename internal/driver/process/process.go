@@ -47,9 +47,12 @@ type Config struct {
 	Host        string
 }
 
-// record is what the driver persists per instance.
+// record is what the driver persists per instance: the instance as the
+// deploy machine sees it, and the process details only this driver reads.
 type record struct {
 	core.Instance
+	PID        int    `json:"pid"`
+	LogPath    string `json:"log_path"`
 	StartTicks uint64 `json:"start_ticks"` // /proc/PID/stat start time: a reused PID does not match
 }
 
@@ -131,37 +134,38 @@ func (d *Driver) startOne(spec core.GroupSpec, index int) (core.Instance, error)
 		return core.Instance{}, err
 	}
 	id := fmt.Sprintf("%s-%s-%s-r%d-%d-%s", spec.App, spec.Env, spec.Colour, spec.Release, index, randomHex(3))
-	logDir := filepath.Join(d.cfg.StateDir, "logs", spec.App, spec.Env)
-	if err := os.MkdirAll(logDir, 0o700); err != nil {
+	logPath := d.logPath(core.Instance{ID: id, App: spec.App, Env: spec.Env})
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o700); err != nil {
 		return core.Instance{}, err
 	}
-	logPath := filepath.Join(logDir, id+".log")
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return core.Instance{}, err
 	}
 	defer logFile.Close() // the child has its own descriptor
 
+	dir := spec.Artifact
 	bin := spec.Command[0]
 	if strings.Contains(bin, "/") && !filepath.IsAbs(bin) {
-		bin = filepath.Join(spec.Dir, bin)
+		bin = filepath.Join(dir, bin)
 	}
 	cmd := exec.Command(bin, spec.Command[1:]...)
-	cmd.Dir = spec.Dir
+	cmd.Dir = dir
 	cmd.Env = environ(spec, index, port)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return core.Instance{}, fmt.Errorf("start %q: %w", strings.Join(spec.Command, " "), err)
 	}
+	pid := cmd.Process.Pid
 	in := core.Instance{
 		ID: id, App: spec.App, Env: spec.Env, Colour: spec.Colour, Release: spec.Release,
-		Addr: net.JoinHostPort(d.cfg.Host, strconv.Itoa(port)), PID: cmd.Process.Pid, LogPath: logPath,
-		StartedAt: time.Now().UTC(),
+		Addr: net.JoinHostPort(d.cfg.Host, strconv.Itoa(port)), StartedAt: time.Now().UTC(),
+		Data: map[string]string{"pid": strconv.Itoa(pid)},
 	}
-	ticks, _ := startTicks(in.PID)
-	if err := d.writeRecord(record{Instance: in, StartTicks: ticks}); err != nil {
-		_ = syscall.Kill(-in.PID, syscall.SIGKILL)
+	ticks, _ := startTicks(pid)
+	if err := d.writeRecord(record{Instance: in, PID: pid, LogPath: logPath, StartTicks: ticks}); err != nil {
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
 		_ = cmd.Wait()
 		return core.Instance{}, err
 	}
@@ -178,7 +182,7 @@ func (d *Driver) startOne(spec core.GroupSpec, index int) (core.Instance, error)
 		d.mu.Unlock()
 		d.log.Info("instance exited", "instance", id, "code", code)
 	}()
-	d.log.Info("instance started", "instance", id, "addr", in.Addr, "pid", in.PID)
+	d.log.Info("instance started", "instance", id, "addr", in.Addr, "pid", pid)
 	return in, nil
 }
 
@@ -281,13 +285,36 @@ func (d *Driver) List(ctx context.Context) ([]core.Instance, error) {
 	return out, nil
 }
 
-// Exited reports whether an instance started by this driver has exited and
-// with which code.
-func (d *Driver) Exited(id string) (code int, exited bool) {
+// ExitCode reports whether an instance started by this driver has exited
+// and with which code.
+func (d *Driver) ExitCode(id string) (code int, exited bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	code, exited = d.exited[id]
 	return code, exited
+}
+
+// Exited implements deploy.Driver: an instance this driver started that has
+// exited, or whose process is gone.
+func (d *Driver) Exited(ctx context.Context, in core.Instance) (string, bool) {
+	if code, exited := d.ExitCode(in.ID); exited {
+		return describeExit(code), true
+	}
+	rec, err := d.readRecord(in.ID)
+	if err != nil {
+		return "", false // not ours, or already stopped
+	}
+	if !d.alive(rec) {
+		return "process gone", true
+	}
+	return "", false
+}
+
+func describeExit(code int) string {
+	if code < 0 {
+		return "killed by a signal"
+	}
+	return fmt.Sprintf("exit status %d", code)
 }
 
 // alive reports whether rec's process runs and is the one we started.
@@ -295,7 +322,7 @@ func (d *Driver) alive(rec record) bool {
 	if rec.PID <= 0 {
 		return false
 	}
-	if _, exited := d.Exited(rec.ID); exited {
+	if _, exited := d.ExitCode(rec.ID); exited {
 		return false
 	}
 	ticks, err := startTicks(rec.PID)
@@ -317,6 +344,11 @@ func (d *Driver) forget(id string) error {
 		return err
 	}
 	return nil
+}
+
+// logPath is where an instance's output goes; it outlives the instance.
+func (d *Driver) logPath(in core.Instance) string {
+	return filepath.Join(d.cfg.StateDir, "logs", in.App, in.Env, in.ID+".log")
 }
 
 func (d *Driver) recordPath(id string) string {
@@ -403,7 +435,7 @@ func (d *Driver) RotateLogs() {
 		return
 	}
 	for _, in := range insts {
-		if err := rotate(in.LogPath, d.cfg.LogMaxBytes, d.cfg.LogKeep); err != nil {
+		if err := rotate(d.logPath(in), d.cfg.LogMaxBytes, d.cfg.LogKeep); err != nil {
 			d.log.Warn("rotate log", "instance", in.ID, "err", err)
 		}
 	}

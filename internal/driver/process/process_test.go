@@ -46,7 +46,7 @@ func newDriver(t *testing.T, dir string) *Driver {
 
 func spec(count int) core.GroupSpec {
 	return core.GroupSpec{App: "hello", Env: "staging", Colour: core.Blue, Release: 3, Count: count,
-		Dir: filepath.Dir(helloBin), Command: []string{helloBin},
+		Artifact: filepath.Dir(helloBin), Command: []string{helloBin},
 		Environ: map[string]string{"GREETING": "hey"}, Secrets: map[string]string{"API_KEY": "s3cret-value"}}
 }
 
@@ -86,7 +86,7 @@ func TestStartStopAdopt(t *testing.T) {
 		if strings.Contains(string(rec), "s3cret-value") {
 			t.Error("a secret was written to the instance record")
 		}
-		env, _ := os.ReadFile("/proc/" + itoa(in.PID) + "/environ")
+		env, _ := os.ReadFile("/proc/" + itoa(pidOf(in)) + "/environ")
 		if !strings.Contains(string(env), "API_KEY=s3cret-value") || !strings.Contains(string(env), "CUTOVER_COLOUR=blue") {
 			t.Error("secret or cutover variables missing from the instance environment")
 		}
@@ -102,8 +102,8 @@ func TestStartStopAdopt(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, in := range insts {
-		if syscall.Kill(in.PID, 0) == nil && !zombie(in.PID) {
-			t.Errorf("pid %d still running after stop", in.PID)
+		if syscall.Kill(pidOf(in), 0) == nil && !zombie(pidOf(in)) {
+			t.Errorf("pid %d still running after stop", pidOf(in))
 		}
 	}
 	if got, _ := d2.List(ctx); len(got) != 0 {
@@ -135,7 +135,7 @@ func TestStopEscalatesToKillAndKillsGroup(t *testing.T) {
 	}
 	// The killed members may take a moment to be reaped.
 	deadline := time.Now().Add(3 * time.Second)
-	for syscall.Kill(-insts[0].PID, 0) == nil {
+	for syscall.Kill(-pidOf(insts[0]), 0) == nil {
 		if time.Now().After(deadline) {
 			t.Fatal("process group still exists after stop")
 		}
@@ -167,7 +167,7 @@ func TestDeadInstanceLeavesListAndLogsRotate(t *testing.T) {
 	}
 	time.Sleep(100 * time.Millisecond)
 	d.RotateLogs()
-	if b, err := os.ReadFile(insts[0].LogPath + ".1"); err != nil || !strings.Contains(string(b), "line-one") {
+	if b, err := os.ReadFile(d.logPath(insts[0]) + ".1"); err != nil || !strings.Contains(string(b), "line-one") {
 		t.Errorf("rotated log = %q, %v", b, err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
@@ -181,7 +181,7 @@ func TestDeadInstanceLeavesListAndLogsRotate(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if code, exited := d.Exited(insts[0].ID); !exited || code != 0 {
+	if code, exited := d.ExitCode(insts[0].ID); !exited || code != 0 {
 		t.Errorf("exited = %v code %d", exited, code)
 	}
 }
@@ -192,4 +192,9 @@ func TestConformance(t *testing.T) {
 	bad := spec(2)
 	bad.Command = []string{"./does-not-exist"}
 	drivertest.Run(t, func(t *testing.T) deploy.Driver { return newDriver(t, t.TempDir()) }, spec, "hey from", bad)
+}
+
+func pidOf(in core.Instance) int {
+	pid, _ := strconv.Atoi(in.Data["pid"])
+	return pid
 }

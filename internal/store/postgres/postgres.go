@@ -29,6 +29,8 @@ var Dialect = sqlstore.Dialect{
 	Name:      "postgres",
 	Dollar:    true,
 	Serialize: `SELECT pg_advisory_xact_lock(hashtext(?))`,
+	NowMillis: `(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT`,
+	ForShare:  ` FOR SHARE`,
 	UniqueViolation: func(err error) bool {
 		var pe *pgconn.PgError
 		return errors.As(err, &pe) && pe.Code == "23505"

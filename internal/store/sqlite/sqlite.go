@@ -27,7 +27,8 @@ type Store = sqlstore.Store
 // Dialect is SQLite's: ? placeholders, write transactions exclusive from
 // BEGIN (_txlock=immediate), so no extra serialisation is needed.
 var Dialect = sqlstore.Dialect{
-	Name: "sqlite",
+	Name:      "sqlite",
+	NowMillis: `CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)`,
 	UniqueViolation: func(err error) bool {
 		return strings.Contains(err.Error(), "UNIQUE constraint failed")
 	},

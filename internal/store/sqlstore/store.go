@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/cutover/cutover/internal/core"
@@ -33,13 +34,22 @@ type Dialect struct {
 	Serialize string
 	// UniqueViolation recognises a unique-constraint error.
 	UniqueViolation func(error) bool
+	// NowMillis is an SQL expression for the database clock in Unix
+	// milliseconds: leases expire by it, never by a server's own clock.
+	NowMillis string
+	// ForShare is appended to the lease read of a fenced write, so a
+	// takeover waits for the write's transaction (PostgreSQL: FOR SHARE).
+	ForShare string
 }
 
 // Store implements deploy.Store over a *sql.DB.
 type Store struct {
-	db  *sql.DB
-	box *secret.Box
-	d   Dialect
+	db    *sql.DB
+	box   *secret.Box
+	d     Dialect
+	// fence, when set, is the lease that writes of deployments, state,
+	// events and locks require (see SetFence).
+	fence atomic.Pointer[core.Lease]
 }
 
 // New returns a Store on db, which Migrate has brought up to date. box
@@ -229,7 +239,7 @@ func (s *Store) PutArtifact(ctx context.Context, a core.Artifact) (core.Artifact
 		return a, err
 	}
 	_, err = tx.ExecContext(ctx, s.q(`INSERT INTO artifacts (app, sha, digest, path, size, build_log, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`),
-		a.App, a.SHA, a.Digest, a.Path, a.Size, a.BuildLog, ns(a.CreatedAt))
+		a.App, a.SHA, a.Digest, a.Ref, a.Size, a.BuildLog, ns(a.CreatedAt))
 	if err != nil {
 		return a, err
 	}
@@ -244,7 +254,7 @@ func (s *Store) getArtifact(ctx context.Context, q querier, app, sha string) (co
 	var a core.Artifact
 	var created int64
 	err := q.QueryRowContext(ctx, s.q(`SELECT app, sha, digest, path, size, build_log, created_at FROM artifacts WHERE app = ? AND sha = ?`), app, sha).
-		Scan(&a.App, &a.SHA, &a.Digest, &a.Path, &a.Size, &a.BuildLog, &created)
+		Scan(&a.App, &a.SHA, &a.Digest, &a.Ref, &a.Size, &a.BuildLog, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return a, fmt.Errorf("artifact %s of %s: %w", core.ShortSHA(sha), app, core.ErrNotFound)
 	}
@@ -268,7 +278,7 @@ func (s *Store) ListArtifacts(ctx context.Context, app string, limit int) ([]cor
 	for rows.Next() {
 		var a core.Artifact
 		var created int64
-		if err := rows.Scan(&a.App, &a.SHA, &a.Digest, &a.Path, &a.Size, &a.BuildLog, &created); err != nil {
+		if err := rows.Scan(&a.App, &a.SHA, &a.Digest, &a.Ref, &a.Size, &a.BuildLog, &created); err != nil {
 			return nil, err
 		}
 		a.CreatedAt = fromNS(created)
@@ -444,39 +454,44 @@ func (s *Store) ListReleases(ctx context.Context, app string, limit int) ([]core
 	return out, rows.Err()
 }
 
-const deploymentCols = `id, app, env, kind, release, previous_release, sha, colour, state, step, reason, requested_by, created_at, updated_at, switched_at, finished_at`
+const deploymentCols = `id, app, env, kind, release, previous_release, sha, colour, state, step, reason, requested_by, created_at, updated_at, switched_at, finished_at, waiting_on, wait_until`
 
 func scanDeployment(sc interface{ Scan(...any) error }) (core.Deployment, error) {
 	var d core.Deployment
 	var created, updated int64
-	var switched, finished sql.NullInt64
-	err := sc.Scan(&d.ID, &d.App, &d.Env, &d.Kind, &d.Release, &d.PreviousRelease, &d.SHA, &d.Colour, &d.State, &d.Step, &d.Reason, &d.RequestedBy, &created, &updated, &switched, &finished)
+	var switched, finished, until sql.NullInt64
+	err := sc.Scan(&d.ID, &d.App, &d.Env, &d.Kind, &d.Release, &d.PreviousRelease, &d.SHA, &d.Colour, &d.State, &d.Step, &d.Reason, &d.RequestedBy, &created, &updated, &switched, &finished, &d.WaitingOn, &until)
 	d.CreatedAt, d.UpdatedAt = fromNS(created), fromNS(updated)
-	d.SwitchedAt, d.FinishedAt = ptrFromNS(switched), ptrFromNS(finished)
+	d.SwitchedAt, d.FinishedAt, d.WaitUntil = ptrFromNS(switched), ptrFromNS(finished), ptrFromNS(until)
 	return d, err
 }
 
 // CreateDeployment implements deploy.Store.
 func (s *Store) CreateDeployment(ctx context.Context, d core.Deployment) (core.Deployment, error) {
-	err := s.db.QueryRowContext(ctx, s.q(`INSERT INTO deployments (app, env, kind, release, previous_release, sha, colour, state, step, reason, requested_by, created_at, updated_at, switched_at, finished_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
-		d.App, d.Env, d.Kind, d.Release, d.PreviousRelease, d.SHA, d.Colour, d.State, d.Step, d.Reason, d.RequestedBy,
-		ns(d.CreatedAt), ns(d.UpdatedAt), nsPtr(d.SwitchedAt), nsPtr(d.FinishedAt)).Scan(&d.ID)
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		return tx.QueryRowContext(ctx, s.q(`INSERT INTO deployments (app, env, kind, release, previous_release, sha, colour, state, step, reason, requested_by, created_at, updated_at, switched_at, finished_at, waiting_on, wait_until)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+			d.App, d.Env, d.Kind, d.Release, d.PreviousRelease, d.SHA, d.Colour, d.State, d.Step, d.Reason, d.RequestedBy,
+			ns(d.CreatedAt), ns(d.UpdatedAt), nsPtr(d.SwitchedAt), nsPtr(d.FinishedAt), d.WaitingOn, nsPtr(d.WaitUntil)).Scan(&d.ID)
+	})
 	return d, err
 }
 
 // UpdateDeployment implements deploy.Store.
 func (s *Store) UpdateDeployment(ctx context.Context, d core.Deployment) error {
-	res, err := s.db.ExecContext(ctx, s.q(`UPDATE deployments SET kind = ?, release = ?, previous_release = ?, sha = ?, colour = ?, state = ?, step = ?, reason = ?,
-		requested_by = ?, updated_at = ?, switched_at = ?, finished_at = ? WHERE id = ?`),
-		d.Kind, d.Release, d.PreviousRelease, d.SHA, d.Colour, d.State, d.Step, d.Reason, d.RequestedBy, ns(d.UpdatedAt), nsPtr(d.SwitchedAt), nsPtr(d.FinishedAt), d.ID)
-	if err != nil {
-		return err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("deployment %d: %w", d.ID, core.ErrNotFound)
-	}
-	return nil
+	return s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE deployments SET kind = ?, release = ?, previous_release = ?, sha = ?, colour = ?, state = ?, step = ?, reason = ?,
+		requested_by = ?, updated_at = ?, switched_at = ?, finished_at = ?, waiting_on = ?, wait_until = ? WHERE id = ?`),
+			d.Kind, d.Release, d.PreviousRelease, d.SHA, d.Colour, d.State, d.Step, d.Reason, d.RequestedBy, ns(d.UpdatedAt), nsPtr(d.SwitchedAt), nsPtr(d.FinishedAt),
+			d.WaitingOn, nsPtr(d.WaitUntil), d.ID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("deployment %d: %w", d.ID, core.ErrNotFound)
+		}
+		return nil
+	})
 }
 
 // GetDeployment implements deploy.Store.
@@ -524,19 +539,22 @@ func (s *Store) deployments(ctx context.Context, q string, args ...any) ([]core.
 
 // UnfinishedDeployments implements deploy.Store.
 func (s *Store) UnfinishedDeployments(ctx context.Context) ([]core.Deployment, error) {
-	return s.deployments(ctx, `SELECT `+deploymentCols+` FROM deployments WHERE state IN ('pending', 'running') ORDER BY id`)
+	return s.deployments(ctx, `SELECT `+deploymentCols+` FROM deployments WHERE state IN ('waiting', 'pending', 'running') ORDER BY id`)
 }
 
 // AppendEvent implements deploy.Store.
 func (s *Store) AppendEvent(ctx context.Context, e core.Event) (core.Event, error) {
-	err := s.db.QueryRowContext(ctx, s.q(`INSERT INTO events (app, env, deployment_id, time, type, step, message) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`),
-		e.App, e.Env, e.DeploymentID, ns(e.Time), e.Type, e.Step, e.Message).Scan(&e.ID)
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		return tx.QueryRowContext(ctx, s.q(`INSERT INTO events (app, env, deployment_id, time, type, step, release, sha, state, reason, actor, message)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+			e.App, e.Env, e.DeploymentID, ns(e.Time), e.Type, e.Step, e.Release, e.SHA, e.State, e.Reason, e.Actor, e.Message).Scan(&e.ID)
+	})
 	return e, err
 }
 
 // ListEvents implements deploy.Store.
 func (s *Store) ListEvents(ctx context.Context, app string, afterID int64, limit int) ([]core.Event, error) {
-	q := `SELECT id, app, env, deployment_id, time, type, step, message FROM events WHERE id > ?`
+	q := `SELECT id, app, env, deployment_id, time, type, step, release, sha, state, reason, actor, message FROM events WHERE id > ?`
 	args := []any{afterID}
 	if app != "" {
 		q += ` AND app = ?`
@@ -553,7 +571,7 @@ func (s *Store) ListEvents(ctx context.Context, app string, afterID int64, limit
 	for rows.Next() {
 		var e core.Event
 		var t int64
-		if err := rows.Scan(&e.ID, &e.App, &e.Env, &e.DeploymentID, &t, &e.Type, &e.Step, &e.Message); err != nil {
+		if err := rows.Scan(&e.ID, &e.App, &e.Env, &e.DeploymentID, &t, &e.Type, &e.Step, &e.Release, &e.SHA, &e.State, &e.Reason, &e.Actor, &e.Message); err != nil {
 			return nil, err
 		}
 		e.Time = fromNS(t)
@@ -565,7 +583,8 @@ func (s *Store) ListEvents(ctx context.Context, app string, afterID int64, limit
 // GetEnvState implements deploy.Store.
 func (s *Store) GetEnvState(ctx context.Context, app, env string) (core.EnvState, error) {
 	var raw string
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT state FROM env_states WHERE app = ? AND env = ?`), app, env).Scan(&raw)
+	var version int64
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT state, version FROM env_states WHERE app = ? AND env = ?`), app, env).Scan(&raw, &version)
 	if errors.Is(err, sql.ErrNoRows) {
 		return core.EnvState{App: app, Env: env, Slots: map[core.Colour]*core.Slot{}}, nil
 	}
@@ -579,7 +598,7 @@ func (s *Store) GetEnvState(ctx context.Context, app, env string) (core.EnvState
 	if st.Slots == nil {
 		st.Slots = map[core.Colour]*core.Slot{}
 	}
-	st.App, st.Env = app, env
+	st.App, st.Env, st.Version = app, env, version
 	return st, nil
 }
 
@@ -613,14 +632,35 @@ func (s *Store) ListEnvStates(ctx context.Context, app string) ([]core.EnvState,
 	return out, nil
 }
 
-// PutEnvState implements deploy.Store.
-func (s *Store) PutEnvState(ctx context.Context, st core.EnvState) error {
+// PutEnvState implements deploy.Store: a compare-and-swap on the version.
+func (s *Store) PutEnvState(ctx context.Context, st core.EnvState) (core.EnvState, error) {
+	expected := st.Version
+	st.Version = expected + 1
 	b, err := json.Marshal(st)
 	if err != nil {
-		return err
+		return st, err
 	}
-	_, err = s.db.ExecContext(ctx, s.q(`INSERT INTO env_states (app, env, state) VALUES (?, ?, ?) ON CONFLICT (app, env) DO UPDATE SET state = excluded.state`), st.App, st.Env, string(b))
-	return err
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		if expected == 0 {
+			_, err := tx.ExecContext(ctx, s.q(`INSERT INTO env_states (app, env, state, version) VALUES (?, ?, ?, 1)`), st.App, st.Env, string(b))
+			if s.isUnique(err) {
+				return fmt.Errorf("state of %s/%s was written by someone else: %w", st.App, st.Env, core.ErrConflict)
+			}
+			return err
+		}
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE env_states SET state = ?, version = ? WHERE app = ? AND env = ? AND version = ?`), string(b), st.Version, st.App, st.Env, expected)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("state of %s/%s changed since version %d: %w", st.App, st.Env, expected, core.ErrConflict)
+		}
+		return nil
+	})
+	if err != nil {
+		st.Version = expected
+	}
+	return st, err
 }
 
 // TryLock implements deploy.Store.
@@ -630,6 +670,9 @@ func (s *Store) TryLock(ctx context.Context, app, env, holder string, ttl time.D
 		return err
 	}
 	defer tx.Rollback()
+	if err := s.checkFence(ctx, tx); err != nil {
+		return err
+	}
 	if err := s.serialize(ctx, tx, "lock/"+app+"/"+env); err != nil {
 		return err
 	}
@@ -652,8 +695,10 @@ func (s *Store) TryLock(ctx context.Context, app, env, holder string, ttl time.D
 
 // Unlock implements deploy.Store; only the holder can unlock.
 func (s *Store) Unlock(ctx context.Context, app, env, holder string) error {
-	_, err := s.db.ExecContext(ctx, s.q(`DELETE FROM locks WHERE app = ? AND env = ? AND holder = ?`), app, env, holder)
-	return err
+	return s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, s.q(`DELETE FROM locks WHERE app = ? AND env = ? AND holder = ?`), app, env, holder)
+		return err
+	})
 }
 
 // LockHolder implements deploy.Store.

@@ -16,7 +16,8 @@ import (
 
 const sha1 = "1111111111111111111111111111111111111111"
 
-// Run runs the suite; open returns a fresh, empty store.
+// Run runs the suite of what the deploy machine needs; open returns a
+// fresh, empty store.
 func Run(t *testing.T, open func(t *testing.T) deploy.Store) {
 	t.Run("apps", func(t *testing.T) { apps(t, open(t)) })
 	t.Run("artifacts are immutable", func(t *testing.T) { artifacts(t, open(t)) })
@@ -24,13 +25,31 @@ func Run(t *testing.T, open func(t *testing.T) deploy.Store) {
 	t.Run("release numbering", func(t *testing.T) { releases(t, open(t)) })
 	t.Run("deployments and paging", func(t *testing.T) { deployments(t, open(t)) })
 	t.Run("events", func(t *testing.T) { events(t, open(t)) })
+	t.Run("cursors", func(t *testing.T) { cursors(t, open(t)) })
 	t.Run("env state", func(t *testing.T) { envState(t, open(t)) })
+	t.Run("env state compare-and-swap", func(t *testing.T) { envStateCAS(t, open(t)) })
 	t.Run("locks", func(t *testing.T) { locks(t, open(t)) })
+}
+
+// ReleaseStore is what release management persists beside the deploy
+// machine's store.
+type ReleaseStore interface {
+	deploy.Store
+	CreateCandidate(ctx context.Context, c core.Candidate) (core.Candidate, error)
+	UpdateCandidate(ctx context.Context, c core.Candidate) error
+	GetCandidate(ctx context.Context, app string, number, patch int) (core.Candidate, error)
+	ListCandidates(ctx context.Context, app string, limit int) ([]core.Candidate, error)
+	PutCheck(ctx context.Context, c core.Check) error
+	GetCheck(ctx context.Context, app, sha, env, name string) (core.Check, error)
+}
+
+// RunRelease runs the suite of release candidates and checks.
+func RunRelease(t *testing.T, open func(t *testing.T) ReleaseStore) {
 	t.Run("release candidates", func(t *testing.T) { candidates(t, open(t)) })
 	t.Run("checks", func(t *testing.T) { checks(t, open(t)) })
 }
 
-func candidates(t *testing.T, s deploy.Store) {
+func candidates(t *testing.T, s ReleaseStore) {
 	mustApp(t, s, "a")
 	if _, err := s.CreateCandidate(ctx, core.Candidate{App: "a", Patch: 1}); !errors.Is(err, core.ErrInvalid) {
 		t.Errorf("patch before any full release: %v", err)
@@ -68,7 +87,7 @@ func candidates(t *testing.T, s deploy.Store) {
 	}
 }
 
-func checks(t *testing.T, s deploy.Store) {
+func checks(t *testing.T, s ReleaseStore) {
 	if _, err := s.GetCheck(ctx, "a", sha1, "staging", "compat"); !errors.Is(err, core.ErrNotFound) {
 		t.Errorf("missing check: %v", err)
 	}
@@ -109,14 +128,14 @@ func apps(t *testing.T, s deploy.Store) {
 
 func artifacts(t *testing.T, s deploy.Store) {
 	mustApp(t, s, "a")
-	a := core.Artifact{App: "a", SHA: sha1, Digest: "sha256:aa", Path: "/x", Size: 3, CreatedAt: time.Now()}
+	a := core.Artifact{App: "a", SHA: sha1, Digest: "sha256:aa", Ref: "/x", Size: 3, CreatedAt: time.Now()}
 	if _, err := s.PutArtifact(ctx, a); err != nil {
 		t.Fatal(err)
 	}
 	again := a
-	again.Path = "/elsewhere"
+	again.Ref = "/elsewhere"
 	got, err := s.PutArtifact(ctx, again)
-	if err != nil || got.Path != "/x" {
+	if err != nil || got.Ref != "/x" {
 		t.Errorf("same digest again = %+v, %v; want the stored record", got, err)
 	}
 	bad := a
@@ -254,11 +273,26 @@ func deployments(t *testing.T, s deploy.Store) {
 	if len(un) != 9 || un[0].ID != ids[0] {
 		t.Errorf("unfinished = %d", len(un))
 	}
+	// A waiting deployment is unfinished and keeps what it waits on.
+	until := now.Add(time.Hour)
+	w, err := s.CreateDeployment(ctx, core.Deployment{App: "a", Env: "prod", Kind: core.KindDeploy, State: core.StateWaiting, Step: core.StepGates,
+		WaitingOn: "approval", WaitUntil: &until, CreatedAt: now, UpdatedAt: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ = s.GetDeployment(ctx, w.ID)
+	if got.WaitingOn != "approval" || got.WaitUntil == nil || !got.WaitUntil.Equal(until) {
+		t.Errorf("waiting round trip = %+v", got)
+	}
+	if un, _ := s.UnfinishedDeployments(ctx); len(un) != 10 || un[9].ID != w.ID {
+		t.Errorf("unfinished with a waiting one = %d", len(un))
+	}
 }
 
 func events(t *testing.T, s deploy.Store) {
 	for i, app := range []string{"a", "b", "a"} {
-		if _, err := s.AppendEvent(ctx, core.Event{App: app, Env: "e", Time: time.Now(), Type: "t", Message: string(rune('x' + i))}); err != nil {
+		if _, err := s.AppendEvent(ctx, core.Event{App: app, Env: "e", Time: time.Now(), Type: core.EventDeployFailed, DeploymentID: 7,
+			Release: 3, SHA: sha1, State: core.StateFailed, Reason: "health", Actor: "ann", Message: string(rune('x' + i))}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -266,9 +300,57 @@ func events(t *testing.T, s deploy.Store) {
 	if len(all) != 3 || all[0].ID >= all[1].ID {
 		t.Fatalf("events = %+v", all)
 	}
+	if e := all[0]; e.Type != core.EventDeployFailed || e.DeploymentID != 7 || e.Release != 3 || e.SHA != sha1 || e.State != core.StateFailed || e.Reason != "health" || e.Actor != "ann" {
+		t.Errorf("structured fields lost: %+v", e)
+	}
 	as, _ := s.ListEvents(ctx, "a", all[0].ID, 10)
 	if len(as) != 1 || as[0].Message != "z" {
 		t.Errorf("after = %+v", as)
+	}
+}
+
+func cursors(t *testing.T, s deploy.Store) {
+	if pos, err := s.GetCursor(ctx, "notify"); err != nil || pos != 0 {
+		t.Fatalf("new cursor = %d, %v; want 0", pos, err)
+	}
+	for _, p := range []int64{5, 9} {
+		if err := s.PutCursor(ctx, "notify", p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if pos, _ := s.GetCursor(ctx, "notify"); pos != 9 {
+		t.Errorf("cursor = %d, want 9", pos)
+	}
+	if pos, _ := s.GetCursor(ctx, "other"); pos != 0 {
+		t.Errorf("cursors are per name: %d", pos)
+	}
+}
+
+func envStateCAS(t *testing.T, s deploy.Store) {
+	a, _ := s.GetEnvState(ctx, "a", "prod")
+	b := a // a second writer read the same version
+	a.Live = core.Blue
+	stored, err := s.PutEnvState(ctx, a)
+	if err != nil || stored.Version != 1 {
+		t.Fatalf("first write = v%d, %v", stored.Version, err)
+	}
+	b.Live = core.Green
+	if _, err := s.PutEnvState(ctx, b); !errors.Is(err, core.ErrConflict) {
+		t.Fatalf("stale create: %v, want ErrConflict", err)
+	}
+	stored.Verified = 3
+	if stored, err = s.PutEnvState(ctx, stored); err != nil || stored.Version != 2 {
+		t.Fatalf("second write = v%d, %v", stored.Version, err)
+	}
+	stale := stored
+	stale.Version = 1
+	stale.Live = core.Green
+	if _, err := s.PutEnvState(ctx, stale); !errors.Is(err, core.ErrConflict) {
+		t.Fatalf("stale update: %v, want ErrConflict", err)
+	}
+	got, _ := s.GetEnvState(ctx, "a", "prod")
+	if got.Live != core.Blue || got.Verified != 3 || got.Version != 2 {
+		t.Errorf("a refused write changed the state: %+v", got)
 	}
 }
 
@@ -280,20 +362,20 @@ func envState(t *testing.T, s deploy.Store) {
 	st.Live = core.Green
 	st.Slot(core.Green).State = core.SlotLive
 	st.Slot(core.Green).Release = 4
-	st.Slot(core.Green).Instances = []core.Instance{{ID: "i1", Addr: "127.0.0.1:1", PID: 5}}
+	st.Slot(core.Green).Instances = []core.Instance{{ID: "i1", Addr: "127.0.0.1:1", Data: map[string]string{"pid": "5"}}}
 	st.Slot(core.Blue).State = core.SlotStandby
 	st.Slot(core.Blue).Until = time.Now().Add(time.Hour).UTC().Truncate(time.Second)
-	if err := s.PutEnvState(ctx, st); err != nil {
+	if st, err = s.PutEnvState(ctx, st); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutEnvState(ctx, st); err != nil {
+	if _, err := s.PutEnvState(ctx, st); err != nil {
 		t.Fatal(err)
 	}
 	other := core.EnvState{App: "a", Env: "beta"}
-	if err := s.PutEnvState(ctx, other); err != nil {
+	if _, err := s.PutEnvState(ctx, other); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutEnvState(ctx, core.EnvState{App: "b", Env: "prod"}); err != nil {
+	if _, err := s.PutEnvState(ctx, core.EnvState{App: "b", Env: "prod"}); err != nil {
 		t.Fatal(err)
 	}
 	all, err := s.ListEnvStates(ctx, "a")
@@ -301,7 +383,7 @@ func envState(t *testing.T, s deploy.Store) {
 		t.Errorf("list = %+v, %v", all, err)
 	}
 	got, _ := s.GetEnvState(ctx, "a", "prod")
-	if got.LiveRelease() != 4 || got.Slots[core.Green].Instances[0].PID != 5 || !got.Slots[core.Blue].Until.Equal(st.Slot(core.Blue).Until) {
+	if got.LiveRelease() != 4 || got.Slots[core.Green].Instances[0].Data["pid"] != "5" || !got.Slots[core.Blue].Until.Equal(st.Slot(core.Blue).Until) {
 		t.Errorf("round trip = %+v", got)
 	}
 }
@@ -334,8 +416,15 @@ func locks(t *testing.T, s deploy.Store) {
 	if err := s.TryLock(ctx, "a", "qa", "x", 10*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(30 * time.Millisecond)
-	if err := s.TryLock(ctx, "a", "qa", "y", time.Hour); err != nil {
-		t.Errorf("expired lock not taken over: %v", err)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := s.TryLock(ctx, "a", "qa", "y", time.Hour)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, core.ErrLocked) || time.Now().After(deadline) {
+			t.Fatalf("expired lock not taken over: %v", err)
+		}
+		time.Sleep(5 * time.Millisecond) // poll until the 10 ms lock has expired
 	}
 }

@@ -1,0 +1,64 @@
+package core
+
+import "time"
+
+// EventType names what happened. Programs (notifiers, webhooks, the CLI)
+// branch on it, so the values are part of the API and never change meaning.
+type EventType string
+
+// Event types. Deployment outcomes are "deploy." + the terminal state.
+const (
+	EventAppAdded EventType = "app.added"
+
+	EventBuildStarted  EventType = "build.started"
+	EventBuildOutput   EventType = "build.output"
+	EventBuildFinished EventType = "build.finished"
+	EventBuildFailed   EventType = "build.failed"
+
+	EventDeployWaiting      EventType = "deploy.waiting"  // recorded; waits on a condition before the queue
+	EventDeployAdmitted     EventType = "deploy.admitted" // a waiting deployment's condition was met
+	EventDeployQueued       EventType = "deploy.queued"
+	EventDeployStep         EventType = "deploy.step"
+	EventDeployInfo         EventType = "deploy.info"
+	EventDeployOutput       EventType = "deploy.output"
+	EventDeploySwitched     EventType = "deploy.switched"
+	EventDeploySwitchedBack EventType = "deploy.switched_back"
+	EventDeploySucceeded    EventType = "deploy.succeeded"
+	EventDeployFailed       EventType = "deploy.failed"
+	EventDeployRolledBack   EventType = "deploy.rolled_back"
+	EventDeployNoop         EventType = "deploy.noop"
+	EventDeployCancelled    EventType = "deploy.cancelled"
+
+	EventColourHeld     EventType = "colour.held"
+	EventColourScaledIn EventType = "colour.scaled_in"
+
+	EventConfigSet EventType = "config.set"
+
+	EventReleaseCut      EventType = "release.cut"
+	EventReleaseFinished EventType = "release.finished"
+	EventCompatRaised    EventType = "compat.oldest_raised"
+	EventCheckRecorded   EventType = "check.recorded"
+
+	EventServerActive EventType = "server.active" // a server took the lease and runs the queues
+)
+
+// OutcomeEvent is the event type of a deployment that ended in state.
+func OutcomeEvent(state DeploymentState) EventType { return EventType("deploy." + string(state)) }
+
+// Event is one entry of the timeline. Message is for people; the other
+// fields are for programs, which must never parse Message.
+type Event struct {
+	ID           int64           `json:"id"`
+	App          string          `json:"app"`
+	Env          string          `json:"env,omitempty"`
+	DeploymentID int64           `json:"deployment_id,omitempty"`
+	Time         time.Time       `json:"time"`
+	Type         EventType       `json:"type"`
+	Step         Step            `json:"step,omitempty"`
+	Release      int             `json:"release,omitempty"`
+	SHA          string          `json:"sha,omitempty"`
+	State        DeploymentState `json:"state,omitempty"`
+	Reason       string          `json:"reason,omitempty"`
+	Actor        string          `json:"actor,omitempty"` // who caused it: a user, "cutover" for the machine itself
+	Message      string          `json:"message"`
+}

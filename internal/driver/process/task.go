@@ -1,0 +1,125 @@
+package process
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cutover/cutover/internal/core"
+)
+
+// RunTask runs a one-off command of a release (a migration) in the
+// artifact directory, without a shell, with the release's environment, in
+// its own process group: a timeout or cancellation kills the whole group.
+func (d *Driver) RunTask(ctx context.Context, spec core.TaskSpec, out io.Writer) error {
+	if len(spec.Command) == 0 {
+		return fmt.Errorf("%w: %s command is empty", core.ErrInvalid, spec.Name)
+	}
+	if spec.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, spec.Timeout)
+		defer cancel()
+	}
+	bin := spec.Command[0]
+	if strings.Contains(bin, "/") && !filepath.IsAbs(bin) {
+		bin = filepath.Join(spec.Artifact, bin)
+	}
+	cmd := exec.CommandContext(ctx, bin, spec.Command[1:]...)
+	cmd.Dir = spec.Artifact
+	cmd.Env = environ(core.GroupSpec{App: spec.App, Env: spec.Env, Release: spec.Release, Environ: spec.Environ, Secrets: spec.Secrets}, 0, 0)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second // a grandchild holding the output pipe cannot hang the task
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		return fmt.Errorf("%s: %w", spec.Name, ctx.Err())
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return fmt.Errorf("%s: %s", spec.Name, describeExit(ee.ExitCode()))
+	}
+	return err
+}
+
+// Logs writes the end of an instance's log (at most maxBytes; 0 = the
+// whole current file). Logs outlive their instance, so a failed or
+// stopped colour can still be read.
+func (d *Driver) Logs(ctx context.Context, in core.Instance, maxBytes int64, w io.Writer) error {
+	if strings.ContainsAny(in.ID+in.App+in.Env, "/\\") || strings.HasPrefix(in.ID, ".") {
+		return fmt.Errorf("%w: instance %q", core.ErrInvalid, in.ID)
+	}
+	f, err := os.Open(d.logPath(in))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("no log kept for instance %s: %w", in.ID, core.ErrNotFound)
+		}
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	n := fi.Size()
+	if maxBytes > 0 && n > maxBytes {
+		if _, err := f.Seek(n-maxBytes, io.SeekStart); err != nil {
+			return err
+		}
+		n = maxBytes
+	}
+	_, err = io.Copy(w, io.LimitReader(f, n))
+	return err
+}
+
+// probeClient makes health and smoke requests: no proxy from the
+// environment, no redirects followed, few idle connections.
+var probeClient = &http.Client{
+	Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 4, IdleConnTimeout: 30 * time.Second,
+		DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext},
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
+
+// Probe makes one HTTP request to the instance's loopback address.
+func (d *Driver) Probe(ctx context.Context, in core.Instance, pr core.ProbeRequest) (core.ProbeResult, error) {
+	if in.Addr == "" {
+		return core.ProbeResult{}, fmt.Errorf("instance %s has no address", in.ID)
+	}
+	if pr.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, pr.Timeout)
+		defer cancel()
+	}
+	method := pr.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+in.Addr+pr.Path, nil)
+	if err != nil {
+		return core.ProbeResult{}, err
+	}
+	req.Header.Set("User-Agent", "cutover-probe")
+	resp, err := probeClient.Do(req)
+	if err != nil {
+		return core.ProbeResult{}, err
+	}
+	defer resp.Body.Close()
+	limit := pr.MaxBody
+	if limit <= 0 {
+		limit = 64 << 10
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit))
+	if err != nil {
+		return core.ProbeResult{}, fmt.Errorf("read answer: %w", err)
+	}
+	return core.ProbeResult{Status: resp.StatusCode, Body: body}, nil
+}
