@@ -135,6 +135,11 @@ func (s *Service) evaluateWaiting(ctx context.Context) {
 				s.mu.Unlock()
 			}()
 			if s.evaluate(ctx, d) {
+				// Admitted: it takes its turn behind those recorded before it.
+				s.amu.Lock()
+				s.addPreparing(d)
+				s.amu.Unlock()
+				defer s.donePreparing(d)
 				s.admit(ctx, d.ID, false, nil)
 			}
 		})

@@ -423,7 +423,14 @@ func (s *Service) recoverDeployment(ctx context.Context, d core.Deployment) erro
 	case d.State == core.StatePending && d.Step != core.StepQueued && d.Kind != core.KindConfirm:
 		// Recorded but not yet queued (gates or build): prepare it again.
 		// A build is once per SHA, so one that finished is not redone.
-		return s.goActive(func(actx context.Context) { s.prepare(actx, d.ID, false, nil) })
+		s.amu.Lock()
+		s.addPreparing(d)
+		s.amu.Unlock()
+		err := s.goActive(func(actx context.Context) { s.prepare(actx, d.ID, false, nil) })
+		if err != nil {
+			s.donePreparing(d)
+		}
+		return err
 	}
 	r := &run{d: d}
 	st, err := s.cfg.Store.GetEnvState(ctx, d.App, d.Env)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/cutover/cutover/internal/core"
@@ -96,22 +98,85 @@ func (s *Service) Deploy(ctx context.Context, req DeployRequest) (core.Deploymen
 		}
 		d.SHA = sha
 	}
+	// Deployments enter the queue in the order they were recorded, so the
+	// order check and the recording are one step.
+	s.amu.Lock()
 	if req.NoWait {
-		if busy := q.busy(); busy != "" {
+		busy := q.busy()
+		if ids := s.preparing[envKey(app.Name, req.Env)]; busy == "" && len(ids) > 0 {
+			busy = "deployment " + strconv.FormatInt(ids[0], 10)
+		}
+		if busy != "" {
+			s.amu.Unlock()
 			return core.Deployment{}, fmt.Errorf("%w: %s/%s is held by %s (retry without --no-wait to queue)", core.ErrLocked, app.Name, req.Env, busy)
 		}
 	}
 	now := s.now()
 	d.PreviousRelease, d.CreatedAt, d.UpdatedAt = live, now, now
 	if d, err = s.cfg.Store.CreateDeployment(ctx, d); err != nil {
+		s.amu.Unlock()
 		return core.Deployment{}, fmt.Errorf("record deployment: %w", err)
 	}
+	s.addPreparing(d)
+	s.amu.Unlock()
 	s.emit(ctx, event(d, core.EventDeployStep, fmt.Sprintf("%s of %s to %s recorded by %s", d.Kind, what(d), d.Env, orSomeone(d.RequestedBy))))
 	logw := req.BuildLog
 	if err := s.goActive(func(actx context.Context) { s.prepare(actx, d.ID, req.NoWait, logw) }); err != nil {
+		s.donePreparing(d)
 		return d, err
 	}
 	return d, nil
+}
+
+// addPreparing records that d is being prepared (gates, build): later
+// deployments of its environment enter the queue after it. Call with amu held.
+func (s *Service) addPreparing(d core.Deployment) {
+	k := envKey(d.App, d.Env)
+	ids := s.preparing[k]
+	for _, id := range ids {
+		if id == d.ID {
+			return
+		}
+	}
+	ids = append(ids, d.ID)
+	slices.Sort(ids)
+	s.preparing[k] = ids
+}
+
+// donePreparing removes d from its environment's preparing list and wakes
+// the deployments waiting for their turn.
+func (s *Service) donePreparing(d core.Deployment) {
+	s.amu.Lock()
+	k := envKey(d.App, d.Env)
+	s.preparing[k] = slices.DeleteFunc(s.preparing[k], func(id int64) bool { return id == d.ID })
+	if len(s.preparing[k]) == 0 {
+		delete(s.preparing, k)
+	}
+	s.amu.Unlock()
+	s.turn.Broadcast()
+}
+
+// awaitTurn blocks until every deployment of d's environment recorded
+// before d has been queued or has ended, or ctx ends.
+func (s *Service) awaitTurn(ctx context.Context, d core.Deployment) error {
+	stop := context.AfterFunc(ctx, func() {
+		s.amu.Lock()
+		s.amu.Unlock()
+		s.turn.Broadcast()
+	})
+	defer stop()
+	s.amu.Lock()
+	defer s.amu.Unlock()
+	for {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		ids := s.preparing[envKey(d.App, d.Env)]
+		if len(ids) == 0 || ids[0] >= d.ID {
+			return nil
+		}
+		s.turn.Wait()
+	}
 }
 
 // what names what a deployment ships: its release, or its commit before
@@ -186,7 +251,13 @@ func (s *Service) transition(ctx context.Context, id int64, f func(d *core.Deplo
 // rollback above all).
 func (s *Service) prepare(ctx context.Context, id int64, noWait bool, logw io.Writer) {
 	d, err := s.cfg.Store.GetDeployment(ctx, id)
-	if err != nil || d.State.Terminal() {
+	if err != nil {
+		s.log.Error("prepare deployment", "deployment", id, "err", err)
+		s.notifyDone(id)
+		return
+	}
+	defer s.donePreparing(d)
+	if d.State.Terminal() {
 		s.notifyDone(id)
 		return
 	}
@@ -268,9 +339,8 @@ func (s *Service) admit(ctx context.Context, id int64, noWait bool, logw io.Writ
 		}
 		d.Release = rel.Number
 	}
-	if by := s.supersededBy(ctx, d); by != 0 {
-		s.finishPrepared(ctx, id, core.StateCancelled, fmt.Sprintf("superseded by deployment %d, requested later and already under way", by))
-		return
+	if err := s.awaitTurn(ctx, d); err != nil {
+		return // shutting down: the next start prepares it again
 	}
 	q, err := s.queue(d.App, d.Env)
 	if err != nil {
@@ -326,33 +396,6 @@ func (s *Service) releaseFor(ctx context.Context, d core.Deployment, logw io.Wri
 		return core.Release{}, false, fmt.Errorf("record release: %w", err)
 	}
 	return rel, false, nil
-}
-
-// supersededBy returns a deployment of the same environment that was
-// requested after d and is already queued, running or done: d must not
-// undo it. Rollbacks are never superseded.
-func (s *Service) supersededBy(ctx context.Context, d core.Deployment) int64 {
-	if d.Kind != core.KindDeploy {
-		return 0
-	}
-	ds, err := s.cfg.Store.ListDeployments(ctx, d.App, d.Env, 0, 50)
-	if err != nil {
-		return 0
-	}
-	for _, o := range ds {
-		if o.ID <= d.ID {
-			break
-		}
-		if o.Kind != core.KindDeploy && o.Kind != core.KindRollback {
-			continue
-		}
-		switch {
-		case o.State == core.StateRunning, o.State == core.StateSucceeded,
-			o.State == core.StatePending && o.Step == core.StepQueued:
-			return o.ID
-		}
-	}
-	return 0
 }
 
 // abortPrepare ends a deployment whose preparation failed, unless the

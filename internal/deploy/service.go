@@ -73,6 +73,12 @@ type Service struct {
 
 	evaluating map[string]bool // waiting deployments being evaluated now
 
+	// amu guards preparing: the deployments of each environment being
+	// prepared, by ID; turn is signalled when one leaves it.
+	amu       sync.Mutex
+	preparing map[string][]int64
+	turn      *sync.Cond
+
 	// dmu serialises changes of deployments that are outside a queue
 	// (preparing, waiting): admission, cancel and re-evaluation.
 	dmu sync.Mutex
@@ -119,7 +125,9 @@ func New(cfg Config) (*Service, error) {
 		done:       map[int64][]chan struct{}{},
 		standby:    "the server is starting",
 		evaluating: map[string]bool{},
+		preparing:  map[string][]int64{},
 	}
+	s.turn = sync.NewCond(&s.amu)
 	s.gates = append([]Gate{promotionGate{s.cfg.Store}}, cfg.Gates...)
 	return s, nil
 }

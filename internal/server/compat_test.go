@@ -2,14 +2,12 @@ package server_test
 
 import (
 	"context"
-	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/cutover/cutover/examples"
 	"github.com/cutover/cutover/internal/core"
-	"github.com/cutover/cutover/internal/deploy"
 	"github.com/cutover/cutover/internal/gitx"
 )
 
@@ -43,9 +41,9 @@ func TestCompatGate(t *testing.T) {
 	write(t, filepath.Join(e.repo, "api.go"), "package main\n\nconst greetingField = \"message\"\n")
 	e.version("v3", "")
 	e.deploy("staging", core.StateSucceeded)
-	_, err = e.svc.Deploy(ctx, deploy.DeployRequest{App: "hello", Env: "production"})
-	if !errors.Is(err, core.ErrInvalid) || !strings.Contains(err.Error(), "backwards-compatibility gate") || !strings.Contains(err.Error(), `field "greeting" missing`) {
-		t.Fatalf("breaking promotion: err = %v", err)
+	refused := e.deploy("production", core.StateFailed)
+	if !strings.Contains(refused.Reason, "refused by compat") || !strings.Contains(refused.Reason, "backwards-compatibility gate") || !strings.Contains(refused.Reason, `field "greeting" missing`) {
+		t.Fatalf("breaking promotion: reason %q", refused.Reason)
 	}
 	e.serves(e.prod, "v2")
 	check, _ = e.srv.Release.Store().GetCheck(ctx, "hello", e.liveSHA("staging"), "staging", "compat")

@@ -239,9 +239,16 @@ func TestDeployPromoteAndNoop(t *testing.T) {
 
 func TestPromotionRequiresPreviousEnvironment(t *testing.T) {
 	e := newEnv(t)
-	_, err := e.svc.Deploy(context.Background(), deploy.DeployRequest{App: "hello", Env: "production"})
-	if !errors.Is(err, core.ErrInvalid) || !strings.Contains(err.Error(), "staging") {
-		t.Fatalf("deploy to production before staging: err = %v, want a refusal naming staging", err)
+	d, err := e.svc.Deploy(context.Background(), deploy.DeployRequest{App: "hello", Env: "production"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d = e.wait(d, core.StateFailed)
+	if d.Step != core.StepDone || !strings.Contains(d.Reason, "refused by promotion") || !strings.Contains(d.Reason, `"staging"`) {
+		t.Fatalf("deploy to production before staging: reason %q, want a refusal by the promotion gate naming staging", d.Reason)
+	}
+	if rs, _ := e.svc.Releases(context.Background(), "hello", 10); len(rs) != 0 {
+		t.Errorf("a refused deployment made a release: %+v", rs)
 	}
 }
 
