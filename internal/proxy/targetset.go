@@ -71,12 +71,13 @@ type targetSet struct {
 	targets []*target
 	p       *Proxy
 
-	rr       atomic.Uint64
-	inflight atomic.Int64
-	draining atomic.Bool
-	drained  chan struct{} // closed when in-flight reaches zero while draining
-	drainAt  atomic.Int64  // unix nanos when draining started
-	stats    counters
+	rr          atomic.Uint64
+	inflight    atomic.Int64
+	draining    atomic.Bool
+	drained     chan struct{} // closed once, by signalDrained, when in-flight reaches zero while draining
+	drainedOnce sync.Once
+	drainAt     atomic.Int64 // unix nanos when draining started
+	stats       counters
 
 	tunnelMu sync.Mutex
 	tunnels  map[*tunnel]struct{}
@@ -102,13 +103,10 @@ func (s *targetSet) release() {
 	}
 }
 
+// signalDrained closes drained. The last release and startDrain may both
+// see zero in flight; the Once makes the close happen exactly once.
 func (s *targetSet) signalDrained() {
-	defer func() { _ = recover() }() // closed twice when racing: harmless
-	select {
-	case <-s.drained:
-	default:
-		close(s.drained)
-	}
+	s.drainedOnce.Do(func() { close(s.drained) })
 }
 
 // next picks a target round-robin, skipping unhealthy and ejected ones when
