@@ -622,3 +622,39 @@ func TestHealthEjectsFailingTargets(t *testing.T) {
 		}
 	}
 }
+
+// TestSetCanaryReadsSpecUnderLock changes a service's spec while canaries
+// are set on it; run under -race it catches a read of the spec without the
+// proxy's lock.
+func TestSetCanaryReadsSpecUnderLock(t *testing.T) {
+	blue := newBackend(t, "blue", 0)
+	green := newBackend(t, "green", 0)
+	p, _ := startProxy(t, "")
+	if err := p.SetService(ctx, ServiceSpec{Name: "web", Targets: []string{blue.addr}}); err != nil {
+		t.Fatal(err)
+	}
+	const rounds = 50
+	errc := make(chan error, 1)
+	go func() {
+		for i := range rounds {
+			path := "/up"
+			if i%2 == 1 {
+				path = "/healthz"
+			}
+			spec := ServiceSpec{Name: "web", Targets: []string{blue.addr}, Health: HealthCheck{Path: path}}
+			if err := p.SetService(ctx, spec); err != nil {
+				errc <- err
+				return
+			}
+		}
+		errc <- nil
+	}()
+	for i := range rounds {
+		if err := p.SetCanary(ctx, "web", []string{green.addr}, 10+i%2, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+}
