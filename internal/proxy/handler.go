@@ -27,7 +27,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		page(w, http.StatusNotFound, "No service is routed for this host.")
 		return
 	}
-	if ps := svc.paused.Load(); ps != nil {
+	// A pause replaced by another pause releases its waiters: look again.
+	for ps := svc.paused.Load(); ps != nil; ps = svc.paused.Load() {
 		if !p.waitPause(w, r, ps) {
 			return
 		}
@@ -111,6 +112,8 @@ func (p *Proxy) waitPause(w http.ResponseWriter, r *http.Request, ps *pauseState
 		page(w, http.StatusServiceUnavailable, msg)
 		return false
 	}
+	ps.queued.Add(1)
+	defer ps.queued.Add(-1)
 	t := time.NewTimer(ps.timeout)
 	defer t.Stop()
 	select {

@@ -342,14 +342,79 @@ func TestErrorPagesAndHostRouting(t *testing.T) {
 	if code, body := do("a.test"); code != 503 || !strings.Contains(body, "back at ten") {
 		t.Errorf("paused -> %d %q", code, body)
 	}
-	// Queue mode holds requests until resume.
-	p.Pause("a", PauseQueue, "", 5*time.Second)
-	res := make(chan string)
-	go func() { _, body := do("a.test"); res <- body }()
-	time.Sleep(100 * time.Millisecond)
-	p.Resume("a")
-	if body := <-res; body != "hello from a" {
-		t.Errorf("queued request -> %q", body)
+}
+
+// TestPauseQueue_HoldsUntilResume shows a request waiting while the service
+// is paused (it is counted as queued and has no answer), then served once
+// resumed.
+func TestPauseQueue_HoldsUntilResume(t *testing.T) {
+	be := newBackend(t, "a", 0)
+	p, addr := startProxy(t, "")
+	if err := p.SetService(ctx, ServiceSpec{Name: "a", Targets: []string{be.addr}}); err != nil {
+		t.Fatal(err)
+	}
+	// Long enough never to expire in this test: it ends by Resume.
+	if err := p.Pause("a", PauseQueue, "", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	type answer struct {
+		code int
+		body string
+	}
+	res := make(chan answer, 1)
+	go func() {
+		code, body, _ := get(t, http.DefaultClient, "http://"+addr+"/")
+		res <- answer{code, body}
+	}()
+	waitUntil(t, "the request is queued", func() bool {
+		st, err := p.StatusOf("a")
+		return err == nil && st.Queued == 1
+	})
+	select {
+	case a := <-res:
+		t.Fatalf("answered while paused: %d %q", a.code, a.body)
+	default:
+	}
+	if err := p.Resume("a"); err != nil {
+		t.Fatal(err)
+	}
+	if a := <-res; a.code != 200 || a.body != "hello from a" {
+		t.Errorf("queued request after resume -> %d %q", a.code, a.body)
+	}
+	if st, _ := p.StatusOf("a"); st.Queued != 0 || st.Paused != "" {
+		t.Errorf("after resume: queued %d, paused %q", st.Queued, st.Paused)
+	}
+}
+
+// TestPauseQueue_TimesOutWithoutResume shows a queued request answered 503
+// by the pause's timeout when nobody resumes the service.
+func TestPauseQueue_TimesOutWithoutResume(t *testing.T) {
+	be := newBackend(t, "a", 0)
+	p, addr := startProxy(t, "")
+	if err := p.SetService(ctx, ServiceSpec{Name: "a", Targets: []string{be.addr}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Pause("a", PauseQueue, "", 10*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	code, body, h := get(t, http.DefaultClient, "http://"+addr+"/")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "waited too long") || h.Get("Retry-After") == "" {
+		t.Errorf("unresumed queued request -> %d %q Retry-After %q", code, body, h.Get("Retry-After"))
+	}
+	if st, _ := p.StatusOf("a"); st.Queued != 0 || st.Paused != string(PauseQueue) {
+		t.Errorf("after the timeout: queued %d, paused %q", st.Queued, st.Paused)
+	}
+}
+
+// waitUntil polls cond until it holds, failing the test after 10 s.
+func waitUntil(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
