@@ -150,16 +150,23 @@ const statusClientGone = 499
 func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, t *target) int {
 	retryable := r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0
 	for attempt := 0; ; attempt++ {
-		c, reused, err := t.getConn(p.cfg.DialTimeout, p.cfg.IdleConnTimeout)
+		c, reused, err := t.getConn(r.Context(), p.cfg.DialTimeout, p.cfg.IdleConnTimeout)
 		if err != nil {
+			if r.Context().Err() != nil {
+				return statusClientGone
+			}
 			t.stats.connErrors.Add(1)
 			t.set.stats.connErrors.Add(1)
 			p.log.Debug("dial upstream", "target", t.addr, "err", err)
 			page(w, http.StatusBadGateway, "The service could not be reached.")
 			return http.StatusBadGateway
 		}
+		// Upstream I/O stops when the client goes away: the connection is
+		// closed under any blocked read or write and never pooled again.
+		c.watch(r.Context())
 		resp, err := p.roundTrip(c, r)
 		if err != nil {
+			c.unwatch()
 			t.dropConn(c)
 			if reused && retryable && attempt == 0 && r.Context().Err() == nil {
 				continue // a pooled connection the upstream had closed: retry once on a fresh one
@@ -411,11 +418,15 @@ func (p *Proxy) copyResponse(w http.ResponseWriter, r *http.Request, c *upConn, 
 		}
 	}
 	bufPool.Put(bp)
-	if werr == nil && errors.Is(rerr, io.EOF) && !resp.Close {
+	open := c.unwatch()
+	if werr == nil && errors.Is(rerr, io.EOF) && !resp.Close && open {
 		resp.Body.Close()
 		c.t.putConn(c, p.cfg.MaxIdlePerTarget)
 	} else {
 		c.t.dropConn(c)
+		if !open || r.Context().Err() != nil {
+			return statusClientGone
+		}
 		if werr == nil && rerr != nil && !errors.Is(rerr, io.EOF) && !c.t.set.draining.Load() {
 			// The upstream broke off mid-body: abort the client response so
 			// it is not mistaken for a complete one. A stream cut by the

@@ -723,3 +723,75 @@ func TestSetCanaryReadsSpecUnderLock(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestClientGoneStopsUpstream: when the client disconnects, the proxy
+// closes the upstream connection (the backend's request context ends) and
+// does not pool it, whether the upstream holds the request without an
+// answer or has started a response and stalls mid-stream.
+func TestClientGoneStopsUpstream(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		sendHead bool
+	}{{"upstream holds the request", false}, {"upstream stalls mid-stream", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			arrived := make(chan struct{})
+			upstreamDone := make(chan struct{})
+			var once sync.Once
+			up := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/up" {
+					return
+				}
+				if tc.sendHead {
+					w.Header().Set("Content-Type", "text/event-stream")
+					w.Write([]byte("data: first\n\n"))
+					w.(http.Flusher).Flush()
+				}
+				once.Do(func() { close(arrived) })
+				<-r.Context().Done() // the proxy closed the upstream connection
+				close(upstreamDone)
+			})}
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			go up.Serve(ln)
+			t.Cleanup(func() { up.Close() })
+			p, addr := startProxy(t, "")
+			if err := p.SetService(ctx, ServiceSpec{Name: "web", Targets: []string{ln.Addr().String()}}); err != nil {
+				t.Fatal(err)
+			}
+
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := c.Write([]byte("GET /stream HTTP/1.1\r\nHost: web\r\n\r\n")); err != nil {
+				t.Fatal(err)
+			}
+			if tc.sendHead {
+				resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if resp.StatusCode != 200 {
+					t.Fatalf("status %d", resp.StatusCode)
+				}
+			}
+			<-arrived
+			c.Close() // the client goes away
+
+			select {
+			case <-upstreamDone:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the upstream connection stayed open after the client went away")
+			}
+			tg := p.services["web"].active.Load().targets[0]
+			waitUntil(t, "the upstream connection is dropped, not pooled", func() bool {
+				tg.mu.Lock()
+				defer tg.mu.Unlock()
+				return len(tg.all) == 0 && len(tg.idle) == 0
+			})
+		})
+	}
+}

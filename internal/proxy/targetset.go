@@ -62,6 +62,26 @@ type upConn struct {
 	bw       *bufio.Writer
 	t        *target
 	lastUsed time.Time
+	stop     func() bool // ends watch; false when the request's context already closed the conn
+	unpooled bool        // a connection dialled for one upgrade: never pooled
+}
+
+// watch closes the connection when ctx is done (the client went away), so
+// a blocked read or write on it returns at once. Call unwatch before
+// reusing the connection.
+func (c *upConn) watch(ctx context.Context) {
+	c.stop = context.AfterFunc(ctx, func() { _ = c.Conn.Close() })
+}
+
+// unwatch stops watching and reports whether the connection is still open
+// (the context did not close it), and so may go back to the pool.
+func (c *upConn) unwatch() bool {
+	if c.stop == nil {
+		return true
+	}
+	ok := c.stop()
+	c.stop = nil
+	return ok
 }
 
 // targetSet is the set of targets a service's requests go to; switching
@@ -235,8 +255,8 @@ func (s *targetSet) gate(ctx context.Context, hc HealthCheck, timeout time.Durat
 	}
 }
 
-// getConn returns an idle pooled connection or dials a new one.
-func (t *target) getConn(dialTimeout, idleTimeout time.Duration) (*upConn, bool, error) {
+// getConn returns an idle pooled connection or dials a new one; ctx bounds the dial.
+func (t *target) getConn(ctx context.Context, dialTimeout, idleTimeout time.Duration) (*upConn, bool, error) {
 	now := time.Now()
 	t.mu.Lock()
 	for len(t.idle) > 0 {
@@ -257,7 +277,8 @@ func (t *target) getConn(dialTimeout, idleTimeout time.Duration) (*upConn, bool,
 	if closed {
 		return nil, false, fmt.Errorf("target %s is closed", t.addr)
 	}
-	nc, err := net.DialTimeout("tcp", t.addr, dialTimeout)
+	d := net.Dialer{Timeout: dialTimeout}
+	nc, err := d.DialContext(ctx, "tcp", t.addr)
 	if err != nil {
 		return nil, false, err
 	}
@@ -280,7 +301,7 @@ func (t *target) getConn(dialTimeout, idleTimeout time.Duration) (*upConn, bool,
 func (t *target) putConn(c *upConn, maxIdle int) {
 	c.lastUsed = time.Now()
 	t.mu.Lock()
-	if t.closed || len(t.idle) >= maxIdle || t.set.draining.Load() {
+	if c.unpooled || t.closed || len(t.idle) >= maxIdle || t.set.draining.Load() {
 		delete(t.all, c)
 		t.mu.Unlock()
 		c.Conn.Close()
