@@ -63,6 +63,7 @@ type upConn struct {
 	t        *target
 	lastUsed time.Time
 	stop     func() bool // ends watch; false when the request's context already closed the conn
+	abort    func()      // closes Conn; bound once per connection, so watch does not allocate it
 	unpooled bool        // a connection dialled for one upgrade: never pooled
 }
 
@@ -70,7 +71,10 @@ type upConn struct {
 // a blocked read or write on it returns at once. Call unwatch before
 // reusing the connection.
 func (c *upConn) watch(ctx context.Context) {
-	c.stop = context.AfterFunc(ctx, func() { _ = c.Conn.Close() })
+	if c.abort == nil {
+		c.abort = func() { _ = c.Conn.Close() }
+	}
+	c.stop = context.AfterFunc(ctx, c.abort)
 }
 
 // unwatch stops watching and reports whether the connection is still open
