@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/textproto"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -229,7 +230,18 @@ func writeBody(bw *bufio.Writer, r *http.Request) error {
 	if _, err := io.CopyBuffer(cw, r.Body, *bp); err != nil {
 		return err
 	}
-	if _, err := bw.WriteString("0\r\n\r\n"); err != nil {
+	// The last chunk, then the trailers the client sent (net/http fills
+	// r.Trailer once the body is read to its end).
+	bw.WriteString("0\r\n")
+	for k, vv := range r.Trailer {
+		for _, v := range vv {
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			bw.WriteString(v)
+			bw.WriteString("\r\n")
+		}
+	}
+	if _, err := bw.WriteString("\r\n"); err != nil {
 		return err
 	}
 	return bw.Flush()
@@ -343,6 +355,18 @@ func writeRequestHead(bw *bufio.Writer, r *http.Request) {
 		bw.WriteString("\r\n")
 	default:
 		bw.WriteString("Transfer-Encoding: chunked\r\n")
+		if len(r.Trailer) > 0 {
+			bw.WriteString("Trailer: ")
+			first := true
+			for k := range r.Trailer {
+				if !first {
+					bw.WriteString(", ")
+				}
+				first = false
+				bw.WriteString(k)
+			}
+			bw.WriteString("\r\n")
+		}
 	}
 	bw.WriteString("\r\n")
 }
@@ -393,6 +417,16 @@ func (p *Proxy) copyResponse(w http.ResponseWriter, r *http.Request, c *upConn, 
 		}
 		h[k] = vv
 	}
+	// Trailer is hop-by-hop as a header, but the trailers it announces are
+	// end to end: announce them again so the server sends them after the body.
+	var announced []string
+	if len(resp.Trailer) > 0 {
+		announced = make([]string, 0, len(resp.Trailer))
+		for k := range resp.Trailer {
+			announced = append(announced, k)
+		}
+		h["Trailer"] = []string{strings.Join(announced, ", ")}
+	}
 	w.WriteHeader(resp.StatusCode)
 	stream := resp.ContentLength < 0 || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
 	bp := bufPool.Get().(*[]byte)
@@ -418,6 +452,22 @@ func (p *Proxy) copyResponse(w http.ResponseWriter, r *http.Request, c *upConn, 
 		}
 	}
 	bufPool.Put(bp)
+	if werr == nil && errors.Is(rerr, io.EOF) && len(resp.Trailer) > 0 {
+		// ReadResponse filled resp.Trailer at the end of the chunked body;
+		// trailers the upstream did not announce go out with TrailerPrefix.
+		if fl == nil {
+			// Force chunking, so a short body does not get a Content-Length
+			// (which would leave no place for the trailers).
+			_ = http.NewResponseController(w).Flush()
+		}
+		for k, vv := range resp.Trailer {
+			if slices.Contains(announced, k) {
+				h[k] = vv
+			} else {
+				h[http.TrailerPrefix+k] = vv
+			}
+		}
+	}
 	open := c.unwatch()
 	if werr == nil && errors.Is(rerr, io.EOF) && !resp.Close && open {
 		resp.Body.Close()

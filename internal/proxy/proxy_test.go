@@ -795,3 +795,37 @@ func TestClientGoneStopsUpstream(t *testing.T) {
 		})
 	}
 }
+
+// TestTrailersForwarded: request trailers reach the upstream, and response
+// trailers (announced or not) reach the client, after the body.
+func TestTrailersForwarded(t *testing.T) {
+	be := newBackend(t, "blue", 0)
+	p, addr := startProxy(t, "")
+	if err := p.SetService(ctx, ServiceSpec{Name: "web", Targets: []string{be.addr}}); err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest("POST", "http://"+addr+"/trailers", io.MultiReader(strings.NewReader("chunked "), strings.NewReader("body")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = -1
+	req.Trailer = http.Header{"X-Client-Trailer": {"from-client"}}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(b), "chunked body"; got != want {
+		t.Errorf("body = %q, want %q", got, want)
+	}
+	if got, want := resp.Trailer.Get("X-Echo-Trailer"), "from-client"; got != want {
+		t.Errorf("announced trailer X-Echo-Trailer = %q, want %q (trailers %v)", got, want, resp.Trailer)
+	}
+	if got, want := resp.Trailer.Get("X-Unannounced"), "late"; got != want {
+		t.Errorf("unannounced trailer X-Unannounced = %q, want %q (trailers %v)", got, want, resp.Trailer)
+	}
+}
