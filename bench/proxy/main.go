@@ -133,8 +133,11 @@ func run(dur time.Duration, rounds, switches int) error {
 		{name: "direct to backend", addr: blue},
 		{name: "cutover proxy run (own process)", addr: listen},
 		{name: "cutover proxy, in-process", addr: inprocAddr, inProcess: true},
-		{name: "httputil.ReverseProxy, untuned", addr: untunedAddr, inProcess: true},
 		{name: "httputil.ReverseProxy, tuned", addr: tunedAddr, inProcess: true},
+		// Last in a round: with 2 idle connections per host it opens and
+		// closes a connection per request or so, and the sockets it leaves
+		// in TIME_WAIT would slow whichever path ran next.
+		{name: "httputil.ReverseProxy, untuned", addr: untunedAddr, inProcess: true},
 	}
 	fmt.Printf("throughput, wrk -t2 -c64 -d%s, %d round(s), every path once per round (2 cores shared by wrk, proxies and backend):\n", dur, rounds)
 	ratios := make([][]float64, len(paths))
