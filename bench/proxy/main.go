@@ -1,16 +1,23 @@
 // Command proxy measures cutover's proxy the way the project judges it, in
 // one run on this machine:
 //
-//   - throughput with `wrk -t2 -c64` direct to the shared bench backend and
-//     through `cutover proxy run`, and the ratio proxy/direct (also for a
-//     plain httputil.ReverseProxy, as a yardstick);
+//   - throughput with `wrk -t2 -c64` direct to the shared bench backend,
+//     through `cutover proxy run` (its own process, as deployed), and, in
+//     this process, through cutover's proxy, an untuned
+//     httputil.ReverseProxy and one tuned as kamal-proxy tunes it (pooled
+//     32 KiB buffers, MaxIdleConnsPerHost 256): each as a share of direct,
+//     and for the in-process ones the heap allocations per request
+//     (runtime.MemStats deltas over the wrk run; this process serves only
+//     the proxy under test while wrk runs);
 //   - the time `cutover proxy set` takes to switch to an already healthy set,
 //     idle and with slow requests in flight (the admin API's own timing).
+//
+// Every listener is on 127.0.0.1, and each wrk run lasts -d.
 //
 // It needs wrk (Debian package) and Go. The backend is ../shared/bench/backend
 // when it exists beside the repository, else bench/proxy/backend.
 //
-// Usage: go run ./bench/proxy [-d 10s] [-switches 200]
+// Usage: go run ./bench/proxy [-d 10s] [-rounds 1] [-switches 200]
 package main
 
 import (
@@ -27,8 +34,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/cutover/cutover/internal/proxy"
@@ -36,15 +45,16 @@ import (
 
 func main() {
 	dur := flag.Duration("d", 10*time.Second, "wrk duration per run")
+	rounds := flag.Int("rounds", 1, "rounds of throughput runs (each runs every path once)")
 	switches := flag.Int("switches", 200, "switches to time")
 	flag.Parse()
-	if err := run(*dur, *switches); err != nil {
+	if err := run(*dur, *rounds, *switches); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dur time.Duration, switches int) error {
+func run(dur time.Duration, rounds, switches int) error {
 	if _, err := exec.LookPath("wrk"); err != nil {
 		return fmt.Errorf("wrk is not installed (apt-get install wrk)")
 	}
@@ -96,32 +106,70 @@ func run(dur time.Duration, switches int) error {
 		return err
 	}
 
-	// The yardstick: Go's ReverseProxy with no tuning, in this process.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	// The in-process proxies: cutover's (to count its allocations) and the
+	// two yardsticks. While wrk runs against one, the others are idle.
+	inproc, err := proxy.New(proxy.Config{})
 	if err != nil {
 		return err
 	}
-	u, _ := url.Parse("http://" + blue)
-	rproxy := httputil.NewSingleHostReverseProxy(u)
-	rproxy.ErrorLog = log.New(io.Discard, "", 0) // wrk cancels requests at its end
-	go http.Serve(ln, rproxy)
+	defer inproc.Shutdown(ctx)
+	if err := inproc.SetService(ctx, proxy.ServiceSpec{Name: "web", Targets: []string{blue}}); err != nil {
+		return err
+	}
+	inprocAddr, err := serve(inproc.Serve)
+	if err != nil {
+		return err
+	}
+	untunedAddr, err := serveHandler(untunedReverseProxy(blue))
+	if err != nil {
+		return err
+	}
+	tunedAddr, err := serveHandler(tunedReverseProxy(blue))
+	if err != nil {
+		return err
+	}
 
-	fmt.Printf("throughput, wrk -t2 -c64 -d%s, same run (2 cores shared by wrk, proxy and backend):\n", dur)
-	direct, err := wrk("http://"+blue+"/", dur)
-	if err != nil {
-		return err
+	paths := []benchPath{
+		{name: "direct to backend", addr: blue},
+		{name: "cutover proxy run (own process)", addr: listen},
+		{name: "cutover proxy, in-process", addr: inprocAddr, inProcess: true},
+		{name: "httputil.ReverseProxy, tuned", addr: tunedAddr, inProcess: true},
+		// Last in a round: with 2 idle connections per host it opens and
+		// closes a connection per request or so, and the sockets it leaves
+		// in TIME_WAIT would slow whichever path ran next.
+		{name: "httputil.ReverseProxy, untuned", addr: untunedAddr, inProcess: true},
 	}
-	through, err := wrk("http://"+listen+"/", dur)
-	if err != nil {
-		return err
+	fmt.Printf("throughput, wrk -t2 -c64 -d%s, %d round(s), every path once per round (2 cores shared by wrk, proxies and backend):\n", dur, rounds)
+	ratios := make([][]float64, len(paths))
+	for round := range rounds {
+		var direct float64
+		for i, pth := range paths {
+			res, err := measure(pth, dur)
+			if err != nil {
+				return err
+			}
+			if i == 0 {
+				direct = res.rps
+			}
+			ratios[i] = append(ratios[i], res.rps/direct)
+			line := fmt.Sprintf("  round %d  %-33s %9.0f req/s  share %.2f", round+1, pth.name, res.rps, res.rps/direct)
+			if pth.inProcess {
+				line += fmt.Sprintf("  %6.1f allocs/req  %7.0f B/req", res.allocsPerReq, res.bytesPerReq)
+			}
+			if res.errors > 0 {
+				line += fmt.Sprintf("  (%d errors or non-2xx, not counted)", res.errors)
+			}
+			fmt.Println(line)
+		}
 	}
-	rp, err := wrk("http://"+ln.Addr().String()+"/", dur)
-	if err != nil {
-		return err
+	if rounds > 1 {
+		fmt.Println("  share of direct over the rounds (min / median / max):")
+		for i, pth := range paths[1:] {
+			r := slices.Clone(ratios[i+1])
+			slices.Sort(r)
+			fmt.Printf("    %-33s %.2f / %.2f / %.2f\n", pth.name, r[0], r[len(r)/2], r[len(r)-1])
+		}
 	}
-	fmt.Printf("  direct to backend          %9.0f req/s\n", direct)
-	fmt.Printf("  through cutover proxy      %9.0f req/s   ratio %.2f (target >= 0.35)\n", through, through/direct)
-	fmt.Printf("  through httputil.ReverseProxy %6.0f req/s   ratio %.2f\n", rp, rp/direct)
 
 	fmt.Printf("switch to an already healthy set (%d switches, timed inside the proxy):\n", switches)
 	for _, inFlight := range []int{0, 4} {
@@ -163,18 +211,132 @@ func run(dur time.Duration, switches int) error {
 	return nil
 }
 
-var rpsRE = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+// benchPath is one URL measured with wrk.
+type benchPath struct {
+	name      string
+	addr      string
+	inProcess bool // served by this process: count its allocations
+}
 
-func wrk(url string, d time.Duration) (float64, error) {
+type result struct {
+	rps          float64 // 2xx/3xx responses per second
+	errors       int64   // socket errors and non-2xx/3xx responses
+	allocsPerReq float64
+	bytesPerReq  float64
+}
+
+// measure runs wrk against pth; for an in-process path it reads the heap
+// allocation counters around the run.
+func measure(pth benchPath, d time.Duration) (result, error) {
+	var before, after runtime.MemStats
+	if pth.inProcess {
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+	}
+	w, err := wrk("http://"+pth.addr+"/", d)
+	if err != nil {
+		return result{}, err
+	}
+	res := result{rps: w.rps * float64(w.requests-w.bad) / float64(w.requests), errors: w.bad + w.socketErrors}
+	if pth.inProcess {
+		runtime.ReadMemStats(&after)
+		res.allocsPerReq = float64(after.Mallocs-before.Mallocs) / float64(w.requests)
+		res.bytesPerReq = float64(after.TotalAlloc-before.TotalAlloc) / float64(w.requests)
+	}
+	return res, nil
+}
+
+var (
+	rpsRE      = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+	requestsRE = regexp.MustCompile(`(\d+) requests in`)
+	non2xxRE   = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
+	socketRE   = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
+)
+
+type wrkResult struct {
+	rps           float64
+	requests, bad int64
+	socketErrors  int64
+}
+
+func wrk(url string, d time.Duration) (wrkResult, error) {
 	out, err := exec.Command("wrk", "-t2", "-c64", "-d"+d.String(), url).CombinedOutput()
 	if err != nil {
-		return 0, fmt.Errorf("wrk %s: %v %s", url, err, out)
+		return wrkResult{}, fmt.Errorf("wrk %s: %v %s", url, err, out)
 	}
-	m := rpsRE.FindSubmatch(out)
-	if m == nil {
-		return 0, fmt.Errorf("wrk output: %s", out)
+	m, n := rpsRE.FindSubmatch(out), requestsRE.FindSubmatch(out)
+	if m == nil || n == nil {
+		return wrkResult{}, fmt.Errorf("wrk output: %s", out)
 	}
-	return strconv.ParseFloat(string(m[1]), 64)
+	var r wrkResult
+	r.rps, _ = strconv.ParseFloat(string(m[1]), 64)
+	r.requests, _ = strconv.ParseInt(string(n[1]), 10, 64)
+	if r.requests == 0 {
+		return wrkResult{}, fmt.Errorf("wrk made no requests: %s", out)
+	}
+	if b := non2xxRE.FindSubmatch(out); b != nil {
+		r.bad, _ = strconv.ParseInt(string(b[1]), 10, 64)
+	}
+	if s := socketRE.FindSubmatch(out); s != nil {
+		for _, x := range s[1:] {
+			v, _ := strconv.ParseInt(string(x), 10, 64)
+			r.socketErrors += v
+		}
+	}
+	return r, nil
+}
+
+// untunedReverseProxy is httputil.ReverseProxy as NewSingleHostReverseProxy
+// makes it: http.DefaultTransport (2 idle connections per host), no buffer pool.
+func untunedReverseProxy(addr string) http.Handler {
+	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: addr})
+	rp.ErrorLog = log.New(io.Discard, "", 0) // wrk cancels requests at its end
+	return rp
+}
+
+// tunedReverseProxy is httputil.ReverseProxy configured as kamal-proxy
+// configures it: pooled 32 KiB copy buffers and a Transport that keeps
+// enough idle connections per host for 64 concurrent clients.
+func tunedReverseProxy(addr string) http.Handler {
+	u := &url.URL{Scheme: "http", Host: addr}
+	return &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(u)
+			r.Out.Host = r.In.Host
+			r.SetXForwarded()
+		},
+		BufferPool: bufferPool{},
+		Transport: &http.Transport{
+			MaxIdleConns:        1024,
+			MaxIdleConnsPerHost: 256,
+			IdleConnTimeout:     90 * time.Second,
+		},
+		ErrorLog: log.New(io.Discard, "", 0),
+	}
+}
+
+// bufferPool is an httputil.BufferPool of 32 KiB buffers.
+type bufferPool struct{}
+
+var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (bufferPool) Get() []byte { return *buffers.Get().(*[]byte) }
+
+func (bufferPool) Put(b []byte) { buffers.Put(&b) }
+
+// serve runs serveFn on a new loopback listener for the life of the program.
+func serve(serveFn func(net.Listener) error) (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	go serveFn(ln)
+	return ln.Addr().String(), nil
+}
+
+func serveHandler(h http.Handler) (string, error) {
+	srv := &http.Server{Handler: h, ErrorLog: log.New(io.Discard, "", 0)}
+	return serve(srv.Serve)
 }
 
 func waitFor(f func() error) error {

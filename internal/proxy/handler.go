@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/textproto"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,7 +28,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		page(w, http.StatusNotFound, "No service is routed for this host.")
 		return
 	}
-	if ps := svc.paused.Load(); ps != nil {
+	// A pause replaced by another pause releases its waiters: look again.
+	for ps := svc.paused.Load(); ps != nil; ps = svc.paused.Load() {
 		if !p.waitPause(w, r, ps) {
 			return
 		}
@@ -111,6 +113,8 @@ func (p *Proxy) waitPause(w http.ResponseWriter, r *http.Request, ps *pauseState
 		page(w, http.StatusServiceUnavailable, msg)
 		return false
 	}
+	ps.queued.Add(1)
+	defer ps.queued.Add(-1)
 	t := time.NewTimer(ps.timeout)
 	defer t.Stop()
 	select {
@@ -147,16 +151,23 @@ const statusClientGone = 499
 func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, t *target) int {
 	retryable := r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0
 	for attempt := 0; ; attempt++ {
-		c, reused, err := t.getConn(p.cfg.DialTimeout, p.cfg.IdleConnTimeout)
+		c, reused, err := t.getConn(r.Context(), p.cfg.DialTimeout, p.cfg.IdleConnTimeout)
 		if err != nil {
+			if r.Context().Err() != nil {
+				return statusClientGone
+			}
 			t.stats.connErrors.Add(1)
 			t.set.stats.connErrors.Add(1)
 			p.log.Debug("dial upstream", "target", t.addr, "err", err)
 			page(w, http.StatusBadGateway, "The service could not be reached.")
 			return http.StatusBadGateway
 		}
+		// Upstream I/O stops when the client goes away: the connection is
+		// closed under any blocked read or write and never pooled again.
+		c.watch(r.Context())
 		resp, err := p.roundTrip(c, r)
 		if err != nil {
+			c.unwatch()
 			t.dropConn(c)
 			if reused && retryable && attempt == 0 && r.Context().Err() == nil {
 				continue // a pooled connection the upstream had closed: retry once on a fresh one
@@ -219,7 +230,18 @@ func writeBody(bw *bufio.Writer, r *http.Request) error {
 	if _, err := io.CopyBuffer(cw, r.Body, *bp); err != nil {
 		return err
 	}
-	if _, err := bw.WriteString("0\r\n\r\n"); err != nil {
+	// The last chunk, then the trailers the client sent (net/http fills
+	// r.Trailer once the body is read to its end).
+	bw.WriteString("0\r\n")
+	for k, vv := range r.Trailer {
+		for _, v := range vv {
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			bw.WriteString(v)
+			bw.WriteString("\r\n")
+		}
+	}
+	if _, err := bw.WriteString("\r\n"); err != nil {
 		return err
 	}
 	return bw.Flush()
@@ -333,6 +355,18 @@ func writeRequestHead(bw *bufio.Writer, r *http.Request) {
 		bw.WriteString("\r\n")
 	default:
 		bw.WriteString("Transfer-Encoding: chunked\r\n")
+		if len(r.Trailer) > 0 {
+			bw.WriteString("Trailer: ")
+			first := true
+			for k := range r.Trailer {
+				if !first {
+					bw.WriteString(", ")
+				}
+				first = false
+				bw.WriteString(k)
+			}
+			bw.WriteString("\r\n")
+		}
 	}
 	bw.WriteString("\r\n")
 }
@@ -383,6 +417,16 @@ func (p *Proxy) copyResponse(w http.ResponseWriter, r *http.Request, c *upConn, 
 		}
 		h[k] = vv
 	}
+	// Trailer is hop-by-hop as a header, but the trailers it announces are
+	// end to end: announce them again so the server sends them after the body.
+	var announced []string
+	if len(resp.Trailer) > 0 {
+		announced = make([]string, 0, len(resp.Trailer))
+		for k := range resp.Trailer {
+			announced = append(announced, k)
+		}
+		h["Trailer"] = []string{strings.Join(announced, ", ")}
+	}
 	w.WriteHeader(resp.StatusCode)
 	stream := resp.ContentLength < 0 || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
 	bp := bufPool.Get().(*[]byte)
@@ -408,11 +452,31 @@ func (p *Proxy) copyResponse(w http.ResponseWriter, r *http.Request, c *upConn, 
 		}
 	}
 	bufPool.Put(bp)
-	if werr == nil && errors.Is(rerr, io.EOF) && !resp.Close {
+	if werr == nil && errors.Is(rerr, io.EOF) && len(resp.Trailer) > 0 {
+		// ReadResponse filled resp.Trailer at the end of the chunked body;
+		// trailers the upstream did not announce go out with TrailerPrefix.
+		if fl == nil {
+			// Force chunking, so a short body does not get a Content-Length
+			// (which would leave no place for the trailers).
+			_ = http.NewResponseController(w).Flush()
+		}
+		for k, vv := range resp.Trailer {
+			if slices.Contains(announced, k) {
+				h[k] = vv
+			} else {
+				h[http.TrailerPrefix+k] = vv
+			}
+		}
+	}
+	open := c.unwatch()
+	if werr == nil && errors.Is(rerr, io.EOF) && !resp.Close && open {
 		resp.Body.Close()
 		c.t.putConn(c, p.cfg.MaxIdlePerTarget)
 	} else {
 		c.t.dropConn(c)
+		if !open || r.Context().Err() != nil {
+			return statusClientGone
+		}
 		if werr == nil && rerr != nil && !errors.Is(rerr, io.EOF) && !c.t.set.draining.Load() {
 			// The upstream broke off mid-body: abort the client response so
 			// it is not mistaken for a complete one. A stream cut by the

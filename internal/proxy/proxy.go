@@ -301,8 +301,14 @@ func (p *Proxy) SetCanary(ctx context.Context, name string, targets []string, pe
 			return err
 		}
 	}
+	// The spec changes under p.mu (SetService): copy what the gate needs
+	// under the lock, not while probing.
 	p.mu.Lock()
 	svc := p.services[name]
+	var health HealthCheck
+	if svc != nil {
+		health = svc.spec.Health
+	}
 	p.mu.Unlock()
 	if svc == nil {
 		return fmt.Errorf("%w: service %q", ErrNotFound, name)
@@ -310,13 +316,21 @@ func (p *Proxy) SetCanary(ctx context.Context, name string, targets []string, pe
 	var set *targetSet
 	if percent > 0 {
 		set = newTargetSet(targets, p)
-		if err := set.gate(ctx, svc.spec.Health, DefaultGateTimeout); err != nil {
+		if err := set.gate(ctx, health, DefaultGateTimeout); err != nil {
 			set.closeIdle()
 			return err
 		}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.closed || p.services[name] != svc {
+		// Removed (or replaced) while the gate ran: do not attach a set
+		// that nothing would ever drain.
+		if set != nil {
+			set.closeAll()
+		}
+		return fmt.Errorf("%w: service %q was removed while its canary was gated", ErrNotFound, name)
+	}
 	old := svc.canary.Swap(set)
 	svc.canaryPercent.Store(int32(percent))
 	svc.canarySticky.Store(sticky)

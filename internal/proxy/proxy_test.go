@@ -342,14 +342,79 @@ func TestErrorPagesAndHostRouting(t *testing.T) {
 	if code, body := do("a.test"); code != 503 || !strings.Contains(body, "back at ten") {
 		t.Errorf("paused -> %d %q", code, body)
 	}
-	// Queue mode holds requests until resume.
-	p.Pause("a", PauseQueue, "", 5*time.Second)
-	res := make(chan string)
-	go func() { _, body := do("a.test"); res <- body }()
-	time.Sleep(100 * time.Millisecond)
-	p.Resume("a")
-	if body := <-res; body != "hello from a" {
-		t.Errorf("queued request -> %q", body)
+}
+
+// TestPauseQueue_HoldsUntilResume shows a request waiting while the service
+// is paused (it is counted as queued and has no answer), then served once
+// resumed.
+func TestPauseQueue_HoldsUntilResume(t *testing.T) {
+	be := newBackend(t, "a", 0)
+	p, addr := startProxy(t, "")
+	if err := p.SetService(ctx, ServiceSpec{Name: "a", Targets: []string{be.addr}}); err != nil {
+		t.Fatal(err)
+	}
+	// Long enough never to expire in this test: it ends by Resume.
+	if err := p.Pause("a", PauseQueue, "", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	type answer struct {
+		code int
+		body string
+	}
+	res := make(chan answer, 1)
+	go func() {
+		code, body, _ := get(t, http.DefaultClient, "http://"+addr+"/")
+		res <- answer{code, body}
+	}()
+	waitUntil(t, "the request is queued", func() bool {
+		st, err := p.StatusOf("a")
+		return err == nil && st.Queued == 1
+	})
+	select {
+	case a := <-res:
+		t.Fatalf("answered while paused: %d %q", a.code, a.body)
+	default:
+	}
+	if err := p.Resume("a"); err != nil {
+		t.Fatal(err)
+	}
+	if a := <-res; a.code != 200 || a.body != "hello from a" {
+		t.Errorf("queued request after resume -> %d %q", a.code, a.body)
+	}
+	if st, _ := p.StatusOf("a"); st.Queued != 0 || st.Paused != "" {
+		t.Errorf("after resume: queued %d, paused %q", st.Queued, st.Paused)
+	}
+}
+
+// TestPauseQueue_TimesOutWithoutResume shows a queued request answered 503
+// by the pause's timeout when nobody resumes the service.
+func TestPauseQueue_TimesOutWithoutResume(t *testing.T) {
+	be := newBackend(t, "a", 0)
+	p, addr := startProxy(t, "")
+	if err := p.SetService(ctx, ServiceSpec{Name: "a", Targets: []string{be.addr}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Pause("a", PauseQueue, "", 10*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	code, body, h := get(t, http.DefaultClient, "http://"+addr+"/")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "waited too long") || h.Get("Retry-After") == "" {
+		t.Errorf("unresumed queued request -> %d %q Retry-After %q", code, body, h.Get("Retry-After"))
+	}
+	if st, _ := p.StatusOf("a"); st.Queued != 0 || st.Paused != string(PauseQueue) {
+		t.Errorf("after the timeout: queued %d, paused %q", st.Queued, st.Paused)
+	}
+}
+
+// waitUntil polls cond until it holds, failing the test after 10 s.
+func waitUntil(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -620,5 +685,147 @@ func TestHealthEjectsFailingTargets(t *testing.T) {
 		if !strings.Contains(metrics, m) {
 			t.Errorf("metrics lack %s", m)
 		}
+	}
+}
+
+// TestSetCanaryReadsSpecUnderLock changes a service's spec while canaries
+// are set on it; run under -race it catches a read of the spec without the
+// proxy's lock.
+func TestSetCanaryReadsSpecUnderLock(t *testing.T) {
+	blue := newBackend(t, "blue", 0)
+	green := newBackend(t, "green", 0)
+	p, _ := startProxy(t, "")
+	if err := p.SetService(ctx, ServiceSpec{Name: "web", Targets: []string{blue.addr}}); err != nil {
+		t.Fatal(err)
+	}
+	const rounds = 50
+	errc := make(chan error, 1)
+	go func() {
+		for i := range rounds {
+			path := "/up"
+			if i%2 == 1 {
+				path = "/healthz"
+			}
+			spec := ServiceSpec{Name: "web", Targets: []string{blue.addr}, Health: HealthCheck{Path: path}}
+			if err := p.SetService(ctx, spec); err != nil {
+				errc <- err
+				return
+			}
+		}
+		errc <- nil
+	}()
+	for i := range rounds {
+		if err := p.SetCanary(ctx, "web", []string{green.addr}, 10+i%2, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestClientGoneStopsUpstream: when the client disconnects, the proxy
+// closes the upstream connection (the backend's request context ends) and
+// does not pool it, whether the upstream holds the request without an
+// answer or has started a response and stalls mid-stream.
+func TestClientGoneStopsUpstream(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		sendHead bool
+	}{{"upstream holds the request", false}, {"upstream stalls mid-stream", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			arrived := make(chan struct{})
+			upstreamDone := make(chan struct{})
+			var once sync.Once
+			up := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/up" {
+					return
+				}
+				if tc.sendHead {
+					w.Header().Set("Content-Type", "text/event-stream")
+					w.Write([]byte("data: first\n\n"))
+					w.(http.Flusher).Flush()
+				}
+				once.Do(func() { close(arrived) })
+				<-r.Context().Done() // the proxy closed the upstream connection
+				close(upstreamDone)
+			})}
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			go up.Serve(ln)
+			t.Cleanup(func() { up.Close() })
+			p, addr := startProxy(t, "")
+			if err := p.SetService(ctx, ServiceSpec{Name: "web", Targets: []string{ln.Addr().String()}}); err != nil {
+				t.Fatal(err)
+			}
+
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := c.Write([]byte("GET /stream HTTP/1.1\r\nHost: web\r\n\r\n")); err != nil {
+				t.Fatal(err)
+			}
+			if tc.sendHead {
+				resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if resp.StatusCode != 200 {
+					t.Fatalf("status %d", resp.StatusCode)
+				}
+			}
+			<-arrived
+			c.Close() // the client goes away
+
+			select {
+			case <-upstreamDone:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the upstream connection stayed open after the client went away")
+			}
+			tg := p.services["web"].active.Load().targets[0]
+			waitUntil(t, "the upstream connection is dropped, not pooled", func() bool {
+				tg.mu.Lock()
+				defer tg.mu.Unlock()
+				return len(tg.all) == 0 && len(tg.idle) == 0
+			})
+		})
+	}
+}
+
+// TestTrailersForwarded: request trailers reach the upstream, and response
+// trailers (announced or not) reach the client, after the body.
+func TestTrailersForwarded(t *testing.T) {
+	be := newBackend(t, "blue", 0)
+	p, addr := startProxy(t, "")
+	if err := p.SetService(ctx, ServiceSpec{Name: "web", Targets: []string{be.addr}}); err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest("POST", "http://"+addr+"/trailers", io.MultiReader(strings.NewReader("chunked "), strings.NewReader("body")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = -1
+	req.Trailer = http.Header{"X-Client-Trailer": {"from-client"}}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(b), "chunked body"; got != want {
+		t.Errorf("body = %q, want %q", got, want)
+	}
+	if got, want := resp.Trailer.Get("X-Echo-Trailer"), "from-client"; got != want {
+		t.Errorf("announced trailer X-Echo-Trailer = %q, want %q (trailers %v)", got, want, resp.Trailer)
+	}
+	if got, want := resp.Trailer.Get("X-Unannounced"), "late"; got != want {
+		t.Errorf("unannounced trailer X-Unannounced = %q, want %q (trailers %v)", got, want, resp.Trailer)
 	}
 }

@@ -23,7 +23,8 @@ type pauseState struct {
 	mode    PauseMode
 	message string
 	timeout time.Duration
-	resumed chan struct{}
+	resumed chan struct{} // closed once, by the service.pause that replaces this state
+	queued  atomic.Int64  // requests waiting in queue mode, shown in status
 }
 
 // service is one routed service. The hot path reads its atomics; changes

@@ -46,6 +46,7 @@ type ServiceStatus struct {
 	Canary        *SetStatus    `json:"canary,omitempty"`
 	CanaryPercent int           `json:"canary_percent,omitempty"`
 	Paused        string        `json:"paused,omitempty"`
+	Queued        int64         `json:"queued,omitempty"` // requests held by a queue pause
 	Draining      []DrainStatus `json:"draining,omitempty"`
 	Health        HealthCheck   `json:"health"`
 }
@@ -117,6 +118,7 @@ func (s *service) status() ServiceStatus {
 	}
 	if ps := s.paused.Load(); ps != nil {
 		st.Paused = string(ps.mode)
+		st.Queued = ps.queued.Load()
 	}
 	s.drainMu.Lock()
 	for _, d := range s.drains {

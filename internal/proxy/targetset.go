@@ -62,6 +62,30 @@ type upConn struct {
 	bw       *bufio.Writer
 	t        *target
 	lastUsed time.Time
+	stop     func() bool // ends watch; false when the request's context already closed the conn
+	abort    func()      // closes Conn; bound once per connection, so watch does not allocate it
+	unpooled bool        // a connection dialled for one upgrade: never pooled
+}
+
+// watch closes the connection when ctx is done (the client went away), so
+// a blocked read or write on it returns at once. Call unwatch before
+// reusing the connection.
+func (c *upConn) watch(ctx context.Context) {
+	if c.abort == nil {
+		c.abort = func() { _ = c.Conn.Close() }
+	}
+	c.stop = context.AfterFunc(ctx, c.abort)
+}
+
+// unwatch stops watching and reports whether the connection is still open
+// (the context did not close it), and so may go back to the pool.
+func (c *upConn) unwatch() bool {
+	if c.stop == nil {
+		return true
+	}
+	ok := c.stop()
+	c.stop = nil
+	return ok
 }
 
 // targetSet is the set of targets a service's requests go to; switching
@@ -71,12 +95,13 @@ type targetSet struct {
 	targets []*target
 	p       *Proxy
 
-	rr       atomic.Uint64
-	inflight atomic.Int64
-	draining atomic.Bool
-	drained  chan struct{} // closed when in-flight reaches zero while draining
-	drainAt  atomic.Int64  // unix nanos when draining started
-	stats    counters
+	rr          atomic.Uint64
+	inflight    atomic.Int64
+	draining    atomic.Bool
+	drained     chan struct{} // closed once, by signalDrained, when in-flight reaches zero while draining
+	drainedOnce sync.Once
+	drainAt     atomic.Int64 // unix nanos when draining started
+	stats       counters
 
 	tunnelMu sync.Mutex
 	tunnels  map[*tunnel]struct{}
@@ -102,13 +127,10 @@ func (s *targetSet) release() {
 	}
 }
 
+// signalDrained closes drained. The last release and startDrain may both
+// see zero in flight; the Once makes the close happen exactly once.
 func (s *targetSet) signalDrained() {
-	defer func() { _ = recover() }() // closed twice when racing: harmless
-	select {
-	case <-s.drained:
-	default:
-		close(s.drained)
-	}
+	s.drainedOnce.Do(func() { close(s.drained) })
 }
 
 // next picks a target round-robin, skipping unhealthy and ejected ones when
@@ -237,8 +259,8 @@ func (s *targetSet) gate(ctx context.Context, hc HealthCheck, timeout time.Durat
 	}
 }
 
-// getConn returns an idle pooled connection or dials a new one.
-func (t *target) getConn(dialTimeout, idleTimeout time.Duration) (*upConn, bool, error) {
+// getConn returns an idle pooled connection or dials a new one; ctx bounds the dial.
+func (t *target) getConn(ctx context.Context, dialTimeout, idleTimeout time.Duration) (*upConn, bool, error) {
 	now := time.Now()
 	t.mu.Lock()
 	for len(t.idle) > 0 {
@@ -259,7 +281,8 @@ func (t *target) getConn(dialTimeout, idleTimeout time.Duration) (*upConn, bool,
 	if closed {
 		return nil, false, fmt.Errorf("target %s is closed", t.addr)
 	}
-	nc, err := net.DialTimeout("tcp", t.addr, dialTimeout)
+	d := net.Dialer{Timeout: dialTimeout}
+	nc, err := d.DialContext(ctx, "tcp", t.addr)
 	if err != nil {
 		return nil, false, err
 	}
@@ -282,7 +305,7 @@ func (t *target) getConn(dialTimeout, idleTimeout time.Duration) (*upConn, bool,
 func (t *target) putConn(c *upConn, maxIdle int) {
 	c.lastUsed = time.Now()
 	t.mu.Lock()
-	if t.closed || len(t.idle) >= maxIdle || t.set.draining.Load() {
+	if c.unpooled || t.closed || len(t.idle) >= maxIdle || t.set.draining.Load() {
 		delete(t.all, c)
 		t.mu.Unlock()
 		c.Conn.Close()

@@ -91,6 +91,13 @@ func newBackend(t testing.TB, version string, slow time.Duration) *backend {
 		body, _ := io.ReadAll(r.Body)
 		w.Write(body)
 	})
+	mux.HandleFunc("/trailers", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body) // r.Trailer is filled at the end of the body
+		w.Header().Set("Trailer", "X-Echo-Trailer")
+		w.Write(body)
+		w.Header().Set("X-Echo-Trailer", r.Trailer.Get("X-Client-Trailer"))
+		w.Header().Set(http.TrailerPrefix+"X-Unannounced", "late")
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Version", version)
 		fmt.Fprintf(w, "hello from %s\n", version)

@@ -60,17 +60,28 @@ func (p *Proxy) serveUpgrade(w http.ResponseWriter, r *http.Request, set *target
 		page(w, http.StatusHTTPVersionNotSupported, "Protocol upgrades need HTTP/1.1.")
 		return http.StatusHTTPVersionNotSupported
 	}
-	nc, err := net.DialTimeout("tcp", t.addr, p.cfg.DialTimeout)
+	d := net.Dialer{Timeout: p.cfg.DialTimeout}
+	nc, err := d.DialContext(r.Context(), "tcp", t.addr)
 	if err != nil {
+		if r.Context().Err() != nil {
+			return statusClientGone
+		}
 		t.stats.connErrors.Add(1)
 		set.stats.connErrors.Add(1)
 		page(w, http.StatusBadGateway, "The service could not be reached.")
 		return http.StatusBadGateway
 	}
-	up := &upConn{Conn: nc, br: bufio.NewReader(nc), bw: bufio.NewWriter(nc), t: t}
+	up := &upConn{Conn: nc, br: bufio.NewReader(nc), bw: bufio.NewWriter(nc), t: t, unpooled: true}
+	// Until the tunnel is spliced, a client that goes away closes the
+	// upstream connection; after it, each side's close ends the other.
+	up.watch(r.Context())
 	resp, err := p.roundTrip(up, r)
 	if err != nil {
+		up.unwatch()
 		nc.Close()
+		if r.Context().Err() != nil {
+			return statusClientGone
+		}
 		t.stats.connErrors.Add(1)
 		set.stats.connErrors.Add(1)
 		page(w, http.StatusBadGateway, "The service closed the connection.")
@@ -81,6 +92,9 @@ func (p *Proxy) serveUpgrade(w http.ResponseWriter, r *http.Request, set *target
 		status := p.copyResponse(w, r, up, resp)
 		nc.Close()
 		return status
+	}
+	if !up.unwatch() {
+		return statusClientGone // the client went away; nc is closed
 	}
 	cc, brw, err := hj.Hijack()
 	if err != nil {
