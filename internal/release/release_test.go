@@ -322,3 +322,45 @@ func TestInjectionRefused(t *testing.T) {
 		t.Error("an injected command ran")
 	}
 }
+
+// lockProbe reports, each time the service syncs an app's mirror (open
+// reads the app first), whether the app's lock was held.
+type lockProbe struct {
+	Store
+	svc    *Service
+	unheld []string
+}
+
+func (p *lockProbe) GetApp(ctx context.Context, name string) (core.App, error) {
+	p.svc.mu.Lock()
+	l := p.svc.locks[name]
+	p.svc.mu.Unlock()
+	if l == nil || l.TryLock() {
+		if l != nil {
+			l.Unlock()
+		}
+		p.unheld = append(p.unheld, name)
+	}
+	return p.Store.GetApp(ctx, name)
+}
+
+func TestDiff_TakesAppLockBeforeSyncingMirror(t *testing.T) {
+	f := newFixture(t)
+	a := f.commit("feat: one", map[string]string{"a.txt": "a"})
+	f.live(a)
+	b := f.commit("feat: two", map[string]string{"b.txt": "b"})
+	f.live(b)
+	probe := &lockProbe{Store: f.st}
+	f.svc.cfg.Store = probe
+	probe.svc = f.svc
+	ch, err := f.svc.Diff(ctx, "hello", 1, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := len(ch.Commits), 1; got != want {
+		t.Errorf("commits = %d, want %d", got, want)
+	}
+	if len(probe.unheld) != 0 {
+		t.Errorf("mirror of %v synced without the app lock", probe.unheld)
+	}
+}
