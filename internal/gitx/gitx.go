@@ -11,11 +11,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/cutover/cutover/internal/command"
 	"github.com/cutover/cutover/internal/core"
 )
 
@@ -23,7 +23,9 @@ import (
 const (
 	DefaultTimeout = 2 * time.Minute
 	maxRefLength   = 255
-	maxExportBytes = 2 << 30 // an export larger than this is refused
+	maxExportBytes = 2 << 30  // an export larger than this is refused
+	maxOutput      = 64 << 20 // a git output larger than this is refused
+	maxStderr      = 64 << 10 // the end of git's messages is kept
 )
 
 // ErrBadRef is wrapped by every ref validation error.
@@ -75,48 +77,46 @@ func ValidateRepo(repo string) error {
 
 // Run runs git in dir with args and returns its standard output.
 func Run(ctx context.Context, dir string, args ...string) ([]byte, error) {
-	var stdout, stderr bytes.Buffer
-	cmd, cancel := command(ctx, dir, args...)
+	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		msg := strings.TrimSpace(stderr.String())
+	stdout := &command.Buffer{Max: maxOutput}
+	out, err := command.Run(ctx, spec(dir, stdout, args...))
+	if err != nil {
+		msg := strings.TrimSpace(string(out.Stderr))
 		if msg == "" {
 			msg = err.Error()
 		}
 		return stdout.Bytes(), fmt.Errorf("git %s: %s", args[0], msg)
 	}
+	if stdout.Truncated() {
+		return nil, fmt.Errorf("git %s: output larger than %d bytes", args[0], maxOutput)
+	}
 	return stdout.Bytes(), nil
 }
 
-// command builds a git command bounded by DefaultTimeout unless ctx has a deadline.
-func command(ctx context.Context, dir string, args ...string) (*exec.Cmd, context.CancelFunc) {
-	cancel := context.CancelFunc(func() {})
-	if _, ok := ctx.Deadline(); !ok {
-		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
+// withTimeout bounds ctx by DefaultTimeout unless it has a deadline.
+func withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
 	}
-	full := append([]string{
+	return context.WithTimeout(ctx, DefaultTimeout)
+}
+
+// gitEnv is what git gets beyond command.BaseEnv: never a prompt, no
+// system configuration, messages in English so they can be recognised.
+var gitEnv = []string{"GIT_TERMINAL_PROMPT=0", "GIT_CONFIG_NOSYSTEM=1", "GIT_ASKPASS=/bin/false", "LC_ALL=C"}
+
+// spec describes a git run in dir with args, its standard output to stdout
+// (captured when nil).
+func spec(dir string, stdout io.Writer, args ...string) command.Spec {
+	argv := append([]string{
+		"git",
 		"-c", "protocol.ext.allow=never",
 		"-c", "core.hooksPath=/dev/null",
 		"-c", "core.fsmonitor=false",
 		"-c", "safe.directory=*",
 	}, args...)
-	cmd := exec.CommandContext(ctx, "git", full...)
-	cmd.Dir = dir
-	cmd.Env = append(baseEnv(),
-		"GIT_TERMINAL_PROMPT=0", "GIT_CONFIG_NOSYSTEM=1", "GIT_ASKPASS=/bin/false", "LC_ALL=C",
-	)
-	return cmd, cancel
-}
-
-func baseEnv() []string {
-	var env []string
-	for _, k := range []string{"PATH", "HOME", "TMPDIR"} {
-		if v, ok := os.LookupEnv(k); ok {
-			env = append(env, k+"="+v)
-		}
-	}
-	return env
+	return command.Spec{Argv: argv, Dir: dir, Env: gitEnv, Stdout: stdout, MaxOutput: maxStderr}
 }
 
 // ResolveCommit returns the full SHA of ref in repo. An unknown commit is
@@ -192,24 +192,33 @@ func Export(ctx context.Context, repo, sha, dst string) error {
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		return err
 	}
-	cmd, cancel := command(ctx, repo, "archive", "--format=tar", sha)
+	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	var stderr []byte
+	go func() {
+		out, err := command.Run(ctx, spec(repo, pw, "archive", "--format=tar", sha))
+		stderr = out.Stderr
+		pw.Close()
+		done <- err
+	}()
+	exErr := untar(io.LimitReader(pr, maxExportBytes), dst)
+	if exErr == nil {
+		_, _ = io.Copy(io.Discard, pr) // the archive's trailing padding
 	}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("git archive: %w", err)
+	pr.CloseWithError(errExportStopped) // git stops writing once the export failed
+	runErr := <-done
+	if exErr != nil {
+		return exErr
 	}
-	exErr := untar(io.LimitReader(out, maxExportBytes), dst)
-	_, _ = io.Copy(io.Discard, out)
-	if err := cmd.Wait(); err != nil {
-		return fmt.Errorf("git archive %s: %s", core.ShortSHA(sha), strings.TrimSpace(stderr.String()))
+	if runErr != nil {
+		return fmt.Errorf("git archive %s: %s", core.ShortSHA(sha), strings.TrimSpace(string(stderr)))
 	}
-	return exErr
+	return nil
 }
+
+var errExportStopped = errors.New("export stopped")
 
 // untar extracts a git archive, refusing entries that escape dst.
 func untar(r io.Reader, dst string) error {
