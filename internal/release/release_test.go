@@ -13,6 +13,7 @@ import (
 	"github.com/cutover/cutover/examples"
 	"github.com/cutover/cutover/internal/core"
 	"github.com/cutover/cutover/internal/gitx"
+	"github.com/cutover/cutover/internal/manifest"
 	"github.com/cutover/cutover/internal/secret"
 	"github.com/cutover/cutover/internal/store/sqlite"
 )
@@ -362,5 +363,25 @@ func TestDiff_TakesAppLockBeforeSyncingMirror(t *testing.T) {
 	}
 	if len(probe.unheld) != 0 {
 		t.Errorf("mirror of %v synced without the app lock", probe.unheld)
+	}
+}
+
+func TestRunCompat_EnvironmentAndFailure(t *testing.T) {
+	t.Setenv("CUTOVER_TEST_SECRET", "s3cret")
+	f := newFixture(t)
+	sha := f.commit("test: compat", map[string]string{"compat.sh": "echo url=$COMPAT_TARGET_URL version=$COMPAT_VERSION secret=$CUTOVER_TEST_SECRET\nexit 3\n"})
+	w, err := f.svc.open(ctx, "hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	passed, detail := f.svc.runCompat(ctx, w.mirror, sha, "v1.0.0", &manifest.Compat{Test: []string{"sh", "compat.sh"}, Timeout: time.Minute},
+		manifest.Environment{Name: "staging", Listen: "127.0.0.1:1"})
+	if passed {
+		t.Error("a failing compatibility test passed")
+	}
+	for _, want := range []string{"url=http://127.0.0.1:1 version=v1.0.0 secret=\n", "exit status 3"} {
+		if !strings.Contains(detail, want) {
+			t.Errorf("detail %q does not contain %q", detail, want)
+		}
 	}
 }
