@@ -26,6 +26,7 @@ const (
 	maxExportBytes = 2 << 30  // an export larger than this is refused
 	maxOutput      = 64 << 20 // a git output larger than this is refused
 	maxStderr      = 64 << 10 // the end of git's messages is kept
+	maxMessage     = 1 << 10  // the end of git's message shown in an error
 )
 
 // ErrBadRef is wrapped by every ref validation error.
@@ -82,16 +83,89 @@ func Run(ctx context.Context, dir string, args ...string) ([]byte, error) {
 	stdout := &command.Buffer{Max: maxOutput}
 	out, err := command.Run(ctx, spec(dir, stdout, args...))
 	if err != nil {
-		msg := strings.TrimSpace(string(out.Stderr))
-		if msg == "" {
-			msg = err.Error()
-		}
-		return stdout.Bytes(), fmt.Errorf("git %s: %s", args[0], msg)
+		return stdout.Bytes(), runError(args[0], out.Stderr, err)
 	}
 	if stdout.Truncated() {
 		return nil, fmt.Errorf("git %s: output larger than %d bytes", args[0], maxOutput)
 	}
 	return stdout.Bytes(), nil
+}
+
+// Error is a git run that failed: the subcommand, its exit status and
+// what git said.
+type Error struct {
+	Op     string // the git subcommand, e.g. rev-parse
+	Code   int    // exit status; -1 when git did not run to the end
+	Stderr string // git's message, trimmed and bounded
+	Err    error  // from internal/command: exit, start or context error
+}
+
+func (e *Error) Error() string {
+	if e.Stderr != "" {
+		return "git " + e.Op + ": " + e.Stderr
+	}
+	return "git " + e.Op + ": " + e.Err.Error()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// runError describes a failed run of git op from its error and stderr.
+func runError(op string, stderr []byte, err error) *Error {
+	e := &Error{Op: op, Code: -1, Stderr: message(stderr), Err: err}
+	var xe *command.ExitError
+	if errors.As(err, &xe) {
+		e.Code = xe.Code
+	}
+	return e
+}
+
+// message trims git's stderr and keeps its end, where the fatal line is,
+// within maxMessage bytes.
+func message(stderr []byte) string {
+	msg := strings.TrimSpace(string(stderr))
+	if len(msg) > maxMessage {
+		msg = "..." + strings.ToValidUTF8(msg[len(msg)-maxMessage:], "")
+	}
+	return msg
+}
+
+// notExistMessages are what git says, with exit status 128, when a ref,
+// revision, object or path at a commit does not exist (LC_ALL=C).
+var notExistMessages = []string{
+	"unknown revision",
+	"bad revision",
+	"not a valid object name",
+	"not a valid commit name",
+	"invalid object name",
+	"needed a single revision",
+	"does not exist in '",
+	"exists on disk, but not in '",
+}
+
+// notExist reports whether err says that what was asked for does not exist,
+// rather than that git could not answer (no repository, permission,
+// corruption, timeout). rev-parse --verify --quiet says it by exiting 1
+// without a message.
+func notExist(err error) bool {
+	var e *Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	switch e.Code {
+	case 1:
+		return e.Stderr == ""
+	case 128:
+		msg := strings.ToLower(e.Stderr)
+		if strings.Contains(msg, "corrupt") || strings.Contains(msg, "not a git repository") {
+			return false
+		}
+		for _, m := range notExistMessages {
+			if strings.Contains(msg, m) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // withTimeout bounds ctx by DefaultTimeout unless it has a deadline.
@@ -129,11 +203,11 @@ func ResolveCommit(ctx context.Context, repo, ref string) (string, error) {
 		return "", err
 	}
 	out, err := Run(ctx, repo, "rev-parse", "--verify", "--quiet", "--end-of-options", ref+"^{commit}")
-	if err != nil {
-		if _, statErr := os.Stat(repo); statErr != nil {
-			return "", fmt.Errorf("repo %s: %w", repo, statErr)
-		}
+	switch {
+	case notExist(err):
 		return "", fmt.Errorf("commit %q: %w", ref, core.ErrNotFound)
+	case err != nil:
+		return "", fmt.Errorf("resolve %q in %s: %w", ref, repo, err)
 	}
 	sha := strings.TrimSpace(string(out))
 	if err := core.ValidateSHA("sha", sha); err != nil {

@@ -36,8 +36,11 @@ func RefSHA(ctx context.Context, repo, ref string) (string, error) {
 		return "", err
 	}
 	out, err := Run(ctx, repo, "rev-parse", "--verify", "--quiet", "--end-of-options", ref+"^{commit}")
-	if err != nil {
+	switch {
+	case notExist(err):
 		return "", nil
+	case err != nil:
+		return "", fmt.Errorf("read ref %s in %s: %w", ref, repo, err)
 	}
 	return strings.TrimSpace(string(out)), nil
 }
@@ -167,8 +170,11 @@ func ShowFile(ctx context.Context, repo, commit, path string) ([]byte, error) {
 		return nil, fmt.Errorf("%w: path %q", core.ErrInvalid, path)
 	}
 	out, err := Run(ctx, repo, "show", commit+":"+path)
-	if err != nil {
+	switch {
+	case notExist(err):
 		return nil, fmt.Errorf("%s at %s: %w", path, core.ShortSHA(commit), core.ErrNotFound)
+	case err != nil:
+		return nil, fmt.Errorf("read %s at %s: %w", path, core.ShortSHA(commit), err)
 	}
 	return out, nil
 }
