@@ -4,7 +4,9 @@ package api
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -88,7 +90,8 @@ func New(cfg Config) http.Handler {
 }
 
 type errorBody struct {
-	Error string `json:"error"`
+	Error     string `json:"error"`
+	RequestID string `json:"request_id,omitempty"` // on 5xx answers: the id the server logged the error under
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -97,27 +100,49 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// fail maps domain errors to statuses; unknown errors are logged, and
-// answered with their message only when it carries no internal detail.
+// fail maps domain errors to statuses. A 5xx answer carries no internal
+// detail: a generic message and a request id, under which the full error
+// is logged.
 func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
-	status := http.StatusInternalServerError
+	status, msg := errorStatus(err)
+	body := errorBody{Error: msg}
+	if status >= 500 {
+		body.RequestID = requestID(r)
+		body.Error = fmt.Sprintf("%s (request id %s)", msg, body.RequestID)
+		w.Header().Set("X-Request-Id", body.RequestID)
+		a.log.Error("api", "method", r.Method, "path", r.URL.Path, "status", status, "request_id", body.RequestID, "err", err)
+	}
+	writeJSON(w, status, body)
+}
+
+// errorStatus returns the status for err and the message to answer with:
+// the error itself for 4xx, a generic one for 5xx.
+func errorStatus(err error) (int, string) {
 	switch {
 	case errors.Is(err, core.ErrInvalid):
-		status = http.StatusBadRequest
+		return http.StatusBadRequest, err.Error()
 	case errors.Is(err, core.ErrNotFound):
-		status = http.StatusNotFound
+		return http.StatusNotFound, err.Error()
 	case errors.Is(err, core.ErrConflict), errors.Is(err, core.ErrLocked):
-		status = http.StatusConflict
+		return http.StatusConflict, err.Error()
 	case errors.Is(err, core.ErrStandby), errors.Is(err, core.ErrFenced):
 		// Another server is active: the message names it.
-		status = http.StatusServiceUnavailable
+		return http.StatusServiceUnavailable, err.Error()
 	case errors.Is(err, context.DeadlineExceeded):
-		status = http.StatusGatewayTimeout
+		return http.StatusGatewayTimeout, "the operation timed out"
 	}
-	if status == http.StatusInternalServerError {
-		a.log.Error("api", "method", r.Method, "path", r.URL.Path, "err", err)
+	return http.StatusInternalServerError, "internal error"
+}
+
+// requestID returns the request's X-Request-Id when it is a plain token,
+// or a new random id.
+func requestID(r *http.Request) string {
+	if id := r.Header.Get("X-Request-Id"); id != "" && len(id) <= 64 && strings.Trim(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == "" {
+		return id
 	}
-	writeJSON(w, status, errorBody{Error: err.Error()})
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 func errInvalidf(format string, args ...any) error {

@@ -14,15 +14,14 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/sync/singleflight"
 
+	"github.com/cutover/cutover/internal/command"
 	"github.com/cutover/cutover/internal/core"
 	"github.com/cutover/cutover/internal/gitx"
 	"github.com/cutover/cutover/internal/manifest"
@@ -33,13 +32,14 @@ const (
 	completeMarker = ".cutover-artifact"
 	// LogName is the build log kept beside each artifact directory.
 	logSuffix = ".build.log"
-	// killGrace is how long a timed-out build gets after SIGTERM.
+	// killGrace is how long the output pipes may stay open after the build
+	// ended or its process group was killed.
 	killGrace = 2 * time.Second
 )
 
-// buildEnvAllow lists the variables a build inherits from the server: what
-// toolchains need, never the server's own secrets.
-var buildEnvAllow = []string{"PATH", "HOME", "TMPDIR", "LANG", "GOCACHE", "GOPATH", "GOMODCACHE", "GOPROXY", "GOFLAGS", "GONOSUMDB", "GOPRIVATE", "GOTOOLCHAIN", "CGO_ENABLED"}
+// buildEnvAllow lists the variables a build inherits from the server beyond
+// command.BaseEnv: what toolchains need, never the server's own secrets.
+var buildEnvAllow = []string{"GOCACHE", "GOPATH", "GOMODCACHE", "GOPROXY", "GOFLAGS", "GONOSUMDB", "GOPRIVATE", "GOTOOLCHAIN", "CGO_ENABLED"}
 
 // Builder builds artifacts under Root.
 type Builder struct {
@@ -166,22 +166,7 @@ func (b *Builder) existing(app, sha, dst string) (core.Artifact, *manifest.Manif
 func run(ctx context.Context, dir string, argv []string, timeout time.Duration, out io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	bin := argv[0]
-	if strings.Contains(bin, "/") && !filepath.IsAbs(bin) {
-		bin = filepath.Join(dir, bin)
-	}
-	cmd := exec.CommandContext(ctx, bin, argv[1:]...)
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = out, out
-	for _, k := range buildEnvAllow {
-		if v, ok := os.LookupEnv(k); ok {
-			cmd.Env = append(cmd.Env, k+"="+v)
-		}
-	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = killGrace
-	err := cmd.Run()
+	_, err := command.Run(ctx, command.Spec{Argv: argv, Dir: dir, Inherit: buildEnvAllow, Stdout: out, Stderr: out, WaitDelay: killGrace})
 	if err == nil {
 		return nil
 	}

@@ -12,7 +12,7 @@ func TestParseVersion(t *testing.T) {
 			t.Errorf("%q = %v, %v", in, v, err)
 		}
 	}
-	for _, bad := range []string{"", "1.2", "01.2.3", "1.2.3.4", "--upload-pack=x", "$(id)", "1.2.3\n", "1.2.3;rm", "v1.2.3-", "1.2.3 "} {
+	for _, bad := range []string{"", "1.2", "01.2.3", "1.2.3.4", "--upload-pack=x", "$(id)", "1.2.3\n", "1.2.3;rm", "v1.2.3-", "1.2.3 ", "3.0.0-rc.01"} {
 		if _, err := ParseVersion(bad); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%q accepted", bad)
 		}
@@ -45,5 +45,33 @@ func TestParseCandidateID(t *testing.T) {
 	}
 	if (Candidate{Number: 112, Patch: 1}).Label() != "RC 112.1" {
 		t.Error("label")
+	}
+}
+
+func TestVersion_Less(t *testing.T) {
+	for _, tc := range []struct{ lo, hi string }{
+		{"2.4.5", "2.10.0"},
+		{"3.0.0-rc.1", "3.0.0"},
+		{"3.0.0-rc.9", "3.0.0-rc.10"},
+		{"3.0.0-rc.2", "3.0.0-rc.10"},
+		{"3.0.0-alpha", "3.0.0-alpha.1"},
+		{"3.0.0-alpha.1", "3.0.0-alpha.beta"},
+		{"3.0.0-beta.11", "3.0.0-rc.1"},
+		{"3.0.0-9", "3.0.0-rc"},
+	} {
+		lo, err := ParseVersion(tc.lo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hi, err := ParseVersion(tc.hi)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := lo.Less(hi), true; got != want {
+			t.Errorf("%s < %s = %v, want %v", tc.lo, tc.hi, got, want)
+		}
+		if got, want := hi.Less(lo), false; got != want {
+			t.Errorf("%s < %s = %v, want %v", tc.hi, tc.lo, got, want)
+		}
 	}
 }

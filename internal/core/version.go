@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
+
+	"golang.org/x/mod/semver"
 )
 
 // Version is a semantic version MAJOR.MINOR.PATCH with an optional
@@ -19,7 +22,9 @@ var semverPattern = regexp.MustCompile(`^v?(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,
 // anything else, naming the value.
 func ParseVersion(s string) (Version, error) {
 	m := semverPattern.FindStringSubmatch(s)
-	if m == nil || len(s) > 64 {
+	// semver.IsValid also refuses numeric pre-release identifiers with
+	// leading zeros (rc.01), which Less could not order.
+	if m == nil || len(s) > 64 || !semver.IsValid("v"+strings.TrimPrefix(s, "v")) {
 		return Version{}, fmt.Errorf("%w: version %q: want MAJOR.MINOR.PATCH such as 2.4.5 (optionally v2.4.5 or 3.0.0-rc.1)", ErrInvalid, s)
 	}
 	var v Version
@@ -38,23 +43,11 @@ func (v Version) String() string {
 	return s
 }
 
-// Less orders versions; a pre-release sorts before its release.
+// Less orders versions by semantic-version precedence: a pre-release
+// sorts before its release and numeric identifiers compare as numbers
+// (3.0.0-rc.9 < 3.0.0-rc.10).
 func (v Version) Less(o Version) bool {
-	switch {
-	case v.Major != o.Major:
-		return v.Major < o.Major
-	case v.Minor != o.Minor:
-		return v.Minor < o.Minor
-	case v.Patch != o.Patch:
-		return v.Patch < o.Patch
-	case v.Pre == o.Pre:
-		return false
-	case v.Pre == "":
-		return false
-	case o.Pre == "":
-		return true
-	}
-	return v.Pre < o.Pre
+	return semver.Compare("v"+v.String(), "v"+o.String()) < 0
 }
 
 // Bump returns the next version: part is "major", "minor" or "patch".

@@ -11,11 +11,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/cutover/cutover/internal/command"
 	"github.com/cutover/cutover/internal/core"
 )
 
@@ -23,7 +23,10 @@ import (
 const (
 	DefaultTimeout = 2 * time.Minute
 	maxRefLength   = 255
-	maxExportBytes = 2 << 30 // an export larger than this is refused
+	maxExportBytes = 2 << 30  // an export larger than this is refused
+	maxOutput      = 64 << 20 // a git output larger than this is refused
+	maxStderr      = 64 << 10 // the end of git's messages is kept
+	maxMessage     = 1 << 10  // the end of git's message shown in an error
 )
 
 // ErrBadRef is wrapped by every ref validation error.
@@ -75,48 +78,119 @@ func ValidateRepo(repo string) error {
 
 // Run runs git in dir with args and returns its standard output.
 func Run(ctx context.Context, dir string, args ...string) ([]byte, error) {
-	var stdout, stderr bytes.Buffer
-	cmd, cancel := command(ctx, dir, args...)
+	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		msg := strings.TrimSpace(stderr.String())
-		if msg == "" {
-			msg = err.Error()
-		}
-		return stdout.Bytes(), fmt.Errorf("git %s: %s", args[0], msg)
+	stdout := &command.Buffer{Max: maxOutput}
+	out, err := command.Run(ctx, spec(dir, stdout, args...))
+	if err != nil {
+		return stdout.Bytes(), runError(args[0], out.Stderr, err)
+	}
+	if stdout.Truncated() {
+		return nil, fmt.Errorf("git %s: output larger than %d bytes", args[0], maxOutput)
 	}
 	return stdout.Bytes(), nil
 }
 
-// command builds a git command bounded by DefaultTimeout unless ctx has a deadline.
-func command(ctx context.Context, dir string, args ...string) (*exec.Cmd, context.CancelFunc) {
-	cancel := context.CancelFunc(func() {})
-	if _, ok := ctx.Deadline(); !ok {
-		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
+// Error is a git run that failed: the subcommand, its exit status and
+// what git said.
+type Error struct {
+	Op     string // the git subcommand, e.g. rev-parse
+	Code   int    // exit status; -1 when git did not run to the end
+	Stderr string // git's message, trimmed and bounded
+	Err    error  // from internal/command: exit, start or context error
+}
+
+func (e *Error) Error() string {
+	if e.Stderr != "" {
+		return "git " + e.Op + ": " + e.Stderr
 	}
-	full := append([]string{
+	return "git " + e.Op + ": " + e.Err.Error()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// runError describes a failed run of git op from its error and stderr.
+func runError(op string, stderr []byte, err error) *Error {
+	e := &Error{Op: op, Code: -1, Stderr: message(stderr), Err: err}
+	var xe *command.ExitError
+	if errors.As(err, &xe) {
+		e.Code = xe.Code
+	}
+	return e
+}
+
+// message trims git's stderr and keeps its end, where the fatal line is,
+// within maxMessage bytes.
+func message(stderr []byte) string {
+	msg := strings.TrimSpace(string(stderr))
+	if len(msg) > maxMessage {
+		msg = "..." + strings.ToValidUTF8(msg[len(msg)-maxMessage:], "")
+	}
+	return msg
+}
+
+// notExistMessages are what git says, with exit status 128, when a ref,
+// revision, object or path at a commit does not exist (LC_ALL=C).
+var notExistMessages = []string{
+	"unknown revision",
+	"bad revision",
+	"not a valid object name",
+	"not a valid commit name",
+	"invalid object name",
+	"needed a single revision",
+	"does not exist in '",
+	"exists on disk, but not in '",
+}
+
+// notExist reports whether err says that what was asked for does not exist,
+// rather than that git could not answer (no repository, permission,
+// corruption, timeout). rev-parse --verify --quiet says it by exiting 1
+// without a message.
+func notExist(err error) bool {
+	var e *Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	switch e.Code {
+	case 1:
+		return e.Stderr == ""
+	case 128:
+		msg := strings.ToLower(e.Stderr)
+		if strings.Contains(msg, "corrupt") || strings.Contains(msg, "not a git repository") {
+			return false
+		}
+		for _, m := range notExistMessages {
+			if strings.Contains(msg, m) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// withTimeout bounds ctx by DefaultTimeout unless it has a deadline.
+func withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, DefaultTimeout)
+}
+
+// gitEnv is what git gets beyond command.BaseEnv: never a prompt, no
+// system configuration, messages in English so they can be recognised.
+var gitEnv = []string{"GIT_TERMINAL_PROMPT=0", "GIT_CONFIG_NOSYSTEM=1", "GIT_ASKPASS=/bin/false", "LC_ALL=C"}
+
+// spec describes a git run in dir with args, its standard output to stdout
+// (captured when nil).
+func spec(dir string, stdout io.Writer, args ...string) command.Spec {
+	argv := append([]string{
+		"git",
 		"-c", "protocol.ext.allow=never",
 		"-c", "core.hooksPath=/dev/null",
 		"-c", "core.fsmonitor=false",
 		"-c", "safe.directory=*",
 	}, args...)
-	cmd := exec.CommandContext(ctx, "git", full...)
-	cmd.Dir = dir
-	cmd.Env = append(baseEnv(),
-		"GIT_TERMINAL_PROMPT=0", "GIT_CONFIG_NOSYSTEM=1", "GIT_ASKPASS=/bin/false", "LC_ALL=C",
-	)
-	return cmd, cancel
-}
-
-func baseEnv() []string {
-	var env []string
-	for _, k := range []string{"PATH", "HOME", "TMPDIR"} {
-		if v, ok := os.LookupEnv(k); ok {
-			env = append(env, k+"="+v)
-		}
-	}
-	return env
+	return command.Spec{Argv: argv, Dir: dir, Env: gitEnv, Stdout: stdout, MaxOutput: maxStderr}
 }
 
 // ResolveCommit returns the full SHA of ref in repo. An unknown commit is
@@ -129,11 +203,11 @@ func ResolveCommit(ctx context.Context, repo, ref string) (string, error) {
 		return "", err
 	}
 	out, err := Run(ctx, repo, "rev-parse", "--verify", "--quiet", "--end-of-options", ref+"^{commit}")
-	if err != nil {
-		if _, statErr := os.Stat(repo); statErr != nil {
-			return "", fmt.Errorf("repo %s: %w", repo, statErr)
-		}
+	switch {
+	case notExist(err):
 		return "", fmt.Errorf("commit %q: %w", ref, core.ErrNotFound)
+	case err != nil:
+		return "", fmt.Errorf("resolve %q in %s: %w", ref, repo, err)
 	}
 	sha := strings.TrimSpace(string(out))
 	if err := core.ValidateSHA("sha", sha); err != nil {
@@ -192,24 +266,33 @@ func Export(ctx context.Context, repo, sha, dst string) error {
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		return err
 	}
-	cmd, cancel := command(ctx, repo, "archive", "--format=tar", sha)
+	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	var stderr []byte
+	go func() {
+		out, err := command.Run(ctx, spec(repo, pw, "archive", "--format=tar", sha))
+		stderr = out.Stderr
+		pw.Close()
+		done <- err
+	}()
+	exErr := untar(io.LimitReader(pr, maxExportBytes), dst)
+	if exErr == nil {
+		_, _ = io.Copy(io.Discard, pr) // the archive's trailing padding
 	}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("git archive: %w", err)
+	pr.CloseWithError(errExportStopped) // git stops writing once the export failed
+	runErr := <-done
+	if exErr != nil {
+		return exErr
 	}
-	exErr := untar(io.LimitReader(out, maxExportBytes), dst)
-	_, _ = io.Copy(io.Discard, out)
-	if err := cmd.Wait(); err != nil {
-		return fmt.Errorf("git archive %s: %s", core.ShortSHA(sha), strings.TrimSpace(stderr.String()))
+	if runErr != nil {
+		return fmt.Errorf("git archive %s: %s", core.ShortSHA(sha), strings.TrimSpace(string(stderr)))
 	}
-	return exErr
+	return nil
 }
+
+var errExportStopped = errors.New("export stopped")
 
 // untar extracts a git archive, refusing entries that escape dst.
 func untar(r io.Reader, dst string) error {

@@ -86,3 +86,110 @@ func TestInjectionRefused(t *testing.T) {
 		t.Error("an injected command ran")
 	}
 }
+
+func TestNotExist(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		code   int
+		stderr string
+		want   bool
+	}{
+		{"rev-parse --quiet, no such ref", 1, "", true},
+		{"unknown revision", 128, "fatal: ambiguous argument 'nope': unknown revision or path not in the working tree.", true},
+		{"bad revision", 128, "fatal: bad revision 'nope'", true},
+		{"not a valid object name", 128, "fatal: Not a valid object name nope", true},
+		{"invalid object name", 128, "fatal: invalid object name 'deadbeef'.", true},
+		{"path not at commit", 128, "fatal: path 'cutover.yml' does not exist in 'HEAD'", true},
+		{"no repository", 128, "fatal: not a git repository (or any of the parent directories): .git", false},
+		{"permission", 128, "fatal: cannot change to '/srv/repo': Permission denied", false},
+		{"corrupt", 128, "error: object file .git/objects/ce/38 is empty\nfatal: loose object ce38 (stored in .git/objects/ce/38) is corrupt", false},
+		{"failure with a message", 1, "error: something else", false},
+		{"killed", -1, "", false},
+		{"other status", 129, "usage: git rev-parse", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := &Error{Op: "rev-parse", Code: tc.code, Stderr: tc.stderr, Err: errors.New("exit")}
+			if got := notExist(err); got != tc.want {
+				t.Errorf("notExist(%d, %q) = %v, want %v", tc.code, tc.stderr, got, tc.want)
+			}
+		})
+	}
+	if notExist(errors.New("git rev-parse: unknown revision")) {
+		t.Error("an error that is not a git run counted as not found")
+	}
+}
+
+func TestResolve_NotFoundVersusFailure(t *testing.T) {
+	t.Parallel()
+	repo, _ := newRepo(t)
+	notRepo := t.TempDir()
+	corrupt, _ := newRepo(t)
+	objects := filepath.Join(corrupt, ".git", "objects")
+	filepath.WalkDir(objects, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && len(filepath.Base(filepath.Dir(p))) == 2 {
+			os.Chmod(p, 0o644)
+			os.WriteFile(p, nil, 0o644)
+		}
+		return nil
+	})
+	expired, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tc := range []struct {
+		name     string
+		ctx      context.Context
+		repo     string
+		ref      string
+		notFound bool
+		msg      string // in the error when it is not "not found"
+	}{
+		{"unknown ref", context.Background(), repo, "refs/heads/nope", true, ""},
+		{"unknown sha", context.Background(), repo, strings.Repeat("1", 40), true, ""},
+		{"missing repository", context.Background(), filepath.Join(notRepo, "missing"), "HEAD", false, "no such file or directory"},
+		{"not a repository", context.Background(), notRepo, "HEAD", false, "not a git repository"},
+		{"corrupt repository", context.Background(), corrupt, "HEAD", false, "corrupt"},
+		{"cancelled", expired, repo, "HEAD", false, "context canceled"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ResolveCommit(tc.ctx, tc.repo, tc.ref)
+			if got := errors.Is(err, core.ErrNotFound); got != tc.notFound {
+				t.Fatalf("ResolveCommit: err = %v, not found = %v, want %v", err, got, tc.notFound)
+			}
+			if !tc.notFound && !strings.Contains(err.Error(), tc.msg) {
+				t.Errorf("ResolveCommit: err = %v, want git's message %q", err, tc.msg)
+			}
+			sha, err := RefSHA(tc.ctx, tc.repo, tc.ref)
+			switch {
+			case tc.notFound && (sha != "" || err != nil):
+				t.Errorf("RefSHA = %q, %v, want \"\", nil", sha, err)
+			case !tc.notFound && (err == nil || !strings.Contains(err.Error(), tc.msg)):
+				t.Errorf("RefSHA = %q, %v, want an error with %q", sha, err, tc.msg)
+			}
+			_, err = ShowFile(tc.ctx, tc.repo, tc.ref, "f.txt")
+			if got := errors.Is(err, core.ErrNotFound); got != tc.notFound {
+				t.Errorf("ShowFile: err = %v, not found = %v, want %v", err, got, tc.notFound)
+			}
+		})
+	}
+}
+
+func TestMessage_IsTrimmedAndBounded(t *testing.T) {
+	t.Parallel()
+	long := "\n  " + strings.Repeat("x", 5000) + "fatal: the end\n"
+	got := message([]byte(long))
+	if len(got) > maxMessage+3 || !strings.HasSuffix(got, "fatal: the end") || !strings.HasPrefix(got, "...") {
+		t.Errorf("message = %d bytes ending %q", len(got), got[len(got)-20:])
+	}
+	if got, want := message([]byte("  fatal: short\n")), "fatal: short"; got != want {
+		t.Errorf("message = %q, want %q", got, want)
+	}
+}
+
+func TestExport_MissingCommit(t *testing.T) {
+	t.Parallel()
+	repo, _ := newRepo(t)
+	err := Export(context.Background(), repo, strings.Repeat("1", 40), filepath.Join(t.TempDir(), "out"))
+	if err == nil || !strings.Contains(err.Error(), "git archive") {
+		t.Errorf("err = %v, want a git archive error", err)
+	}
+}

@@ -1,7 +1,6 @@
 package gitx
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/cutover/cutover/internal/command"
 	"github.com/cutover/cutover/internal/core"
 )
 
@@ -36,23 +36,29 @@ func RefSHA(ctx context.Context, repo, ref string) (string, error) {
 		return "", err
 	}
 	out, err := Run(ctx, repo, "rev-parse", "--verify", "--quiet", "--end-of-options", ref+"^{commit}")
-	if err != nil {
+	switch {
+	case notExist(err):
 		return "", nil
+	case err != nil:
+		return "", fmt.Errorf("read ref %s in %s: %w", ref, repo, err)
 	}
 	return strings.TrimSpace(string(out)), nil
 }
 
 // IsAncestor reports whether commit a is an ancestor of (or equal to) b.
 func IsAncestor(ctx context.Context, repo, a, b string) (bool, error) {
-	cmd, cancel := command(ctx, repo, "merge-base", "--is-ancestor", a, b)
+	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	err := cmd.Run()
+	out, err := command.Run(ctx, spec(repo, nil, "merge-base", "--is-ancestor", a, b))
 	if err == nil {
 		return true, nil
 	}
-	var ee interface{ ExitCode() int }
-	if errors.As(err, &ee) && ee.ExitCode() == 1 {
+	var xe *command.ExitError
+	if errors.As(err, &xe) && xe.Code == 1 {
 		return false, nil
+	}
+	if msg := strings.TrimSpace(string(out.Stderr)); msg != "" {
+		return false, fmt.Errorf("git merge-base --is-ancestor: %s", msg)
 	}
 	return false, fmt.Errorf("git merge-base --is-ancestor: %w", err)
 }
@@ -61,16 +67,18 @@ func IsAncestor(ctx context.Context, repo, a, b string) (bool, error) {
 // returns the resulting tree, or the files in conflict. Nothing is written
 // to any ref.
 func MergeTree(ctx context.Context, repo, ours, theirs string) (tree string, conflicts []string, err error) {
-	var stdout, stderr bytes.Buffer
-	cmd, cancel := command(ctx, repo, "merge-tree", "--write-tree", "--name-only", "--no-messages", ours, theirs)
+	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	runErr := cmd.Run()
+	stdout := &command.Buffer{Max: maxOutput}
+	out, runErr := command.Run(ctx, spec(repo, stdout, "merge-tree", "--write-tree", "--name-only", "--no-messages", ours, theirs))
+	if stdout.Truncated() {
+		return "", nil, fmt.Errorf("git merge-tree: output larger than %d bytes", maxOutput)
+	}
 	lines := strings.Split(strings.TrimRight(stdout.String(), "\n"), "\n")
 	if runErr != nil {
-		var ee interface{ ExitCode() int }
-		if !errors.As(runErr, &ee) || ee.ExitCode() != 1 {
-			return "", nil, fmt.Errorf("git merge-tree: %s", strings.TrimSpace(stderr.String()))
+		var xe *command.ExitError
+		if !errors.As(runErr, &xe) || xe.Code != 1 {
+			return "", nil, fmt.Errorf("git merge-tree: %s", strings.TrimSpace(string(out.Stderr)))
 		}
 		// Exit 1: conflicts. The first line is the tree, then the conflicted files.
 		seen := map[string]bool{}
@@ -162,8 +170,11 @@ func ShowFile(ctx context.Context, repo, commit, path string) ([]byte, error) {
 		return nil, fmt.Errorf("%w: path %q", core.ErrInvalid, path)
 	}
 	out, err := Run(ctx, repo, "show", commit+":"+path)
-	if err != nil {
+	switch {
+	case notExist(err):
 		return nil, fmt.Errorf("%s at %s: %w", path, core.ShortSHA(commit), core.ErrNotFound)
+	case err != nil:
+		return nil, fmt.Errorf("read %s at %s: %w", path, core.ShortSHA(commit), err)
 	}
 	return out, nil
 }

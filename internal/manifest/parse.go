@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/cutover/cutover/internal/core"
 )
@@ -435,7 +435,7 @@ func validEnvKey(k string) bool {
 	return true
 }
 
-// cleanYAMLError drops yaml.v3's "yaml: " prefixes and Go type names.
+// cleanYAMLError drops go-yaml's "yaml: " prefixes and Go type names.
 func cleanYAMLError(err error) string {
 	s := strings.ReplaceAll(err.Error(), "yaml: ", "")
 	s = strings.ReplaceAll(s, "unmarshal errors:\n  ", "")

@@ -1,16 +1,13 @@
 package release
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 
+	"github.com/cutover/cutover/internal/command"
 	"github.com/cutover/cutover/internal/core"
 	"github.com/cutover/cutover/internal/gitx"
 	"github.com/cutover/cutover/internal/manifest"
@@ -22,8 +19,9 @@ const CompatCheck = "compat"
 // maxCompatOutput bounds the output kept with a check.
 const maxCompatOutput = 8 << 10
 
-// compatEnvAllow lists what the old tests inherit: toolchains, no secrets.
-var compatEnvAllow = []string{"PATH", "HOME", "TMPDIR", "LANG", "GOCACHE", "GOPATH", "GOMODCACHE", "GOPROXY", "GOFLAGS", "GOTOOLCHAIN"}
+// compatEnvAllow lists what the old tests inherit beyond command.BaseEnv:
+// toolchains, no secrets.
+var compatEnvAllow = []string{"GOCACHE", "GOPATH", "GOMODCACHE", "GOPROXY", "GOFLAGS", "GOTOOLCHAIN"}
 
 // BeforePromotion is the backwards-compatibility gate: before sha goes from
 // the environment `from` to the next one, the tests of the oldest compatible
@@ -94,26 +92,12 @@ func (s *Service) runCompat(ctx context.Context, mirror, oldSHA, tag string, c *
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
-	bin := c.Test[0]
-	if strings.Contains(bin, "/") && !filepath.IsAbs(bin) {
-		bin = filepath.Join(dir, bin)
-	}
-	cmd := exec.CommandContext(ctx, bin, c.Test[1:]...)
-	cmd.Dir = dir
-	for _, k := range compatEnvAllow {
-		if v, ok := os.LookupEnv(k); ok {
-			cmd.Env = append(cmd.Env, k+"="+v)
-		}
-	}
-	cmd.Env = append(cmd.Env, "COMPAT_TARGET_URL=http://"+from.Listen, "COMPAT_TARGET_HOST="+from.Host, "COMPAT_VERSION="+tag)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err = cmd.Run()
+	out := &command.Buffer{Max: maxCompatOutput}
+	env := []string{"COMPAT_TARGET_URL=http://" + from.Listen, "COMPAT_TARGET_HOST=" + from.Host, "COMPAT_VERSION=" + tag}
+	_, err = command.Run(ctx, command.Spec{Argv: c.Test, Dir: dir, Inherit: compatEnvAllow, Env: env, Stdout: out, Stderr: out})
 	text := out.String()
-	if len(text) > maxCompatOutput {
-		text = "...\n" + text[len(text)-maxCompatOutput:]
+	if out.Truncated() {
+		text = "...\n" + text
 	}
 	detail := fmt.Sprintf("$ %s (in %s)\n%s", strings.Join(c.Test, " "), tag, strings.TrimSpace(text))
 	switch {

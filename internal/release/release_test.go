@@ -13,6 +13,7 @@ import (
 	"github.com/cutover/cutover/examples"
 	"github.com/cutover/cutover/internal/core"
 	"github.com/cutover/cutover/internal/gitx"
+	"github.com/cutover/cutover/internal/manifest"
 	"github.com/cutover/cutover/internal/secret"
 	"github.com/cutover/cutover/internal/store/sqlite"
 )
@@ -324,5 +325,67 @@ func TestInjectionRefused(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(f.work, "pwned")); err == nil {
 		t.Error("an injected command ran")
+	}
+}
+
+// lockProbe reports, each time the service syncs an app's mirror (open
+// reads the app first), whether the app's lock was held.
+type lockProbe struct {
+	Store
+	svc    *Service
+	unheld []string
+}
+
+func (p *lockProbe) GetApp(ctx context.Context, name string) (core.App, error) {
+	p.svc.mu.Lock()
+	l := p.svc.locks[name]
+	p.svc.mu.Unlock()
+	if l == nil || l.TryLock() {
+		if l != nil {
+			l.Unlock()
+		}
+		p.unheld = append(p.unheld, name)
+	}
+	return p.Store.GetApp(ctx, name)
+}
+
+func TestDiff_TakesAppLockBeforeSyncingMirror(t *testing.T) {
+	f := newFixture(t)
+	a := f.commit("feat: one", map[string]string{"a.txt": "a"})
+	f.live(a)
+	b := f.commit("feat: two", map[string]string{"b.txt": "b"})
+	f.live(b)
+	probe := &lockProbe{Store: f.st}
+	f.svc.cfg.Store = probe
+	probe.svc = f.svc
+	ch, err := f.svc.Diff(ctx, "hello", 1, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := len(ch.Commits), 1; got != want {
+		t.Errorf("commits = %d, want %d", got, want)
+	}
+	if len(probe.unheld) != 0 {
+		t.Errorf("mirror of %v synced without the app lock", probe.unheld)
+	}
+}
+
+func TestRunCompat_EnvironmentAndFailure(t *testing.T) {
+	t.Setenv("CUTOVER_TEST_SECRET", "s3cret")
+	f := newFixture(t)
+	sha := f.commit("test: compat", map[string]string{"compat.sh": "echo url=$COMPAT_TARGET_URL version=$COMPAT_VERSION secret=$CUTOVER_TEST_SECRET\nexit 3\n"})
+	w, err := f.svc.open(ctx, "hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	passed, detail := f.svc.runCompat(ctx, w.mirror, sha, "v1.0.0", &manifest.Compat{Test: []string{"sh", "compat.sh"}, Timeout: time.Minute},
+		manifest.Environment{Name: "staging", Listen: "127.0.0.1:1"})
+	if passed {
+		t.Error("a failing compatibility test passed")
+	}
+	for _, want := range []string{"url=http://127.0.0.1:1 version=v1.0.0 secret=\n", "exit status 3"} {
+		if !strings.Contains(detail, want) {
+			t.Errorf("detail %q does not contain %q", detail, want)
+		}
 	}
 }

@@ -607,6 +607,8 @@ func (s *Service) Diff(ctx context.Context, app string, a, b int) (Change, error
 	if err != nil {
 		return Change{}, err
 	}
+	// open refreshes the mirror that cut, check and finish write to.
+	defer s.lock(app)()
 	w, err := s.open(ctx, app)
 	if err != nil {
 		return Change{}, err
