@@ -15,11 +15,27 @@ import (
 	"github.com/cutover/cutover/internal/deploy"
 )
 
-// Run checks a driver. newDriver returns a fresh driver; spec returns a
-// group spec whose instances answer GET / with a body containing want and
-// honour PORT (or the driver's own addressing); bad returns a spec that
-// cannot start.
-func Run(t *testing.T, newDriver func(t *testing.T) deploy.Driver, spec func(count int) core.GroupSpec, want string, bad core.GroupSpec) {
+// Suite describes the driver under test and the programs it runs.
+type Suite struct {
+	// New returns a fresh driver.
+	New func(t *testing.T) deploy.Driver
+	// Spec returns a group spec whose instances answer GET / with a body
+	// containing Want, honour PORT (or the driver's own addressing) and
+	// print something to their log when they start.
+	Spec func(count int) core.GroupSpec
+	Want string
+	// Bad is a spec that cannot start.
+	Bad core.GroupSpec
+	// Exits is a spec whose instances start and then exit on their own.
+	Exits core.GroupSpec
+	// Task runs to completion printing TaskOutput; FailingTask exits non-zero.
+	Task, FailingTask core.TaskSpec
+	TaskOutput        string
+}
+
+// Run checks a driver against the deploy machine's expectations.
+func Run(t *testing.T, su Suite) {
+	newDriver, spec, want, bad := su.New, su.Spec, su.Want, su.Bad
 	ctx := context.Background()
 	t.Run("start, list, stop", func(t *testing.T) {
 		d := newDriver(t)
@@ -68,6 +84,96 @@ func Run(t *testing.T, newDriver func(t *testing.T) deploy.Driver, spec func(cou
 			t.Errorf("instances left after a failed start: %+v", after)
 		}
 	})
+	t.Run("probe reaches an instance and bounds the body", func(t *testing.T) {
+		d := newDriver(t)
+		insts, err := d.Start(ctx, spec(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = d.Stop(ctx, insts, 5*time.Second) })
+		in := insts[0]
+		res := waitProbe(t, d, in, core.ProbeRequest{Method: http.MethodGet, Path: "/", Timeout: 2 * time.Second})
+		if res.Status != http.StatusOK || !strings.Contains(string(res.Body), want) {
+			t.Errorf("probe = %d %q, want 200 containing %q", res.Status, res.Body, want)
+		}
+		res, err = d.Probe(ctx, in, core.ProbeRequest{Method: http.MethodGet, Path: "/", Timeout: 2 * time.Second, MaxBody: 3})
+		if err != nil || len(res.Body) != 3 {
+			t.Errorf("probe with MaxBody 3 = %q, %v", res.Body, err)
+		}
+		if res, err := d.Probe(ctx, in, core.ProbeRequest{Method: http.MethodGet, Path: "/no-such-page", Timeout: 2 * time.Second}); err != nil || res.Status != http.StatusNotFound {
+			t.Errorf("probe of a missing page = %d, %v; want 404", res.Status, err)
+		}
+	})
+	t.Run("logs outlive the instance", func(t *testing.T) {
+		d := newDriver(t)
+		insts, err := d.Start(ctx, spec(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitProbe(t, d, insts[0], core.ProbeRequest{Method: http.MethodGet, Path: "/", Timeout: 2 * time.Second})
+		if err := d.Stop(ctx, insts, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		var all, tail strings.Builder
+		if err := d.Logs(ctx, insts[0], 0, &all); err != nil || all.Len() == 0 {
+			t.Fatalf("logs of a stopped instance = %q, %v", all.String(), err)
+		}
+		if err := d.Logs(ctx, insts[0], 5, &tail); err != nil || tail.Len() != 5 || !strings.HasSuffix(all.String(), tail.String()) {
+			t.Errorf("last 5 bytes = %q, %v (all: %q)", tail.String(), err, all.String())
+		}
+	})
+	t.Run("an instance that exits is reported", func(t *testing.T) {
+		d := newDriver(t)
+		insts, err := d.Start(ctx, su.Exits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = d.Stop(ctx, insts, time.Second) })
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			status, exited := d.Exited(ctx, insts[0])
+			if exited {
+				if status == "" {
+					t.Error("exited without a status")
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("an instance that exited was never reported")
+			}
+			time.Sleep(10 * time.Millisecond) // poll the driver until it notices
+		}
+	})
+	t.Run("tasks run to completion and report failure", func(t *testing.T) {
+		d := newDriver(t)
+		var out strings.Builder
+		if err := d.RunTask(ctx, su.Task, &out); err != nil || !strings.Contains(out.String(), su.TaskOutput) {
+			t.Errorf("task = %q, %v; want output containing %q", out.String(), err, su.TaskOutput)
+		}
+		if err := d.RunTask(ctx, su.FailingTask, io.Discard); err == nil || !strings.Contains(err.Error(), "exit") {
+			t.Errorf("failing task: err = %v, want one naming the exit status", err)
+		}
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		if err := d.RunTask(cctx, su.Task, io.Discard); err == nil {
+			t.Error("a task on a cancelled context ran")
+		}
+	})
+}
+
+func waitProbe(t *testing.T, d deploy.Driver, in core.Instance, req core.ProbeRequest) core.ProbeResult {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		res, err := d.Probe(context.Background(), in, req)
+		if err == nil {
+			return res
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never answered: %v", in.ID, err)
+		}
+		time.Sleep(20 * time.Millisecond) // poll until the instance listens
+	}
 }
 
 func contains(list, want []core.Instance) bool {

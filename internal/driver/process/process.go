@@ -25,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cutover/cutover/internal/command"
 	"github.com/cutover/cutover/internal/core"
 )
 
@@ -186,14 +187,16 @@ func (d *Driver) startOne(spec core.GroupSpec, index int) (core.Instance, error)
 	return in, nil
 }
 
-// environ is a minimal base environment plus the spec's; never the server's.
+// environ is the minimal base environment (internal/command's) plus the
+// spec's; never the server's own variables, which may hold secrets.
 func environ(spec core.GroupSpec, index, port int) []string {
+	return command.Environ(nil, extraEnv(spec, index, port))
+}
+
+// extraEnv is what an instance or task of spec gets beside the base
+// environment. A task has no port (0).
+func extraEnv(spec core.GroupSpec, index, port int) []string {
 	var env []string
-	for _, k := range []string{"PATH", "HOME", "TMPDIR", "LANG", "TZ"} {
-		if v, ok := os.LookupEnv(k); ok {
-			env = append(env, k+"="+v)
-		}
-	}
 	keys := make([]string, 0, len(spec.Environ))
 	for k := range spec.Environ {
 		keys = append(keys, k)
@@ -205,11 +208,11 @@ func environ(spec core.GroupSpec, index, port int) []string {
 	for k, v := range spec.Secrets {
 		env = append(env, k+"="+v)
 	}
-	return append(env,
-		"PORT="+strconv.Itoa(port),
-		"CUTOVER_APP="+spec.App, "CUTOVER_ENV="+spec.Env, "CUTOVER_COLOUR="+string(spec.Colour),
-		"CUTOVER_RELEASE="+strconv.Itoa(spec.Release), "CUTOVER_INSTANCE="+strconv.Itoa(index),
-	)
+	env = append(env, "CUTOVER_APP="+spec.App, "CUTOVER_ENV="+spec.Env, "CUTOVER_RELEASE="+strconv.Itoa(spec.Release))
+	if port > 0 {
+		env = append(env, "PORT="+strconv.Itoa(port), "CUTOVER_COLOUR="+string(spec.Colour), "CUTOVER_INSTANCE="+strconv.Itoa(index))
+	}
+	return env
 }
 
 // Stop sends SIGTERM to each instance's process group, waits up to grace,

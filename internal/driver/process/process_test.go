@@ -191,7 +191,16 @@ func itoa(i int) string { return strconv.Itoa(i) }
 func TestConformance(t *testing.T) {
 	bad := spec(2)
 	bad.Command = []string{"./does-not-exist"}
-	drivertest.Run(t, func(t *testing.T) deploy.Driver { return newDriver(t, t.TempDir()) }, spec, "hey from", bad)
+	exits := spec(1)
+	exits.Command = []string{helloBin, "migrate"} // prints and exits 0
+	task := core.TaskSpec{App: "hello", Env: "staging", Release: 3, Name: "migrate", Artifact: filepath.Dir(helloBin), Command: []string{helloBin, "migrate"}}
+	failing := task
+	failing.Environ = map[string]string{"MIGRATIONS_LOG": "/nonexistent-dir/migrations.log"}
+	drivertest.Run(t, drivertest.Suite{
+		New:  func(t *testing.T) deploy.Driver { return newDriver(t, t.TempDir()) },
+		Spec: spec, Want: "hey from", Bad: bad, Exits: exits,
+		Task: task, FailingTask: failing, TaskOutput: "migrate: nothing to do",
+	})
 }
 
 func pidOf(in core.Instance) int {

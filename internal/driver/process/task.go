@@ -8,12 +8,10 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/cutover/cutover/internal/command"
 	"github.com/cutover/cutover/internal/core"
 )
 
@@ -29,26 +27,20 @@ func (d *Driver) RunTask(ctx context.Context, spec core.TaskSpec, out io.Writer)
 		ctx, cancel = context.WithTimeout(ctx, spec.Timeout)
 		defer cancel()
 	}
-	bin := spec.Command[0]
-	if strings.Contains(bin, "/") && !filepath.IsAbs(bin) {
-		bin = filepath.Join(spec.Artifact, bin)
-	}
-	cmd := exec.CommandContext(ctx, bin, spec.Command[1:]...)
-	cmd.Dir = spec.Artifact
-	cmd.Env = environ(core.GroupSpec{App: spec.App, Env: spec.Env, Release: spec.Release, Environ: spec.Environ, Secrets: spec.Secrets}, 0, 0)
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = time.Second // a grandchild holding the output pipe cannot hang the task
-	err := cmd.Run()
-	if ctx.Err() != nil {
+	_, err := command.Run(ctx, command.Spec{
+		Argv: spec.Command, Dir: spec.Artifact, Stdout: out, Stderr: out,
+		Env: extraEnv(core.GroupSpec{App: spec.App, Env: spec.Env, Release: spec.Release, Environ: spec.Environ, Secrets: spec.Secrets}, 0, 0),
+	})
+	var xe *command.ExitError
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
 		return fmt.Errorf("%s: %w", spec.Name, ctx.Err())
+	case errors.As(err, &xe) && xe.Code >= 0:
+		return fmt.Errorf("%s: %s", spec.Name, describeExit(xe.Code))
 	}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return fmt.Errorf("%s: %s", spec.Name, describeExit(ee.ExitCode()))
-	}
-	return err
+	return fmt.Errorf("%s: %w", spec.Name, err)
 }
 
 // Logs writes the end of an instance's log (at most maxBytes; 0 = the
