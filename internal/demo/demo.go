@@ -156,11 +156,19 @@ func Run(ctx context.Context, opt Options) (Result, error) {
 			if err := d.deploy(ctx, "staging", "", core.StateRolledBack); err != nil {
 				return err
 			}
-			_, err := d.svc.Deploy(ctx, deploy.DeployRequest{App: appName, Env: "production"})
-			if err == nil {
+			dep, err := d.svc.Deploy(ctx, deploy.DeployRequest{App: appName, Env: "production", RequestedBy: "demo"})
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+			defer cancel()
+			if dep, err = d.svc.Wait(ctx, dep.ID); err != nil {
+				return err
+			}
+			if dep.State != core.StateFailed || dep.SwitchedAt != nil || dep.Release != 0 {
 				return errors.New("v3 was accepted for production although it failed in staging")
 			}
-			d.say("   production refuses v3: %v", err)
+			d.say("   production refuses v3 (deployment %d, recorded): %s", dep.ID, dep.Reason)
 			return nil
 		},
 		func() error {

@@ -327,7 +327,7 @@ func (s *Service) admit(ctx context.Context, id int64, noWait bool, logw io.Writ
 			s.abortPrepare(ctx, id, err)
 			return
 		}
-		s.emit(ctx, event(d, core.EventDeployStep, fmt.Sprintf("building %s", core.ShortSHA(d.SHA))))
+		s.emit(ctx, event(d, core.EventDeployStep, fmt.Sprintf("artifact of %s: built once per commit, reused after", core.ShortSHA(d.SHA))))
 		rel, noop, err := s.releaseFor(ctx, d, logw)
 		if err != nil {
 			s.abortPrepare(ctx, id, err)
