@@ -263,8 +263,9 @@ func (a *api) build(r *http.Request, req buildRequest) (int, any, error) {
 }
 
 type deployRequest struct {
-	Ref    string `json:"ref"`
-	NoWait bool   `json:"no_wait"`
+	Ref         string `json:"ref"`
+	NoWait      bool   `json:"no_wait"`
+	ReplaceHeld bool   `json:"replace_held"`
 }
 
 func (a *api) deploy(r *http.Request, req deployRequest) (int, any, error) {
@@ -272,7 +273,7 @@ func (a *api) deploy(r *http.Request, req deployRequest) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	return accepted(a.svc.Deploy(r.Context(), deploy.DeployRequest{App: app, Env: env, Ref: req.Ref, NoWait: req.NoWait, RequestedBy: "api"}))
+	return accepted(a.svc.Deploy(r.Context(), deploy.DeployRequest{App: app, Env: env, Ref: req.Ref, NoWait: req.NoWait, ReplaceHeld: req.ReplaceHeld, RequestedBy: "api"}))
 }
 
 type rollbackRequest struct {

@@ -19,16 +19,20 @@ var errDeployFailed = errors.New("deployment did not go live")
 
 func newDeployCmd(c *control) *cobra.Command {
 	var commit string
-	var noWait, detach bool
+	var noWait, detach, replaceHeld bool
 	cmd := &cobra.Command{
 		Use:   "deploy APP ENV",
 		Short: "Deploy a commit to an environment, blue/green, and follow its steps",
-		Long: `Builds the commit if it has no artifact yet, records a release (the artifact with
-the environment's current config) and runs the deployment: lock, migrate, start
-the idle colour, health gate, smoke checks, switch, verify. The steps are shown
-as they happen. Exits 0 when the release is live (or already was), 1 when the
-deployment failed or was rolled back. A second deploy to the same environment
-waits its turn unless --no-wait.`,
+		Long: `Records the deployment, asks the gates (the promotion chain, the compatibility
+check), builds the commit if it has no artifact yet, records a release (the
+artifact with the environment's current config) and runs the deployment: lock,
+migrate, start the idle colour, health gate, smoke checks, switch, verify. The
+steps are shown as they happen. Exits 0 when the release is live (or already
+was), 1 when the deployment was refused, failed or was rolled back. A second
+deploy to the same environment waits its turn unless --no-wait. Ctrl-C stops
+following, not the deployment: it goes on on the server (cutover follow ID,
+cutover cancel ID). A failed colour held with cutover hold is not replaced
+unless --replace-held.`,
 		Example: `  cutover deploy hello staging
   cutover deploy hello production --commit 3dffdc17
   cutover deploy hello production --no-wait --output json`,
@@ -39,13 +43,14 @@ waits its turn unless --no-wait.`,
 				return err
 			}
 			return follow(cmd, c, cl, args[0], detach, func(ctx context.Context) (core.Deployment, error) {
-				return cl.Deploy(ctx, args[0], args[1], commit, noWait)
+				return cl.Deploy(ctx, args[0], args[1], client.DeployOptions{Ref: commit, NoWait: noWait, ReplaceHeld: replaceHeld})
 			})
 		},
 	}
 	cmd.Flags().StringVar(&commit, "commit", "", "commit SHA, branch or tag (default HEAD of the app's repository)")
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "refuse, naming the holder, when another deployment holds the environment")
-	cmd.Flags().BoolVar(&detach, "detach", false, "return once queued instead of following the steps")
+	cmd.Flags().BoolVar(&detach, "detach", false, "return once recorded instead of following the steps")
+	cmd.Flags().BoolVar(&replaceHeld, "replace-held", false, "replace a failed colour held for investigation (cutover hold) instead of refusing")
 	return cmd
 }
 

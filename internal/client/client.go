@@ -104,10 +104,17 @@ func (c *Client) Build(ctx context.Context, app, ref string) (core.Artifact, err
 	return a, err
 }
 
-// Deploy queues a deployment of ref.
-func (c *Client) Deploy(ctx context.Context, app, env, ref string, noWait bool) (core.Deployment, error) {
+// DeployOptions are the optional parts of a deploy request.
+type DeployOptions struct {
+	Ref         string `json:"ref"`
+	NoWait      bool   `json:"no_wait"`
+	ReplaceHeld bool   `json:"replace_held"`
+}
+
+// Deploy records a deployment of opts.Ref (HEAD when empty).
+func (c *Client) Deploy(ctx context.Context, app, env string, opts DeployOptions) (core.Deployment, error) {
 	var d core.Deployment
-	err := c.do(ctx, "POST", "/api/v1/apps/"+esc(app)+"/envs/"+esc(env)+"/deployments", map[string]any{"ref": ref, "no_wait": noWait}, &d)
+	err := c.do(ctx, "POST", "/api/v1/apps/"+esc(app)+"/envs/"+esc(env)+"/deployments", opts, &d)
 	return d, err
 }
 

@@ -81,12 +81,15 @@ type Deployment struct {
 	// WaitingOn names what a waiting deployment waits for (an approval, a
 	// check, a window); WaitUntil is when it is admitted at the latest
 	// re-evaluation, if the condition is a time.
-	WaitingOn  string     `json:"waiting_on,omitempty"`
-	WaitUntil  *time.Time `json:"wait_until,omitempty"`
-	CreatedAt  time.Time  `json:"created_at"`
-	UpdatedAt  time.Time  `json:"updated_at"`
-	SwitchedAt *time.Time `json:"switched_at,omitempty"`
-	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	WaitingOn string     `json:"waiting_on,omitempty"`
+	WaitUntil *time.Time `json:"wait_until,omitempty"`
+	// ReplaceHeld lets the deployment replace a failed colour that is held
+	// for investigation; without it, such a deployment is refused.
+	ReplaceHeld bool       `json:"replace_held,omitempty"`
+	CreatedAt   time.Time  `json:"created_at"`
+	UpdatedAt   time.Time  `json:"updated_at"`
+	SwitchedAt  *time.Time `json:"switched_at,omitempty"`
+	FinishedAt  *time.Time `json:"finished_at,omitempty"`
 }
 
 // SlotState is what a colour is doing in an environment.

@@ -493,6 +493,12 @@ func (s *Service) recoverDeployment(ctx context.Context, d core.Deployment) erro
 		s.finish(ctx, r, core.StateSucceeded, reason+" after verification had passed")
 		return nil
 	}
+	if d.Step == core.StepSwitchBack && st.Live != d.Colour {
+		// The switch back had been made and recorded: the failed colour
+		// stays for investigation.
+		s.finish(ctx, r, core.StateRolledBack, reason+" after switching back")
+		return nil
+	}
 	// Traffic may have moved. Go back to the previous colour when it is still
 	// there; otherwise the new release is what serves.
 	if st.Live == d.Colour {

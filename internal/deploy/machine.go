@@ -182,6 +182,9 @@ func (s *Service) execute(ctx context.Context, r *run) error {
 			}
 		}
 		if idle.State == core.SlotFailed && len(idle.Instances) > 0 {
+			if err := s.checkNotHeld(ctx, r, colour); err != nil {
+				return err
+			}
 			s.emit(ctx, event(*d, core.EventDeployInfo, fmt.Sprintf("replacing the failed %s colour (v%d) kept for investigation", colour, idle.Release)))
 		}
 		if err := s.stopSlot(ctx, &r.state, colour, r.m.StopGrace); err != nil {
@@ -449,6 +452,25 @@ func (s *Service) groupSpec(ctx context.Context, r *run, colour core.Colour) (co
 		Count: r.env.Instances, Artifact: r.art.Ref, Command: r.m.Run.Command,
 		Environ: environ, Secrets: secrets,
 	}, nil
+}
+
+// checkNotHeld refuses to replace a failed colour that someone holds for
+// investigation, unless the deployment says so. It reads the stored
+// state: a hold may have been taken while this deployment ran.
+func (s *Service) checkNotHeld(ctx context.Context, r *run, colour core.Colour) error {
+	if r.d.ReplaceHeld {
+		return nil
+	}
+	fresh, err := s.cfg.Store.GetEnvState(ctx, r.d.App, r.d.Env)
+	if err != nil {
+		return err
+	}
+	sl := fresh.Slots[colour]
+	if sl == nil || sl.State != core.SlotFailed || !s.now().Before(sl.HeldUntil) {
+		return nil
+	}
+	return fmt.Errorf("%w: the failed %s colour (v%d) is held for investigation until %s; deploy again with --replace-held to replace it, or wait",
+		core.ErrLocked, colour, sl.Release, sl.HeldUntil.Format(time.RFC3339))
 }
 
 // abandonSlot stops a colour that failed before the switch.

@@ -94,3 +94,45 @@ func TestValidateEnvKey(t *testing.T) {
 		}
 	}
 }
+
+// A keyed task (the tick's scale-in or revert) is queued once however
+// often it is asked for while the environment is busy, and can be queued
+// again once it has run. Without a key, every push queues.
+func TestEnvQueueKeyedTaskQueuedOnce(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	q := newEnvQueue(ctx, &wg)
+	defer func() { q.close(); wg.Wait() }()
+
+	release := make(chan struct{})
+	started := make(chan struct{})
+	q.push(task{holder: "deployment 1", run: func(context.Context) { close(started); <-release }}, false)
+	<-started
+	var mu sync.Mutex
+	runs := map[string]int{}
+	done := make(chan struct{}, 16)
+	for range 5 {
+		for _, key := range []string{"scale-in of blue v1", ""} {
+			q.push(task{holder: "tick", key: key, run: func(context.Context) {
+				mu.Lock()
+				runs[key]++
+				mu.Unlock()
+				done <- struct{}{}
+			}}, false)
+		}
+	}
+	close(release)
+	for range 6 { // one keyed run, five unkeyed ones
+		<-done
+	}
+	if _, queued := q.push(task{holder: "tick", key: "scale-in of blue v1", run: func(context.Context) { done <- struct{}{} }}, false); !queued {
+		t.Error("a keyed task that has run could not be queued again")
+	}
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	if runs["scale-in of blue v1"] != 1 || runs[""] != 5 {
+		t.Errorf("runs = %v, want the keyed task once and the unkeyed one 5 times", runs)
+	}
+}

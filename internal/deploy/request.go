@@ -27,6 +27,9 @@ type DeployRequest struct {
 	// is busy, instead of queueing behind the running deployment.
 	NoWait      bool
 	RequestedBy string
+	// ReplaceHeld lets the deployment replace a failed colour held for
+	// investigation (cutover hold); without it the deployment is refused.
+	ReplaceHeld bool
 	// BuildLog receives the build output when the commit is built now.
 	BuildLog io.Writer
 
@@ -56,7 +59,7 @@ func (s *Service) Deploy(ctx context.Context, req DeployRequest) (core.Deploymen
 	if err != nil {
 		return core.Deployment{}, err
 	}
-	d := core.Deployment{App: app.Name, Env: req.Env, Kind: req.kind, State: core.StatePending, Step: core.StepGates, RequestedBy: req.RequestedBy}
+	d := core.Deployment{App: app.Name, Env: req.Env, Kind: req.kind, State: core.StatePending, Step: core.StepGates, RequestedBy: req.RequestedBy, ReplaceHeld: req.ReplaceHeld}
 	state, err := s.cfg.Store.GetEnvState(ctx, app.Name, req.Env)
 	if err != nil {
 		return core.Deployment{}, fmt.Errorf("state of %s/%s: %w", app.Name, req.Env, err)

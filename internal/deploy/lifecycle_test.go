@@ -1,0 +1,191 @@
+package deploy_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cutover/cutover/internal/core"
+	"github.com/cutover/cutover/internal/deploy"
+)
+
+// A deployment waiting on a condition is recorded and visible, holds up
+// nothing (a rollback of the same environment goes through), is admitted
+// when the condition holds, and can be cancelled.
+func TestWaitingDeployment(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	gate := &flagGate{env: "staging"}
+	r.gates = []deploy.Gate{gate}
+	gate.open() // the first two deploys go through
+	r.start()
+	r.deployAndWait("staging", "c1", core.StateSucceeded)
+	r.deployAndWait("staging", "c2", core.StateSucceeded)
+	gate.mu.Lock()
+	gate.ok = false
+	gate.mu.Unlock()
+
+	waiting := r.deploy("staging", "c3")
+	waitFor(t, "the deployment to wait", func() bool {
+		d, _ := r.svc.Deployment(context.Background(), waiting.ID)
+		return d.State == core.StateWaiting
+	})
+	d, _ := r.svc.Deployment(context.Background(), waiting.ID)
+	if d.WaitingOn != "the test flag" || d.Release != 0 {
+		t.Errorf("waiting deployment = %+v", d)
+	}
+	st, err := r.svc.Status(context.Background(), "hello")
+	if err != nil || len(st) != 1 || st[0].Current == nil || st[0].Current.ID != waiting.ID || st[0].Current.State != core.StateWaiting {
+		t.Errorf("status does not show the waiting deployment: %+v, %v", st, err)
+	}
+
+	// A rollback is exempt from gates and is not held up by it.
+	rb, err := r.svc.Rollback(context.Background(), deploy.RollbackRequest{App: "hello", Env: "staging", RequestedBy: "ann"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb = r.wait(rb)
+	if st := r.state("staging"); rb.State != core.StateSucceeded || st.LiveRelease() != 1 {
+		t.Fatalf("rollback while a deployment waits: %s %q, live v%d", rb.State, rb.Reason, st.LiveRelease())
+	}
+	r.svc.Tick(context.Background())
+	if d, _ := r.svc.Deployment(context.Background(), waiting.ID); d.State != core.StateWaiting {
+		t.Fatalf("admitted although its condition does not hold: %s", d.State)
+	}
+
+	// Cancel a second waiting one; admit the first when the flag opens.
+	other := r.deploy("staging", "c4")
+	waitFor(t, "the second deployment to wait", func() bool {
+		d, _ := r.svc.Deployment(context.Background(), other.ID)
+		return d.State == core.StateWaiting
+	})
+	if c, err := r.svc.Cancel(context.Background(), other.ID, "bob"); err != nil || c.State != core.StateCancelled || !strings.Contains(c.Reason, "bob") {
+		t.Fatalf("cancel = %+v, %v", c, err)
+	}
+	if _, err := r.svc.Cancel(context.Background(), other.ID, "bob"); !errors.Is(err, core.ErrConflict) {
+		t.Errorf("cancelling twice: %v, want ErrConflict", err)
+	}
+	gate.open()
+	r.svc.Tick(context.Background())
+	if d, st := r.wait(waiting), r.state("staging"); d.State != core.StateSucceeded || st.LiveRelease() != d.Release {
+		t.Fatalf("admitted deployment = %s %q", d.State, d.Reason)
+	}
+	if d, _ := r.svc.Deployment(context.Background(), other.ID); d.State != core.StateCancelled {
+		t.Errorf("a cancelled deployment ran: %s", d.State)
+	}
+	var types []core.EventType
+	es, _ := r.svc.Events(context.Background(), "hello", 0, 1000)
+	for _, e := range es {
+		if e.DeploymentID == waiting.ID {
+			types = append(types, e.Type)
+		}
+	}
+	joined := strings.Join(func() []string {
+		var s []string
+		for _, t := range types {
+			s = append(s, string(t))
+		}
+		return s
+	}(), " ")
+	if !strings.Contains(joined, "deploy.waiting deploy.admitted") || !strings.HasSuffix(joined, "deploy.succeeded") {
+		t.Errorf("events of the waiting deployment: %s", joined)
+	}
+}
+
+// A running deployment cannot be cancelled half-way; a queued one can, and
+// never runs.
+func TestCancelQueuedNotRunning(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	release := make(chan struct{})
+	r.driver.TaskFn = func(ctx context.Context, spec core.TaskSpec, out io.Writer) error {
+		<-release // the migration of the first deployment holds the environment
+		return nil
+	}
+	r.start()
+	first := r.deploy("staging", "c1")
+	waitFor(t, "the first deployment to run", func() bool {
+		d, _ := r.svc.Deployment(context.Background(), first.ID)
+		return d.Step == core.StepMigrate
+	})
+	second := r.deploy("staging", "c2")
+	waitFor(t, "the second deployment to be queued", func() bool {
+		d, _ := r.svc.Deployment(context.Background(), second.ID)
+		return d.Step == core.StepQueued
+	})
+	if _, err := r.svc.Cancel(context.Background(), first.ID, "ann"); !errors.Is(err, core.ErrConflict) {
+		t.Errorf("cancel a running deployment: %v, want ErrConflict", err)
+	}
+	if _, err := r.svc.Cancel(context.Background(), second.ID, "ann"); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	if d := r.wait(first); d.State != core.StateSucceeded {
+		t.Fatalf("first = %s %q", d.State, d.Reason)
+	}
+	if d := r.wait(second); d.State != core.StateCancelled || d.SwitchedAt != nil {
+		t.Errorf("second = %+v", d)
+	}
+	if got := r.driver.startedReleases(); len(got) != 1 {
+		t.Errorf("started releases = %v: the cancelled deployment ran", got)
+	}
+}
+
+// A hold taken while a deployment runs is kept: the deployment does not
+// replace the held colour, and its own writes do not erase the hold.
+// Without the hold, the same deployment does replace that colour.
+func TestHoldRacesARunningDeployment(t *testing.T) {
+	t.Parallel()
+	for _, hold := range []bool{true, false} {
+		t.Run(map[bool]string{true: "held", false: "not held"}[hold], func(t *testing.T) {
+			t.Parallel()
+			r := newRig(t)
+			r.start()
+			r.deployAndWait("staging", "c1", core.StateSucceeded)
+			var n uint64
+			r.router.StatsFn = func(rel int) deploy.RouteStats {
+				n += 100
+				if rel == 2 {
+					return deploy.RouteStats{Requests: n, Errors5xx: n}
+				}
+				return deploy.RouteStats{Requests: n}
+			}
+			r.deployAndWait("staging", "c2", core.StateRolledBack) // green keeps failed v2
+			r.router.StatsFn = nil
+
+			migrating := make(chan struct{})
+			release := make(chan struct{})
+			r.driver.TaskFn = func(ctx context.Context, spec core.TaskSpec, out io.Writer) error {
+				close(migrating)
+				<-release
+				return nil
+			}
+			d := r.deploy("staging", "c3")
+			<-migrating // the deployment runs: it has read the state, the failed colour not yet held
+			if hold {
+				if _, err := r.svc.Hold(context.Background(), "hello", "staging", time.Hour, "ann"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			close(release)
+			d = r.wait(d)
+			green := r.state("staging").Slots[core.Green]
+			if hold {
+				if d.State != core.StateFailed || !strings.Contains(d.Reason, "held for investigation") {
+					t.Fatalf("deployment over a held colour = %s %q", d.State, d.Reason)
+				}
+				if green.State != core.SlotFailed || green.Release != 2 || green.HeldUntil.IsZero() {
+					t.Errorf("the hold was lost: green = %+v", green)
+				}
+				return
+			}
+			if d.State != core.StateSucceeded || green.Release != 3 {
+				t.Errorf("without a hold the failed colour is replaced: %s %q, green = %+v", d.State, d.Reason, green)
+			}
+		})
+	}
+}
+
