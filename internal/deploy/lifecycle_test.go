@@ -188,4 +188,3 @@ func TestHoldRacesARunningDeployment(t *testing.T) {
 		})
 	}
 }
-

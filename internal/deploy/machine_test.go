@@ -293,4 +293,3 @@ func TestRecovery(t *testing.T) {
 		}
 	}
 }
-

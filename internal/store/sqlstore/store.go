@@ -44,9 +44,9 @@ type Dialect struct {
 
 // Store implements deploy.Store over a *sql.DB.
 type Store struct {
-	db    *sql.DB
-	box   *secret.Box
-	d     Dialect
+	db  *sql.DB
+	box *secret.Box
+	d   Dialect
 	// fence, when set, is the lease that writes of deployments, state,
 	// events and locks require (see SetFence).
 	fence atomic.Pointer[core.Lease]
