@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -14,7 +15,8 @@ import (
 )
 
 func newServerCmd() *cobra.Command {
-	var dataDir, listen, logLevel, proxyAdmin, database string
+	var dataDir, listen, logLevel, proxyAdmin, database, driver, name string
+	var leaseTTL time.Duration
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the control plane: API, deploy machine and embedded proxies",
@@ -22,7 +24,12 @@ func newServerCmd() *cobra.Command {
 instance logs, proxy routes, the API token and the key that encrypts secrets).
 The API listens on loopback by default and requires the bearer token that is
 created on first start and printed once (it is also kept, mode 0600, in
-DATA_DIR/api-token for the local CLI).`,
+DATA_DIR/api-token for the local CLI).
+
+Several servers may share one PostgreSQL database (--database): one of them
+holds the server lease and runs the deployments; the others answer queries,
+refuse changes with a message naming the active server, and take over within
+--lease-ttl when it dies.`,
 		Example: `  cutover server --data-dir .cutover --listen 127.0.0.1:7070
   cutover proxy run --listen 127.0.0.1:8080 --admin /run/cutover/proxy.sock --state /var/lib/cutover-proxy &
   cutover server --proxy-admin /run/cutover/proxy.sock`,
@@ -38,13 +45,18 @@ DATA_DIR/api-token for the local CLI).`,
 			srv, err := server.Open(ctx, server.Config{
 				DataDir: dataDir, Listen: listen, Logger: log, Token: os.Getenv("CUTOVER_TOKEN"),
 				ProxyAdmin: proxyAdmin, ProxyToken: os.Getenv("CUTOVER_PROXY_TOKEN"), DatabaseURL: database,
+				Driver: driver, Name: name, LeaseTTL: leaseTTL,
 			})
 			if err != nil {
 				return err
 			}
 			defer srv.Close()
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "cutover server on %s (data in %s)\n", srv.URL(), dataDir)
+			role := "active"
+			if !srv.Deploy.Active() {
+				role = "standby: another server holds the lease"
+			}
+			fmt.Fprintf(out, "cutover server on %s (data in %s; %s)\n", srv.URL(), dataDir, role)
 			if srv.NewToken {
 				fmt.Fprintf(out, "API token (shown once; kept in %s): %s\n", filepath.Join(dataDir, server.TokenFile), srv.Token)
 			}
@@ -57,6 +69,9 @@ DATA_DIR/api-token for the local CLI).`,
 	cmd.Flags().StringVar(&listen, "listen", server.DefaultListen, "API address (keep it on loopback or behind TLS)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	cmd.Flags().StringVar(&database, "database", os.Getenv("CUTOVER_DATABASE"), "PostgreSQL URL (postgres://...) instead of SQLite in the data dir, for several servers sharing one database (env CUTOVER_DATABASE)")
+	cmd.Flags().StringVar(&driver, "driver", server.DriverProcess, "runtime that runs instances: process (local child processes)")
+	cmd.Flags().StringVar(&name, "name", "", "this server's name in the lease and in locks (default: API address@host); a restart with the same name takes over at once")
+	cmd.Flags().DurationVar(&leaseTTL, "lease-ttl", server.DefaultLeaseTTL, "how long the server lease lasts unrenewed: how soon a standby takes over from a dead server")
 	cmd.Flags().StringVar(&proxyAdmin, "proxy-admin", "", "route traffic through a separate `cutover proxy run` at this admin endpoint (its token in CUTOVER_PROXY_TOKEN) instead of the embedded proxies, so a control-plane restart never interrupts traffic")
 	return cmd
 }
