@@ -85,6 +85,14 @@ func New(cfg Config) http.Handler {
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			// Only the server holding the lease changes anything; the
+			// others say which one does.
+			if why := a.svc.Standby(); why != "" {
+				a.fail(w, r, fmt.Errorf("%w: %s", core.ErrStandby, why))
+				return
+			}
+		}
 		mux.ServeHTTP(w, r)
 	})
 }

@@ -4,9 +4,11 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 
 	"github.com/spf13/cobra"
 )
@@ -16,6 +18,8 @@ const (
 	exitOK    = 0
 	exitFail  = 1
 	exitUsage = 2
+	// exitInterrupted is what a shell reports for a command ended by Ctrl-C.
+	exitInterrupted = 130
 )
 
 // usageError marks errors caused by bad flags or arguments (exit code 2).
@@ -49,7 +53,14 @@ func NewRoot() *cobra.Command {
 func Main(args []string) int {
 	root := NewRoot()
 	root.SetArgs(args)
-	if err := root.Execute(); err != nil {
+	// Ctrl-C cancels the command's context: a command that follows work on
+	// the server says what goes on there before it exits.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := root.ExecuteContext(ctx); err != nil {
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			return exitInterrupted
+		}
 		fmt.Fprintln(os.Stderr, "error:", err)
 		var ue usageError
 		if errors.As(err, &ue) {

@@ -188,6 +188,17 @@ func (s *Service) SetStandby(reason string) {
 	s.mu.Unlock()
 }
 
+// Standby returns why this Service does not accept changes, or "" when
+// it is active.
+func (s *Service) Standby() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.act != nil {
+		return ""
+	}
+	return s.standby
+}
+
 // Active reports whether this Service runs environments now.
 func (s *Service) Active() bool {
 	s.mu.Lock()
