@@ -23,7 +23,7 @@ func TestSeparateProxySurvivesControlPlane(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and the example app")
 	}
-	bin := buildCutover(t)
+	bin := cutoverBin(t)
 	dir := t.TempDir()
 	listen, sock := freeAddr(t), filepath.Join(dir, "proxy.sock")
 	px := exec.Command(bin, "proxy", "run", "--listen", listen, "--admin", sock, "--state", filepath.Join(dir, "proxy"))
