@@ -132,6 +132,7 @@ func TestServerKilledMidDeploy(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and the example app")
 	}
+	t.Parallel()
 	bin := cutoverBin(t)
 	for _, tc := range []struct {
 		name   string
@@ -143,6 +144,7 @@ func TestServerKilledMidDeploy(t *testing.T) {
 		{"during verification", "", core.StepVerify, "v1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			dir := t.TempDir()
 			repo, data := filepath.Join(dir, "repo"), filepath.Join(dir, "data")
 			staging, prod := freeAddr(t), freeAddr(t)

@@ -1,10 +1,13 @@
 package server_test
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"sync"
 	"testing"
 )
@@ -13,6 +16,15 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	// The end-to-end tests spend their time waiting on processes, health
+	// checks and verification windows, not on the CPU: run more of them at
+	// once than -parallel's default of GOMAXPROCS, unless it is given.
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
+	if !explicit {
+		_ = flag.Set("test.parallel", strconv.Itoa(4*runtime.GOMAXPROCS(0)))
+	}
 	dir, err := os.MkdirTemp("", "cutover-server-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

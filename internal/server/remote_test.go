@@ -23,6 +23,7 @@ func TestSeparateProxySurvivesControlPlane(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and the example app")
 	}
+	t.Parallel()
 	bin := cutoverBin(t)
 	dir := t.TempDir()
 	listen, sock := freeAddr(t), filepath.Join(dir, "proxy.sock")
