@@ -58,6 +58,7 @@ func commit(t *testing.T, dir, msg string) {
 }
 
 func TestUsageErrorsExitTwo(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{
 		{"deploy", "hello"},
 		{"deploy", "../x", "prod", "--token", "t"},
@@ -105,6 +106,7 @@ func TestCLIEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the example app")
 	}
+	t.Parallel()
 	srv, repo, cli := startCLIServer(t, "v1", 300*time.Millisecond)
 	dir := filepath.Dir(repo)
 
@@ -211,6 +213,7 @@ func TestReleaseCLI(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the example app")
 	}
+	t.Parallel()
 	_, repo, cli := startCLIServer(t, "feat: first release", 100*time.Millisecond)
 	cli("app", "add", "hello", "--repo", repo)
 	if code, out := cli("deploy", "hello", "staging"); code != 0 {
