@@ -112,6 +112,7 @@ func (f *fixture) originRefs() string {
 }
 
 func TestNumberingVersionsAndNotes(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	f.commit("feat(api): greeting endpoint", nil)
 	f.git(f.work, "checkout", "-q", "-b", "topic")
@@ -187,6 +188,7 @@ func TestNumberingVersionsAndNotes(t *testing.T) {
 }
 
 func TestConflictIsReportedAndNothingChanges(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	base := f.commit("feat: config", map[string]string{"settings.txt": "a\n"})
 	f.live(base)
@@ -244,6 +246,7 @@ func TestConflictIsReportedAndNothingChanges(t *testing.T) {
 }
 
 func TestFinishMeetsTagsAndIsSafeToRerun(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	f.commit("feat: first", nil)
 	head := f.commit("fix: second", nil)
@@ -297,6 +300,7 @@ func TestFinishMeetsTagsAndIsSafeToRerun(t *testing.T) {
 }
 
 func TestInjectionRefused(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	f.live(f.commit("feat: x", nil))
 	for _, from := range []string{"--upload-pack=touch /tmp/pwned", "$(touch pwned)", "main\nHEAD", "`id`", "a;b", "-q"} {
