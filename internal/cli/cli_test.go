@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -19,6 +18,7 @@ import (
 	"github.com/cutover/cutover/internal/core"
 	"github.com/cutover/cutover/internal/gitx"
 	"github.com/cutover/cutover/internal/server"
+	"github.com/cutover/cutover/internal/testutil"
 )
 
 // run executes the CLI in-process and returns its exit code and output.
@@ -39,15 +39,6 @@ func run(t *testing.T, args ...string) (int, string) {
 		return exitUsage, out.String()
 	}
 	return exitFail, out.String()
-}
-
-func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func commit(t *testing.T, dir, msg string) {
@@ -83,7 +74,7 @@ func startCLIServer(t *testing.T, firstCommit string, verify time.Duration) (*se
 	t.Helper()
 	dir := t.TempDir()
 	repo := filepath.Join(dir, "repo")
-	if err := examples.WriteHello(repo, examples.HelloOptions{StagingListen: freeAddr(t), ProductionListen: freeAddr(t), Verify: verify}); err != nil {
+	if err := examples.WriteHello(repo, examples.HelloOptions{StagingListen: testutil.ListenAddr(t), ProductionListen: testutil.ListenAddr(t), Verify: verify}); err != nil {
 		t.Fatal(err)
 	}
 	if err := gitx.Init(context.Background(), repo); err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/cutover/cutover/examples"
 	"github.com/cutover/cutover/internal/core"
 	"github.com/cutover/cutover/internal/gitx"
+	"github.com/cutover/cutover/internal/testutil"
 )
 
 const crashToken = "crash-test-token-0123456789"
@@ -147,7 +148,7 @@ func TestServerKilledMidDeploy(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
 			repo, data := filepath.Join(dir, "repo"), filepath.Join(dir, "data")
-			staging, prod := freeAddr(t), freeAddr(t)
+			staging, prod := testutil.ListenAddr(t), testutil.ListenAddr(t)
 			// v1 verifies briefly; v2 verifies long enough to be killed during it.
 			opts := examples.HelloOptions{StagingListen: staging, ProductionListen: prod, Verify: 300 * time.Millisecond}
 			if err := examples.WriteHello(repo, opts); err != nil {

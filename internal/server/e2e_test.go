@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,6 +20,7 @@ import (
 	"github.com/cutover/cutover/internal/deploy"
 	"github.com/cutover/cutover/internal/gitx"
 	"github.com/cutover/cutover/internal/server"
+	"github.com/cutover/cutover/internal/testutil"
 )
 
 // env is one end-to-end fixture: a real git repository with the example
@@ -52,7 +52,7 @@ func newEnvOn(t *testing.T, dbURL string, mutate ...func(*examples.HelloOptions)
 	}
 	dir := t.TempDir()
 	e := &env{t: t, repo: filepath.Join(dir, "repo"), data: filepath.Join(dir, "data"), dbURL: dbURL}
-	e.staging, e.prod = freeAddr(t), freeAddr(t)
+	e.staging, e.prod = testutil.ListenAddr(t), testutil.ListenAddr(t)
 	e.opts = examples.HelloOptions{
 		StagingListen: e.staging, ProductionListen: e.prod,
 		Verify: 250 * time.Millisecond, StandbyFor: time.Hour, InvestigateFor: time.Hour,
@@ -181,16 +181,6 @@ func (e *env) state(envName string) core.EnvState {
 	}
 	e.t.Fatalf("no state for %s", envName)
 	return core.EnvState{}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func TestDeployPromoteAndNoop(t *testing.T) {
