@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -19,6 +18,7 @@ import (
 	"github.com/cutover/cutover/internal/core"
 	"github.com/cutover/cutover/internal/gitx"
 	"github.com/cutover/cutover/internal/server"
+	"github.com/cutover/cutover/internal/testutil"
 )
 
 // run executes the CLI in-process and returns its exit code and output.
@@ -41,15 +41,6 @@ func run(t *testing.T, args ...string) (int, string) {
 	return exitFail, out.String()
 }
 
-func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 func commit(t *testing.T, dir, msg string) {
 	t.Helper()
 	if _, err := gitx.CommitAll(context.Background(), dir, msg); err != nil {
@@ -58,6 +49,7 @@ func commit(t *testing.T, dir, msg string) {
 }
 
 func TestUsageErrorsExitTwo(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{
 		{"deploy", "hello"},
 		{"deploy", "../x", "prod", "--token", "t"},
@@ -82,7 +74,7 @@ func startCLIServer(t *testing.T, firstCommit string, verify time.Duration) (*se
 	t.Helper()
 	dir := t.TempDir()
 	repo := filepath.Join(dir, "repo")
-	if err := examples.WriteHello(repo, examples.HelloOptions{StagingListen: freeAddr(t), ProductionListen: freeAddr(t), Verify: verify}); err != nil {
+	if err := examples.WriteHello(repo, examples.HelloOptions{StagingListen: testutil.ListenAddr(t), ProductionListen: testutil.ListenAddr(t), Verify: verify}); err != nil {
 		t.Fatal(err)
 	}
 	if err := gitx.Init(context.Background(), repo); err != nil {
@@ -105,6 +97,7 @@ func TestCLIEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the example app")
 	}
+	t.Parallel()
 	srv, repo, cli := startCLIServer(t, "v1", 300*time.Millisecond)
 	dir := filepath.Dir(repo)
 
@@ -211,6 +204,7 @@ func TestReleaseCLI(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the example app")
 	}
+	t.Parallel()
 	_, repo, cli := startCLIServer(t, "feat: first release", 100*time.Millisecond)
 	cli("app", "add", "hello", "--repo", repo)
 	if code, out := cli("deploy", "hello", "staging"); code != 0 {

@@ -30,6 +30,9 @@ type Options struct {
 	Keep bool // keep the throwaway directory for inspection
 	// Workers is the number of load workers against production.
 	Workers int
+	// StagingListen and ProductionListen are the environments' addresses;
+	// when empty, free loopback ports are picked.
+	StagingListen, ProductionListen string
 }
 
 // Result is what the demo measured.
@@ -62,9 +65,11 @@ func Run(ctx context.Context, opt Options) (Result, error) {
 		defer os.RemoveAll(dir)
 	}
 	repo := filepath.Join(dir, "repo")
-	stagingAddr, prodAddr, err := freeAddrs()
-	if err != nil {
-		return Result{}, err
+	stagingAddr, prodAddr := opt.StagingListen, opt.ProductionListen
+	if stagingAddr == "" || prodAddr == "" {
+		if stagingAddr, prodAddr, err = freeAddrs(); err != nil {
+			return Result{}, err
+		}
 	}
 	d := &demo{out: out, repo: repo, start: time.Now()}
 	d.say("1. a git repository with the example app and its cutover.yml (%s)", repo)

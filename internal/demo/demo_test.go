@@ -4,6 +4,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/cutover/cutover/internal/testutil"
 )
 
 // TestDemo runs `cutover demo` end to end: it must finish with no failed
@@ -13,7 +15,8 @@ func TestDemo(t *testing.T) {
 		t.Skip("runs the whole demo")
 	}
 	var out strings.Builder
-	res, err := Run(context.Background(), Options{Out: &out, Workers: 4})
+	res, err := Run(context.Background(), Options{Out: &out, Workers: 4,
+		StagingListen: testutil.ListenAddr(t), ProductionListen: testutil.ListenAddr(t)})
 	if err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}

@@ -14,7 +14,7 @@ func TestEnvQueueRunsInOrderAndRefusesWhenBusy(t *testing.T) {
 	q := newEnvQueue(ctx, &wg)
 	defer func() { q.close(); wg.Wait() }()
 
-	release := make(chan struct{})
+	started, release := make(chan struct{}), make(chan struct{})
 	var mu sync.Mutex
 	var order []int
 	done := make(chan struct{})
@@ -22,6 +22,7 @@ func TestEnvQueueRunsInOrderAndRefusesWhenBusy(t *testing.T) {
 		holder := "deployment " + string(rune('1'+i))
 		_, ok := q.push(task{holder: holder, run: func(context.Context) {
 			if i == 0 {
+				close(started)
 				<-release
 			}
 			mu.Lock()
@@ -35,7 +36,7 @@ func TestEnvQueueRunsInOrderAndRefusesWhenBusy(t *testing.T) {
 			t.Fatalf("push %d refused", i)
 		}
 	}
-	time.Sleep(20 * time.Millisecond)
+	<-started
 	busy, ok := q.push(task{holder: "deployment 9", run: func(context.Context) {}}, true)
 	if ok || busy != "deployment 1" {
 		t.Errorf("no-wait push while busy = %q, %v; want refused naming deployment 1", busy, ok)
@@ -51,9 +52,17 @@ func TestEnvQueueRunsInOrderAndRefusesWhenBusy(t *testing.T) {
 			t.Fatalf("order = %v, want FIFO", order)
 		}
 	}
-	time.Sleep(20 * time.Millisecond)
-	if _, ok := q.push(task{holder: "deployment 10", run: func(context.Context) {}}, true); !ok {
-		t.Error("no-wait push on an idle queue refused")
+	// The queue goes idle once the last task has returned; a refused
+	// no-wait push changes nothing, so ask until it is accepted.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, ok := q.push(task{holder: "deployment 10", run: func(context.Context) {}}, true); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no-wait push on an idle queue refused")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

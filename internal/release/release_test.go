@@ -117,6 +117,7 @@ func (f *fixture) originRefs() string {
 }
 
 func TestNumberingVersionsAndNotes(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	f.commit("feat(api): greeting endpoint", nil)
 	f.git(f.work, "checkout", "-q", "-b", "topic")
@@ -192,6 +193,7 @@ func TestNumberingVersionsAndNotes(t *testing.T) {
 }
 
 func TestConflictIsReportedAndNothingChanges(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	base := f.commit("feat: config", map[string]string{"settings.txt": "a\n"})
 	f.live(base)
@@ -249,6 +251,7 @@ func TestConflictIsReportedAndNothingChanges(t *testing.T) {
 }
 
 func TestFinishMeetsTagsAndIsSafeToRerun(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	f.commit("feat: first", nil)
 	head := f.commit("fix: second", nil)
@@ -302,6 +305,7 @@ func TestFinishMeetsTagsAndIsSafeToRerun(t *testing.T) {
 }
 
 func TestInjectionRefused(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	f.live(f.commit("feat: x", nil))
 	for _, from := range []string{"--upload-pack=touch /tmp/pwned", "$(touch pwned)", "main\nHEAD", "`id`", "a;b", "-q"} {

@@ -18,6 +18,7 @@ func TestCompatGate(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the example app and its compat tests")
 	}
+	t.Parallel()
 	e := newEnv(t, func(o *examples.HelloOptions) { o.CompatOldest = "1.0.0" })
 	ctx := context.Background()
 	// v1 is the oldest compatible version.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -18,50 +19,48 @@ import (
 	"github.com/cutover/cutover/examples"
 	"github.com/cutover/cutover/internal/core"
 	"github.com/cutover/cutover/internal/gitx"
+	"github.com/cutover/cutover/internal/testutil"
 )
 
 const crashToken = "crash-test-token-0123456789"
-
-// buildCutover builds the cutover binary once per test run.
-func buildCutover(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "cutover")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/cutover/cutover/cmd/cutover")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build cutover: %v\n%s", err, out)
-	}
-	return bin
-}
 
 type proc struct {
 	t    *testing.T
 	cmd  *exec.Cmd
 	base string
-	log  *bytes.Buffer
+	log  *syncBuffer
 }
 
-func startServer(t *testing.T, bin, data, listen string) *proc {
+// serverURL is how `cutover server` announces its API address.
+var serverURL = regexp.MustCompile(`cutover server on (http://\S+)`)
+
+// startServer runs `cutover server` on a port the kernel picks and waits
+// until its API answers.
+func startServer(t *testing.T, bin, data string) *proc {
 	t.Helper()
-	cmd := exec.Command(bin, "server", "--data-dir", data, "--listen", listen, "--log-level", "debug")
+	cmd := exec.Command(bin, "server", "--data-dir", data, "--listen", "127.0.0.1:0", "--log-level", "debug")
 	cmd.Env = append(os.Environ(), "CUTOVER_TOKEN="+crashToken)
-	var log bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &log, &log
+	log := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{t: t, cmd: cmd, base: "http://" + listen, log: &log}
+	p := &proc{t: t, cmd: cmd, log: log}
 	t.Cleanup(func() { p.kill() })
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		resp, err := http.Get(p.base + "/api/v1/healthz")
-		if err == nil {
-			resp.Body.Close()
-			return p
+		if m := serverURL.FindStringSubmatch(log.String()); m != nil {
+			p.base = m[1]
+			resp, err := http.Get(p.base + "/api/v1/healthz")
+			if err == nil {
+				resp.Body.Close()
+				return p
+			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("server did not start: %v\n%s", err, log.String())
+			t.Fatalf("server did not start\n%s", log.String())
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -135,7 +134,8 @@ func TestServerKilledMidDeploy(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and the example app")
 	}
-	bin := buildCutover(t)
+	t.Parallel()
+	bin := cutoverBin(t)
 	for _, tc := range []struct {
 		name   string
 		broken string
@@ -146,10 +146,13 @@ func TestServerKilledMidDeploy(t *testing.T) {
 		{"during verification", "", core.StepVerify, "v1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			dir := t.TempDir()
 			repo, data := filepath.Join(dir, "repo"), filepath.Join(dir, "data")
-			staging, prod, api := freeAddr(t), freeAddr(t), freeAddr(t)
-			if err := examples.WriteHello(repo, examples.HelloOptions{StagingListen: staging, ProductionListen: prod, Verify: 20 * time.Second}); err != nil {
+			staging, prod := testutil.ListenAddr(t), testutil.ListenAddr(t)
+			// v1 verifies briefly; v2 verifies long enough to be killed during it.
+			opts := examples.HelloOptions{StagingListen: staging, ProductionListen: prod, Verify: 300 * time.Millisecond}
+			if err := examples.WriteHello(repo, opts); err != nil {
 				t.Fatal(err)
 			}
 			e := &env{t: t, repo: repo}
@@ -158,7 +161,7 @@ func TestServerKilledMidDeploy(t *testing.T) {
 			}
 			e.commit("v1")
 
-			p := startServer(t, bin, data, api)
+			p := startServer(t, bin, data)
 			if code := p.call("POST", "/api/v1/apps", map[string]string{"name": "hello", "repo": repo}, nil); code/100 != 2 {
 				t.Fatalf("add app: %d\n%s", code, p.log.String())
 			}
@@ -166,12 +169,16 @@ func TestServerKilledMidDeploy(t *testing.T) {
 			p.waitFor(d.ID, func(d core.Deployment) bool { return d.State.Terminal() }, 60*time.Second)
 			e.serves(staging, "v1")
 
+			opts.Verify = 20 * time.Second
+			if err := examples.WriteHello(repo, opts); err != nil {
+				t.Fatal(err)
+			}
 			e.version("v2", tc.broken)
 			d = p.deploy("staging")
 			p.waitFor(d.ID, func(d core.Deployment) bool { return d.Step == tc.killAt || d.State.Terminal() }, 60*time.Second)
 			p.kill()
 
-			p = startServer(t, bin, data, api)
+			p = startServer(t, bin, data)
 			got := p.waitFor(d.ID, func(d core.Deployment) bool { return d.State.Terminal() }, 30*time.Second)
 			if got.State == core.StateSucceeded {
 				t.Errorf("deployment interrupted at %s ended %s, want failed or rolled back", tc.killAt, got.State)

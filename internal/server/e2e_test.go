@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,6 +20,7 @@ import (
 	"github.com/cutover/cutover/internal/deploy"
 	"github.com/cutover/cutover/internal/gitx"
 	"github.com/cutover/cutover/internal/server"
+	"github.com/cutover/cutover/internal/testutil"
 )
 
 // env is one end-to-end fixture: a real git repository with the example
@@ -37,6 +37,9 @@ type env struct {
 	dbURL   string // PostgreSQL instead of SQLite when set
 }
 
+// tick is the deploy machine's lifecycle interval in tests.
+const tick = 50 * time.Millisecond
+
 func newEnv(t *testing.T, mutate ...func(*examples.HelloOptions)) *env {
 	t.Helper()
 	return newEnvOn(t, "", mutate...)
@@ -49,10 +52,10 @@ func newEnvOn(t *testing.T, dbURL string, mutate ...func(*examples.HelloOptions)
 	}
 	dir := t.TempDir()
 	e := &env{t: t, repo: filepath.Join(dir, "repo"), data: filepath.Join(dir, "data"), dbURL: dbURL}
-	e.staging, e.prod = freeAddr(t), freeAddr(t)
+	e.staging, e.prod = testutil.ListenAddr(t), testutil.ListenAddr(t)
 	e.opts = examples.HelloOptions{
 		StagingListen: e.staging, ProductionListen: e.prod,
-		Verify: 600 * time.Millisecond, StandbyFor: time.Hour, InvestigateFor: time.Hour,
+		Verify: 250 * time.Millisecond, StandbyFor: time.Hour, InvestigateFor: time.Hour,
 	}
 	for _, m := range mutate {
 		m(&e.opts)
@@ -75,7 +78,7 @@ func newEnvOn(t *testing.T, dbURL string, mutate ...func(*examples.HelloOptions)
 func (e *env) open() {
 	e.t.Helper()
 	srv, err := server.Open(context.Background(), server.Config{
-		DataDir: e.data, Listen: "127.0.0.1:0", TickInterval: 50 * time.Millisecond, DatabaseURL: e.dbURL,
+		DataDir: e.data, Listen: "127.0.0.1:0", TickInterval: tick, DatabaseURL: e.dbURL,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
@@ -180,17 +183,8 @@ func (e *env) state(envName string) core.EnvState {
 	return core.EnvState{}
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 func TestDeployPromoteAndNoop(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	d := e.deploy("staging", core.StateSucceeded)
 	e.serves(e.staging, "v1")
@@ -238,6 +232,7 @@ func TestDeployPromoteAndNoop(t *testing.T) {
 }
 
 func TestPromotionRequiresPreviousEnvironment(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	d, err := e.svc.Deploy(context.Background(), deploy.DeployRequest{App: "hello", Env: "production"})
 	if err != nil {
@@ -253,6 +248,7 @@ func TestPromotionRequiresPreviousEnvironment(t *testing.T) {
 }
 
 func TestFailuresBeforeSwitchKeepOldRelease(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, broken, reason string
 	}{
@@ -260,6 +256,7 @@ func TestFailuresBeforeSwitchKeepOldRelease(t *testing.T) {
 		{"smoke check fails", "smoke", "smoke check"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			e := newEnv(t, func(o *examples.HelloOptions) { o.HealthDeadline = 2 * time.Second })
 			e.deploy("staging", core.StateSucceeded)
 			e.version("v2", tc.broken)
@@ -281,6 +278,7 @@ func TestFailuresBeforeSwitchKeepOldRelease(t *testing.T) {
 }
 
 func TestFailureAfterSwitchSwitchesBackAndReverts(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(o *examples.HelloOptions) { o.InvestigateFor = 1500 * time.Millisecond; o.Verify = 3 * time.Second })
 	e.deploy("staging", core.StateSucceeded)
 	e.version("v2", "after")
@@ -319,20 +317,28 @@ func TestFailureAfterSwitchSwitchesBackAndReverts(t *testing.T) {
 }
 
 func TestHoldPostponesRevert(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(o *examples.HelloOptions) { o.InvestigateFor = 500 * time.Millisecond; o.Verify = 3 * time.Second })
 	e.deploy("staging", core.StateSucceeded)
 	e.version("v2", "after")
 	e.deploy("staging", core.StateRolledBack)
-	if _, err := e.svc.Hold(context.Background(), "hello", "staging", time.Hour, "tester"); err != nil {
+	held, err := e.svc.Hold(context.Background(), "hello", "staging", time.Hour, "tester")
+	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Second)
+	// Let the investigate window pass and the lifecycle loop tick several
+	// times over it: without the hold, it would revert the colour.
+	time.Sleep(time.Until(held.Slots[core.Green].Until) + 10*tick)
 	if g := e.state("staging").Slots[core.Green]; g.State != core.SlotFailed {
 		t.Errorf("held colour state = %s, want failed (kept)", g.State)
+	}
+	if hist, _ := e.svc.History(context.Background(), "hello", "staging", 0, 10); hist[0].Kind == core.KindRevert {
+		t.Errorf("held colour reverted: %+v", hist[0])
 	}
 }
 
 func TestRollbackStepsAndConfirm(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.deploy("staging", core.StateSucceeded) // v1
 	e.version("v2", "")
@@ -379,6 +385,7 @@ func TestRollbackStepsAndConfirm(t *testing.T) {
 }
 
 func TestConcurrentDeploysQueueOrRefuse(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.deploy("staging", core.StateSucceeded)
 	e.version("v2", "")
@@ -479,6 +486,7 @@ func helloPIDs(t *testing.T, data string) []int {
 // release of the same artifact, and rolling back returns to the config the
 // earlier release was made with (none), not the latest.
 func TestConfigOnlyReleaseAndRollbackKeepTheirConfig(t *testing.T) {
+	t.Parallel()
 	// A short standby time: the old colour is scaled in, so the rollback
 	// starts it cold from its release record.
 	e := newEnv(t, func(o *examples.HelloOptions) { o.StandbyFor = 200 * time.Millisecond })

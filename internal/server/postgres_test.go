@@ -21,6 +21,7 @@ func TestDeployOnPostgres(t *testing.T) {
 	if dsn == "" {
 		t.Skip("CUTOVER_TEST_POSTGRES is not set (a postgres:// DSN); .ci/run starts PostgreSQL and sets it")
 	}
+	t.Parallel()
 	b := make([]byte, 6)
 	rand.Read(b)
 	schema := "e2e_" + hex.EncodeToString(b)

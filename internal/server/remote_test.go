@@ -14,6 +14,7 @@ import (
 	"github.com/cutover/cutover/internal/gitx"
 	"github.com/cutover/cutover/internal/proxy"
 	"github.com/cutover/cutover/internal/server"
+	"github.com/cutover/cutover/internal/testutil"
 )
 
 // TestSeparateProxySurvivesControlPlane runs the proxy as its own process:
@@ -23,9 +24,10 @@ func TestSeparateProxySurvivesControlPlane(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and the example app")
 	}
-	bin := buildCutover(t)
+	t.Parallel()
+	bin := cutoverBin(t)
 	dir := t.TempDir()
-	listen, sock := freeAddr(t), filepath.Join(dir, "proxy.sock")
+	listen, sock := testutil.ListenAddr(t), filepath.Join(dir, "proxy.sock")
 	px := exec.Command(bin, "proxy", "run", "--listen", listen, "--admin", sock, "--state", filepath.Join(dir, "proxy"))
 	if err := px.Start(); err != nil {
 		t.Fatal(err)
@@ -41,7 +43,7 @@ func TestSeparateProxySurvivesControlPlane(t *testing.T) {
 	}
 
 	e := &env{t: t, repo: filepath.Join(dir, "repo"), data: filepath.Join(dir, "data")}
-	if err := examples.WriteHello(e.repo, examples.HelloOptions{StagingListen: listen, ProductionListen: freeAddr(t), Verify: 300 * time.Millisecond}); err != nil {
+	if err := examples.WriteHello(e.repo, examples.HelloOptions{StagingListen: listen, ProductionListen: testutil.ListenAddr(t), Verify: 300 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
 	if err := gitx.Init(context.Background(), e.repo); err != nil {
