@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -36,9 +37,16 @@ var serverURL = regexp.MustCompile(`cutover server on (http://\S+)`)
 
 // startServer runs `cutover server` on a port the kernel picks and waits
 // until its API answers.
-func startServer(t *testing.T, bin, data string) *proc {
+func startServer(t *testing.T, bin, data string, extra ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(bin, "server", "--data-dir", data, "--listen", "127.0.0.1:0", "--log-level", "debug")
+	listen := "127.0.0.1:0"
+	for i, a := range extra {
+		if a == "--listen" && i+1 < len(extra) {
+			listen, extra = extra[i+1], append(slices.Clone(extra[:i]), extra[i+2:]...)
+			break
+		}
+	}
+	cmd := exec.Command(bin, append([]string{"server", "--data-dir", data, "--listen", listen, "--log-level", "debug"}, extra...)...)
 	cmd.Env = append(os.Environ(), "CUTOVER_TOKEN="+crashToken)
 	log := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = log, log
