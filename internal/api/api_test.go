@@ -29,6 +29,8 @@ func TestErrorStatus(t *testing.T) {
 		{"locked", fmt.Errorf("deploy web: %w", core.ErrLocked), http.StatusConflict, "deploy web: " + core.ErrLocked.Error()},
 		{"timeout", fmt.Errorf("git fetch /srv/secret/repo.git: %w", context.DeadlineExceeded), http.StatusGatewayTimeout, "the operation timed out"},
 		{"internal", errors.New("open /var/lib/cutover/db: permission denied"), http.StatusInternalServerError, "internal error"},
+		{"standby", fmt.Errorf("%w: the active server is b@host", core.ErrStandby), http.StatusServiceUnavailable, core.ErrStandby.Error() + ": the active server is b@host"},
+		{"fenced", fmt.Errorf("record step: %w", core.ErrFenced), http.StatusServiceUnavailable, "record step: " + core.ErrFenced.Error()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			status, msg := errorStatus(tc.err)

@@ -188,6 +188,10 @@ type AdminClient struct {
 	hc    *http.Client
 }
 
+// adminClientTimeout bounds one admin call (a switch waits for the new
+// targets' health check): a wedged proxy fails the call, never hangs it.
+const adminClientTimeout = 2 * time.Minute
+
 // NewAdminClient returns a client for endpoint: a unix socket path (absolute,
 // or prefixed with unix:) or host:port / http://host:port.
 func NewAdminClient(endpoint, token string) (*AdminClient, error) {
@@ -197,8 +201,8 @@ func NewAdminClient(endpoint, token string) (*AdminClient, error) {
 	c := &AdminClient{token: token}
 	if sock, ok := unixPath(endpoint); ok {
 		c.base = "http://unix"
-		c.hc = &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
+		c.hc = &http.Client{Timeout: adminClientTimeout, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			d := net.Dialer{Timeout: 5 * time.Second}
 			return d.DialContext(ctx, "unix", sock)
 		}}}
 		return c, nil
@@ -212,7 +216,7 @@ func NewAdminClient(endpoint, token string) (*AdminClient, error) {
 		return nil, fmt.Errorf("%w: admin endpoint %q: want a unix socket path or host:port", ErrInvalid, endpoint)
 	}
 	c.base = strings.TrimSuffix(base, "/")
-	c.hc = &http.Client{Timeout: 2 * time.Minute}
+	c.hc = &http.Client{Timeout: adminClientTimeout}
 	return c, nil
 }
 
