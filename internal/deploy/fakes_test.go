@@ -282,6 +282,22 @@ type rig struct {
 	builder *fakeBuilder
 	gates   []deploy.Gate
 	svc     *deploy.Service
+
+	clockMu sync.Mutex
+	offset  time.Duration // the machine's clock runs this far ahead of the real one
+}
+
+func (r *rig) now() time.Time {
+	r.clockMu.Lock()
+	defer r.clockMu.Unlock()
+	return time.Now().Add(r.offset)
+}
+
+// advance moves the machine's clock forward.
+func (r *rig) advance(d time.Duration) {
+	r.clockMu.Lock()
+	r.offset += d
+	r.clockMu.Unlock()
 }
 
 func newRig(t *testing.T) *rig {
@@ -301,7 +317,7 @@ func newRig(t *testing.T) *rig {
 func (r *rig) start() *deploy.Service {
 	r.t.Helper()
 	svc, err := deploy.New(deploy.Config{Store: r.store, Driver: r.driver, Router: r.router, Builder: r.builder,
-		Source: fakeSource{manifest: []byte(testManifest)}, TickInterval: time.Hour, Gates: r.gates, Holder: "test"})
+		Source: fakeSource{manifest: []byte(testManifest)}, TickInterval: time.Hour, Gates: r.gates, Holder: "test", Now: r.now})
 	if err != nil {
 		r.t.Fatal(err)
 	}

@@ -188,3 +188,54 @@ func TestHoldRacesARunningDeployment(t *testing.T) {
 		})
 	}
 }
+
+// After its investigation time a failed colour is reverted to the live
+// release by a recorded deployment; a hold postpones that past the same
+// moment. The clock is moved, not waited for.
+func TestHoldPostponesRevert(t *testing.T) {
+	t.Parallel()
+	for _, hold := range []bool{false, true} {
+		t.Run(map[bool]string{true: "held", false: "not held"}[hold], func(t *testing.T) {
+			t.Parallel()
+			r := newRig(t)
+			r.start()
+			r.deployAndWait("staging", "c1", core.StateSucceeded)
+			var n uint64
+			r.router.StatsFn = func(rel int) deploy.RouteStats {
+				n += 100
+				if rel == 2 {
+					return deploy.RouteStats{Requests: n, Errors5xx: n}
+				}
+				return deploy.RouteStats{Requests: n}
+			}
+			r.deployAndWait("staging", "c2", core.StateRolledBack) // green: failed v2, investigate_for 1h
+			if hold {
+				if _, err := r.svc.Hold(context.Background(), "hello", "staging", 3*time.Hour, "ann"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r.advance(2 * time.Hour) // past the investigation time, not past the hold
+			for range 3 {
+				r.svc.Tick(context.Background())
+			}
+			waitFor(t, "the queue to be idle", func() bool { return r.svc.QueueIdle("hello", "staging") })
+			green := r.state("staging").Slots[core.Green]
+			hist, _ := r.svc.History(context.Background(), "hello", "staging", 0, 10)
+			reverts := 0
+			for _, d := range hist {
+				if d.Kind == core.KindRevert {
+					reverts++
+				}
+			}
+			if hold {
+				if green.State != core.SlotFailed || green.Release != 2 || reverts != 0 {
+					t.Errorf("held colour = %+v after %d revert(s); want failed v2 kept, no revert", green, reverts)
+				}
+				return
+			}
+			if green.State != core.SlotStandby || green.Release != 1 || reverts != 1 {
+				t.Errorf("unheld colour = %+v after %d revert(s); want one revert to a standby of v1", green, reverts)
+			}
+		})
+	}
+}

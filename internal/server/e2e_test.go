@@ -316,27 +316,6 @@ func TestFailureAfterSwitchSwitchesBackAndReverts(t *testing.T) {
 	}
 }
 
-func TestHoldPostponesRevert(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, func(o *examples.HelloOptions) { o.InvestigateFor = 500 * time.Millisecond; o.Verify = 3 * time.Second })
-	e.deploy("staging", core.StateSucceeded)
-	e.version("v2", "after")
-	e.deploy("staging", core.StateRolledBack)
-	held, err := e.svc.Hold(context.Background(), "hello", "staging", time.Hour, "tester")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Let the investigate window pass and the lifecycle loop tick several
-	// times over it: without the hold, it would revert the colour.
-	time.Sleep(time.Until(held.Slots[core.Green].Until) + 10*tick)
-	if g := e.state("staging").Slots[core.Green]; g.State != core.SlotFailed {
-		t.Errorf("held colour state = %s, want failed (kept)", g.State)
-	}
-	if hist, _ := e.svc.History(context.Background(), "hello", "staging", 0, 10); hist[0].Kind == core.KindRevert {
-		t.Errorf("held colour reverted: %+v", hist[0])
-	}
-}
-
 func TestRollbackStepsAndConfirm(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
