@@ -120,12 +120,12 @@ func TestStopEscalatesToKillAndKillsGroup(t *testing.T) {
 	s := spec(1)
 	// A process that ignores SIGTERM and has a child: sh is the instance here,
 	// the driver itself never uses a shell.
-	s.Command = []string{"/bin/sh", "-c", "trap '' TERM; sleep 300 & wait"}
+	s.Command = []string{"/bin/sh", "-c", "trap '' TERM; sleep 300 & echo ready; wait"}
 	insts, err := d.Start(context.Background(), s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond)
+	waitLog(t, d, insts[0], "ready") // the trap is set and the child runs
 	start := time.Now()
 	if err := d.Stop(context.Background(), insts, 200*time.Millisecond); err != nil {
 		t.Fatal(err)
@@ -165,7 +165,7 @@ func TestDeadInstanceLeavesListAndLogsRotate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond)
+	waitLog(t, d, insts[0], "line-one")
 	d.RotateLogs()
 	if b, err := os.ReadFile(d.logPath(insts[0]) + ".1"); err != nil || !strings.Contains(string(b), "line-one") {
 		t.Errorf("rotated log = %q, %v", b, err)
@@ -206,4 +206,20 @@ func TestConformance(t *testing.T) {
 func pidOf(in core.Instance) int {
 	pid, _ := strconv.Atoi(in.Data["pid"])
 	return pid
+}
+
+// waitLog polls an instance's log until it contains want.
+func waitLog(t *testing.T, d *Driver, in core.Instance, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var b strings.Builder
+		if err := d.Logs(context.Background(), in, 0, &b); err == nil && strings.Contains(b.String(), want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("log of %s never showed %q", in.ID, want)
+		}
+		time.Sleep(5 * time.Millisecond) // poll the log file
+	}
 }
