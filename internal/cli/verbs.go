@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -269,10 +270,21 @@ func newStatusCmd(c *control) *cobra.Command {
 					if !sl.HeldUntil.IsZero() && sl.HeldUntil.After(sl.Until) {
 						until = "held until " + sl.HeldUntil.Local().Format(time.DateTime)
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\tv%d\t%s\t%s\n", e.Env, col, sl.State, sl.Release, addrList(sl.Instances), until)
+					rel := fmt.Sprintf("v%d", sl.Release)
+					if e.Live != nil && e.Live.Number == sl.Release {
+						rel += " (" + core.ShortSHA(e.Live.SHA) + ")"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Env, col, sl.State, rel, addrList(sl.Instances), until)
 				}
 				if e.LockedBy != "" {
 					fmt.Fprintf(tw, "%s\t\tlocked by %s\t\t\t\n", e.Env, e.LockedBy)
+				}
+				for _, d := range e.Unfinished {
+					note := string(d.Step)
+					if d.State == core.StateWaiting {
+						note = "waiting on " + d.WaitingOn
+					}
+					fmt.Fprintf(tw, "%s\t\tdeployment %d %s\t%s\t%s\t%s\n", e.Env, d.ID, d.State, what(d), string(d.Kind)+" by "+orAPI(d.RequestedBy), note)
 				}
 			}
 			return tw.Flush()
@@ -315,7 +327,7 @@ func newHistoryCmd(c *control) *cobra.Command {
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tWHEN\tENV\tKIND\tRELEASE\tCOMMIT\tSTATE\tREASON")
 			for _, d := range ds {
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\tv%d\t%s\t%s\t%s\n", d.ID, d.CreatedAt.Local().Format(time.DateTime), d.Env, d.Kind, d.Release, core.ShortSHA(d.SHA), d.State, d.Reason)
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.CreatedAt.Local().Format(time.DateTime), d.Env, d.Kind, releaseLabel(d.Release), core.ShortSHA(d.SHA), d.State, d.Reason)
 			}
 			return tw.Flush()
 		},
@@ -413,4 +425,20 @@ func newEventsCmd(c *control) *cobra.Command {
 	cmd.Flags().BoolVarP(&followFlag, "follow", "f", false, "keep streaming new events")
 	cmd.Flags().Int64Var(&after, "after", 0, "only events after this id")
 	return cmd
+}
+
+// releaseLabel shows a release number, or "-" for a deployment that never
+// got one (refused or cancelled before its build).
+func releaseLabel(n int) string {
+	if n == 0 {
+		return "-"
+	}
+	return "v" + strconv.Itoa(n)
+}
+
+func orAPI(by string) string {
+	if by == "" {
+		return "an operator"
+	}
+	return by
 }

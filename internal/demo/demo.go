@@ -276,7 +276,7 @@ func (d *demo) timeline(ctx context.Context) error {
 	fmt.Fprintf(d.out, "   %-4s %-11s %-9s %-8s %-12s %s\n", "id", "env", "kind", "release", "state", "reason")
 	for i := len(ds) - 1; i >= 0; i-- {
 		x := ds[i]
-		fmt.Fprintf(d.out, "   %-4d %-11s %-9s %-8s %-12s %s\n", x.ID, x.Env, x.Kind, fmt.Sprintf("v%d", x.Release), x.State, x.Reason)
+		fmt.Fprintf(d.out, "   %-4d %-11s %-9s %-8s %-12s %s\n", x.ID, x.Env, x.Kind, releaseLabel(x.Release), x.State, x.Reason)
 	}
 	return nil
 }
@@ -309,4 +309,13 @@ func freeAddrs() (string, string, error) {
 		out = append(out, l.Addr().String())
 	}
 	return out[0], out[1], nil
+}
+
+// releaseLabel shows a release number, or "-" for a deployment refused
+// before it had one.
+func releaseLabel(n int) string {
+	if n == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("v%d", n)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 
@@ -40,6 +41,9 @@ type EnvStatus struct {
 	State    core.EnvState    `json:"state"`
 	Current  *core.Deployment `json:"current,omitempty"` // the newest deployment
 	LockedBy string           `json:"locked_by,omitempty"`
+	// Unfinished lists the deployments not yet ended, oldest first:
+	// waiting on a gate, being prepared, queued or running.
+	Unfinished []core.Deployment `json:"unfinished,omitempty"`
 }
 
 // Status returns the state of every environment of app that has had a deployment.
@@ -51,10 +55,26 @@ func (s *Service) Status(ctx context.Context, app string) ([]EnvStatus, error) {
 	if err != nil {
 		return nil, err
 	}
+	unfinished, err := s.cfg.Store.UnfinishedDeployments(ctx)
+	if err != nil {
+		return nil, err
+	}
+	byEnv := map[string][]core.Deployment{}
+	for _, d := range unfinished {
+		if d.App != app {
+			continue
+		}
+		if len(byEnv[d.Env]) == 0 && !slices.ContainsFunc(sts, func(st core.EnvState) bool { return st.Env == d.Env }) {
+			// An environment whose first deployment has not ended yet.
+			sts = append(sts, core.EnvState{App: app, Env: d.Env, Slots: map[core.Colour]*core.Slot{}})
+		}
+		byEnv[d.Env] = append(byEnv[d.Env], d)
+	}
+	slices.SortFunc(sts, func(a, b core.EnvState) int { return strings.Compare(a.Env, b.Env) })
 	out := make([]EnvStatus, 0, len(sts))
 	for _, st := range sts {
 		env := st.Env
-		es := EnvStatus{Env: env, State: st}
+		es := EnvStatus{Env: env, State: st, Unfinished: byEnv[env]}
 		if live := st.LiveRelease(); live > 0 {
 			if rel, err := s.cfg.Store.GetRelease(ctx, app, live); err == nil {
 				es.Live = &rel

@@ -388,6 +388,9 @@ func (s *Service) releaseFor(ctx context.Context, d core.Deployment, logw io.Wri
 	if lr, ok := s.liveWithSameCommit(ctx, d.App, d.Env, state.LiveRelease(), d.SHA); ok {
 		return lr, true, nil
 	}
+	if cur, err := s.cfg.Store.GetDeployment(ctx, d.ID); err == nil && cur.State.Terminal() {
+		return core.Release{}, false, errGone // cancelled during the build: no release number is used up
+	}
 	cfgv, err := s.cfg.Store.GetConfig(ctx, d.App, d.Env, 0)
 	if err != nil {
 		return core.Release{}, false, fmt.Errorf("config of %s/%s: %w", d.App, d.Env, err)
