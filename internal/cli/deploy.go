@@ -177,12 +177,8 @@ func follow(cmd *cobra.Command, c *control, cl *client.Client, app string, detac
 					warned = true
 				}
 				for {
-					t := time.NewTimer(retry)
-					select {
-					case <-ctx.Done():
-						t.Stop()
+					if pause(ctx, retry) != nil {
 						return interrupted(cmd, d)
-					case <-t.C:
 					}
 					retry = min(retry*2, followRetryMax)
 					if err := stream(last); err == nil {
@@ -244,12 +240,8 @@ func finalState(ctx context.Context, cl *client.Client, d core.Deployment, detac
 			if errors.As(err, &ce) && ce.Status < 500 {
 				return d, err
 			}
-			t := time.NewTimer(retry)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return d, ctx.Err()
-			case <-t.C:
+			if err := pause(ctx, retry); err != nil {
+				return d, err
 			}
 			retry = min(retry*2, followRetryMax)
 		}
@@ -280,11 +272,7 @@ it went live (or was a no-op), 1 when it failed, was rolled back or was cancelle
 		Example: `  cutover follow 42`,
 		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := deploymentArg(args[0])
-			if err != nil {
-				return err
-			}
-			cl, err := c.client()
+			id, cl, err := deploymentAndClient(c, args[0])
 			if err != nil {
 				return err
 			}
@@ -309,11 +297,7 @@ back once it ends.`,
 		Example: `  cutover cancel 42`,
 		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := deploymentArg(args[0])
-			if err != nil {
-				return err
-			}
-			cl, err := c.client()
+			id, cl, err := deploymentAndClient(c, args[0])
 			if err != nil {
 				return err
 			}
@@ -330,10 +314,24 @@ back once it ends.`,
 	}
 }
 
-func deploymentArg(s string) (int64, error) {
-	id, err := strconv.ParseInt(strings.TrimPrefix(s, "#"), 10, 64)
+// deploymentAndClient checks a deployment ID argument, then opens the client.
+func deploymentAndClient(c *control, arg string) (int64, *client.Client, error) {
+	id, err := strconv.ParseInt(strings.TrimPrefix(arg, "#"), 10, 64)
 	if err != nil || id <= 0 {
-		return 0, usagef("deployment ID %q: want a positive number (see cutover history)", s)
+		return 0, nil, usagef("deployment ID %q: want a positive number (see cutover history)", arg)
 	}
-	return id, nil
+	cl, err := c.client()
+	return id, cl, err
+}
+
+// pause waits d, or less if ctx ends first (then it returns ctx's error).
+func pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }

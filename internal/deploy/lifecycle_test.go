@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -145,14 +146,7 @@ func TestHoldRacesARunningDeployment(t *testing.T) {
 			r := newRig(t)
 			r.start()
 			r.deployAndWait("staging", "c1", core.StateSucceeded)
-			var n uint64
-			r.router.StatsFn = func(rel int) deploy.RouteStats {
-				n += 100
-				if rel == 2 {
-					return deploy.RouteStats{Requests: n, Errors5xx: n}
-				}
-				return deploy.RouteStats{Requests: n}
-			}
+			r.router.StatsFn = failing(2)
 			r.deployAndWait("staging", "c2", core.StateRolledBack) // green keeps failed v2
 			r.router.StatsFn = nil
 
@@ -200,14 +194,7 @@ func TestHoldPostponesRevert(t *testing.T) {
 			r := newRig(t)
 			r.start()
 			r.deployAndWait("staging", "c1", core.StateSucceeded)
-			var n uint64
-			r.router.StatsFn = func(rel int) deploy.RouteStats {
-				n += 100
-				if rel == 2 {
-					return deploy.RouteStats{Requests: n, Errors5xx: n}
-				}
-				return deploy.RouteStats{Requests: n}
-			}
+			r.router.StatsFn = failing(2)
 			r.deployAndWait("staging", "c2", core.StateRolledBack) // green: failed v2, investigate_for 1h
 			if hold {
 				if _, err := r.svc.Hold(context.Background(), "hello", "staging", 3*time.Hour, "ann"); err != nil {
@@ -237,5 +224,21 @@ func TestHoldPostponesRevert(t *testing.T) {
 				t.Errorf("unheld colour = %+v after %d revert(s); want one revert to a standby of v1", green, reverts)
 			}
 		})
+	}
+}
+
+// failing makes every request to release fail; the counters grow at every
+// read, as live traffic would make them.
+func failing(release int) func(int) deploy.RouteStats {
+	var mu sync.Mutex
+	var n uint64
+	return func(rel int) deploy.RouteStats {
+		mu.Lock()
+		defer mu.Unlock()
+		n += 100
+		if rel == release {
+			return deploy.RouteStats{Requests: n, Errors5xx: n}
+		}
+		return deploy.RouteStats{Requests: n}
 	}
 }

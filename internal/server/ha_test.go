@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	_ "github.com/jackc/pgx/v5/stdlib"
+
 	"github.com/cutover/cutover/examples"
 	"github.com/cutover/cutover/internal/core"
 	"github.com/cutover/cutover/internal/gitx"

@@ -2,14 +2,7 @@ package server_test
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
-	"net/url"
-	"os"
 	"testing"
-
-	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/cutover/cutover/internal/core"
 	"github.com/cutover/cutover/internal/deploy"
@@ -17,28 +10,7 @@ import (
 
 // TestDeployOnPostgres runs the release path with PostgreSQL as the store.
 func TestDeployOnPostgres(t *testing.T) {
-	dsn := os.Getenv("CUTOVER_TEST_POSTGRES")
-	if dsn == "" {
-		t.Skip("CUTOVER_TEST_POSTGRES is not set (a postgres:// DSN); .ci/run starts PostgreSQL and sets it")
-	}
-	t.Parallel()
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := "e2e_" + hex.EncodeToString(b)
-	db, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec("CREATE SCHEMA " + schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Exec("DROP SCHEMA " + schema + " CASCADE"); db.Close() })
-	u, _ := url.Parse(dsn)
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-
-	e := newEnvOn(t, u.String())
+	e := newEnvOn(t, pgSchema(t))
 	e.deploy("staging", core.StateSucceeded)
 	e.version("v2", "")
 	e.deploy("staging", core.StateSucceeded)

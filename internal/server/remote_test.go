@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -12,7 +11,6 @@ import (
 	"github.com/cutover/cutover/examples"
 	"github.com/cutover/cutover/internal/core"
 	"github.com/cutover/cutover/internal/gitx"
-	"github.com/cutover/cutover/internal/proxy"
 	"github.com/cutover/cutover/internal/server"
 	"github.com/cutover/cutover/internal/testutil"
 )
@@ -27,20 +25,8 @@ func TestSeparateProxySurvivesControlPlane(t *testing.T) {
 	t.Parallel()
 	bin := cutoverBin(t)
 	dir := t.TempDir()
-	listen, sock := testutil.ListenAddr(t), filepath.Join(dir, "proxy.sock")
-	px := exec.Command(bin, "proxy", "run", "--listen", listen, "--admin", sock, "--state", filepath.Join(dir, "proxy"))
-	if err := px.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { px.Process.Kill(); px.Wait() })
-	admin, _ := proxy.NewAdminClient(sock, "")
-	deadline := time.Now().Add(10 * time.Second)
-	for admin.Do(context.Background(), "GET", "/services", nil, nil) != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("proxy did not start")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	listen := testutil.ListenAddr(t)
+	sock := startProxy(t, bin, dir, listen)
 
 	e := &env{t: t, repo: filepath.Join(dir, "repo"), data: filepath.Join(dir, "data")}
 	if err := examples.WriteHello(e.repo, examples.HelloOptions{StagingListen: listen, ProductionListen: testutil.ListenAddr(t), Verify: 300 * time.Millisecond}); err != nil {
