@@ -19,8 +19,17 @@ type run struct {
 	m     *manifest.Manifest
 	env   manifest.Environment
 	state core.EnvState
-	// locked is set once this run holds the environment lock.
-	locked bool
+	// locked is set once this run holds the environment lock; stopRenew
+	// stops its renewal and waits until it has stopped.
+	locked    bool
+	stopRenew func()
+}
+
+func (r *run) stopRenewing() {
+	if r.stopRenew != nil {
+		r.stopRenew()
+		r.stopRenew = nil
+	}
 }
 
 // step persists the step before running it: a step that cannot be
@@ -42,6 +51,22 @@ func (s *Service) step(ctx context.Context, r *run, step core.Step, msg string) 
 	return nil
 }
 
+// renewLock keeps the environment lock of d until ctx ends.
+func (s *Service) renewLock(ctx context.Context, d core.Deployment) {
+	t := time.NewTicker(DefaultLockTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.cfg.Store.TryLock(ctx, d.App, d.Env, s.lockHolder(d), DefaultLockTTL); err != nil && ctx.Err() == nil {
+				s.log.Error("renew environment lock", "app", d.App, "env", d.Env, "deployment", d.ID, "err", err)
+			}
+		}
+	}
+}
+
 // lockHolder names a deployment and this server in the environment lock.
 func (s *Service) lockHolder(d core.Deployment) string {
 	return holderOf(d) + " on " + s.cfg.Holder
@@ -56,6 +81,7 @@ func (s *Service) finish(ctx context.Context, r *run, state core.DeploymentState
 		s.log.Error("persist outcome", "deployment", r.d.ID, "err", err)
 	}
 	if r.locked {
+		r.stopRenewing() // never renewed after this unlock
 		_ = s.cfg.Store.Unlock(ctx, r.d.App, r.d.Env, s.lockHolder(r.d))
 		r.locked = false
 	}
@@ -118,6 +144,16 @@ func (s *Service) execute(ctx context.Context, r *run) error {
 		return err
 	}
 	r.locked = true
+	// A single step may outlast the lock (a long verification window):
+	// renew it in the background until the deployment ends.
+	renewCtx, stopRenew := context.WithCancel(ctx)
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		s.renewLock(renewCtx, *d)
+	}()
+	r.stopRenew = func() { stopRenew(); <-renewed }
+	defer r.stopRenewing()
 	var err error
 	if r.rel, err = s.cfg.Store.GetRelease(ctx, d.App, d.Release); err != nil {
 		return err
