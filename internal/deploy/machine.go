@@ -148,9 +148,10 @@ func (s *Service) execute(ctx context.Context, r *run) error {
 	// renew it in the background until the deployment ends.
 	renewCtx, stopRenew := context.WithCancel(ctx)
 	renewed := make(chan struct{})
+	held := *d
 	go func() {
 		defer close(renewed)
-		s.renewLock(renewCtx, *d)
+		s.renewLock(renewCtx, held)
 	}()
 	r.stopRenew = func() { stopRenew(); <-renewed }
 	defer r.stopRenewing()
