@@ -18,6 +18,9 @@ type RollbackRequest struct {
 	Steps       int // how many distinct earlier live releases to go back
 	NoWait      bool
 	RequestedBy string
+	// KeepConfig rolls back the code only: the target's artifact with the
+	// live release's config (a new release).
+	KeepConfig bool
 }
 
 // Rollback records and queues a rollback deployment. It is an instant switch
@@ -54,11 +57,71 @@ func (s *Service) Rollback(ctx context.Context, req RollbackRequest) (core.Deplo
 		}
 		target = earlier[steps-1]
 	}
+	targetRel, err := s.cfg.Store.GetRelease(ctx, req.App, target)
+	if err != nil {
+		return core.Deployment{}, fmt.Errorf("release v%d of %s: %w", target, req.App, err)
+	}
+	st, err := s.cfg.Store.GetEnvState(ctx, req.App, req.Env)
+	if err != nil {
+		return core.Deployment{}, err
+	}
+	if live := st.LiveRelease(); live > 0 && live != target {
+		liveRel, err := s.cfg.Store.GetRelease(ctx, req.App, live)
+		if err != nil {
+			return core.Deployment{}, err
+		}
+		if req.KeepConfig && targetRel.ConfigVersion != liveRel.ConfigVersion {
+			// The code of the target with the config that is live now.
+			if targetRel.Env != req.Env {
+				return core.Deployment{}, fmt.Errorf("%w: release %s was made for environment %q, not %q", core.ErrInvalid, targetRel.Label(), targetRel.Env, req.Env)
+			}
+			targetRel, err = s.cfg.Store.CreateRelease(ctx, core.Release{App: req.App, Env: req.Env, SHA: targetRel.SHA, Digest: targetRel.Digest,
+				ConfigVersion: liveRel.ConfigVersion, CreatedAt: s.now()})
+			if err != nil {
+				return core.Deployment{}, fmt.Errorf("record release: %w", err)
+			}
+			target = targetRel.Number
+		} else if change, err := s.configChange(ctx, req.App, req.Env, liveRel.ConfigVersion, targetRel.ConfigVersion); err == nil && !change.Empty() {
+			// Going back to a release goes back to its config too: say so.
+			s.emit(ctx, core.Event{App: req.App, Env: req.Env, Type: core.EventDeployInfo, Release: target, SHA: targetRel.SHA, Actor: req.RequestedBy,
+				Reason: change.String(),
+				Message: fmt.Sprintf("rolling %s back to v%d also changes its config (v%d -> v%d): %s; roll back with --keep-config to keep today's config",
+					req.Env, target, liveRel.ConfigVersion, targetRel.ConfigVersion, change)})
+		}
+	}
 	return s.Deploy(ctx, DeployRequest{App: req.App, Env: req.Env, Release: target, NoWait: req.NoWait, RequestedBy: req.RequestedBy, kind: core.KindRollback})
 }
 
-// earlierReleases lists the releases that were live in env before the
-// current one, most recent first, without repeats.
+// configChange says which keys differ between two config versions of an
+// environment (version 0: no config), secrets by name only.
+func (s *Service) configChange(ctx context.Context, app, env string, from, to int) (core.ConfigDiff, error) {
+	read := func(v int) (map[string]string, map[string]string, error) {
+		if v == 0 {
+			return nil, nil, nil
+		}
+		cv, err := s.cfg.Store.GetConfig(ctx, app, env, v)
+		if err != nil {
+			return nil, nil, err
+		}
+		sec, err := s.cfg.Store.GetConfigSecrets(ctx, app, env, v)
+		return cv.Vars, sec, err
+	}
+	ov, os, err := read(from)
+	if err != nil {
+		return core.ConfigDiff{}, err
+	}
+	nv, ns, err := read(to)
+	if err != nil {
+		return core.ConfigDiff{}, err
+	}
+	return core.DiffConfig(ov, os, nv, ns), nil
+}
+
+// earlierReleases lists the releases a rollback may go back to, most
+// recent first, without repeats: those that were live in env before the
+// current one and have not themselves been rolled back from since (so a
+// second rollback goes further back, never forward to the release the
+// first one left).
 func (s *Service) earlierReleases(ctx context.Context, app, env string) ([]int, error) {
 	st, err := s.cfg.Store.GetEnvState(ctx, app, env)
 	if err != nil {
@@ -66,6 +129,7 @@ func (s *Service) earlierReleases(ctx context.Context, app, env string) ([]int, 
 	}
 	live := st.LiveRelease()
 	seen := map[int]bool{live: true}
+	rolledBackFrom := map[int]bool{}
 	var out []int
 	var before int64
 	for {
@@ -73,11 +137,18 @@ func (s *Service) earlierReleases(ctx context.Context, app, env string) ([]int, 
 		if err != nil {
 			return nil, fmt.Errorf("history of %s/%s: %w", app, env, err)
 		}
-		for _, d := range ds {
-			if d.State == core.StateSucceeded && !seen[d.Release] {
-				seen[d.Release] = true
+		for _, d := range ds { // newest first
+			if d.State != core.StateSucceeded {
+				continue
+			}
+			// A rollback left its previous release behind.
+			if d.Kind == core.KindRollback && d.Release != d.PreviousRelease && !seen[d.PreviousRelease] {
+				rolledBackFrom[d.PreviousRelease] = true
+			}
+			if !seen[d.Release] && !rolledBackFrom[d.Release] {
 				out = append(out, d.Release)
 			}
+			seen[d.Release] = true
 		}
 		if len(ds) < 500 || len(out) >= 100 {
 			return out, nil

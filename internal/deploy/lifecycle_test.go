@@ -242,3 +242,89 @@ func failing(release int) func(int) deploy.RouteStats {
 		return deploy.RouteStats{Requests: n}
 	}
 }
+
+// Repeated rollbacks go further back, never forward to the release the
+// previous rollback left (the seed incident's trap); --to still reaches
+// any release, and a release deployed again is a target again.
+func TestRepeatedRollbackGoesFurtherBack(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	r.start()
+	for _, c := range []string{"c1", "c2", "c3"} {
+		r.deployAndWait("staging", c, core.StateSucceeded) // v1, v2, v3
+	}
+	rollback := func(req deploy.RollbackRequest) core.Deployment {
+		t.Helper()
+		req.App, req.Env = "hello", "staging"
+		d, err := r.svc.Rollback(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d = r.wait(d); d.State != core.StateSucceeded {
+			t.Fatalf("rollback = %s %q", d.State, d.Reason)
+		}
+		return d
+	}
+	for _, want := range []int{2, 1} {
+		if d := rollback(deploy.RollbackRequest{}); d.Release != want {
+			t.Fatalf("rollback went to v%d, want v%d", d.Release, want)
+		}
+	}
+	if _, err := r.svc.Rollback(context.Background(), deploy.RollbackRequest{App: "hello", Env: "staging"}); !errors.Is(err, core.ErrInvalid) {
+		t.Errorf("rollback from v1 with v2 and v3 both left behind: %v, want ErrInvalid", err)
+	}
+	if d := rollback(deploy.RollbackRequest{To: 2}); d.Release != 2 {
+		t.Fatalf("--to 2 went to v%d", d.Release)
+	}
+	// v1 was left by that rollback, v3 by the first: nothing earlier is left.
+	if _, err := r.svc.Rollback(context.Background(), deploy.RollbackRequest{App: "hello", Env: "staging"}); !errors.Is(err, core.ErrInvalid) {
+		t.Errorf("rollback from v2 after leaving v3 and v1: %v, want ErrInvalid", err)
+	}
+	// A release deployed again is a target again.
+	r.deployAndWait("staging", "c3", core.StateSucceeded) // v4, a new release of c3
+	if d := rollback(deploy.RollbackRequest{}); d.Release != 2 {
+		t.Errorf("after deploying c3 again, rollback went to v%d, want v2", d.Release)
+	}
+}
+
+// A rollback to a release with another config says what the config change
+// is (names only) before it runs; with KeepConfig it ships the target's
+// code with today's config instead.
+func TestRollbackConfigChange(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	r.start()
+	ctx := context.Background()
+	r.deployAndWait("staging", "c1", core.StateSucceeded) // v1, no config
+	if _, err := r.svc.SetConfig(ctx, "hello", "staging", map[string]string{"GREETING": "hi"}, map[string]string{"API_KEY": "s3cret-value-1234"}); err != nil {
+		t.Fatal(err)
+	}
+	r.deployAndWait("staging", "c2", core.StateSucceeded) // v2 with config v1
+
+	d, err := r.svc.Rollback(ctx, deploy.RollbackRequest{App: "hello", Env: "staging", KeepConfig: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d = r.wait(d)
+	rel, _ := r.store.GetRelease(ctx, "hello", d.Release)
+	if d.State != core.StateSucceeded || rel.SHA != sha(1) || rel.ConfigVersion != 1 {
+		t.Fatalf("keep-config rollback = %s, release %+v; want c1's code with config v1", d.State, rel)
+	}
+
+	r.deployAndWait("staging", "c2", core.StateSucceeded)
+	d, err = r.svc.Rollback(ctx, deploy.RollbackRequest{App: "hello", Env: "staging", To: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.wait(d)
+	es, _ := r.svc.Events(ctx, "hello", 0, 1000)
+	var said string
+	for _, e := range es {
+		if e.Type == core.EventDeployInfo && strings.Contains(e.Message, "also changes its config") {
+			said = e.Message
+		}
+	}
+	if !strings.Contains(said, "removed: API_KEY (secret), GREETING") || strings.Contains(said, "s3cret") {
+		t.Errorf("config change said = %q", said)
+	}
+}

@@ -334,8 +334,13 @@ func TestRollbackStepsAndConfirm(t *testing.T) {
 	e.wait(rb, core.StateSucceeded)
 	e.serves(e.staging, "v2")
 
-	// Two steps from v2: the releases live before it, most recent first, are v3 then v1.
-	rb, err = e.svc.Rollback(context.Background(), deploy.RollbackRequest{App: "hello", Env: "staging", Steps: 2})
+	// A second rollback goes further back, to v1, never forward to v3,
+	// which the first one left: v3 is not a rollback target any more, so
+	// two steps back from v2 do not exist.
+	if _, err := e.svc.Rollback(context.Background(), deploy.RollbackRequest{App: "hello", Env: "staging", Steps: 2}); !errors.Is(err, core.ErrInvalid) {
+		t.Errorf("two steps back from v2 after leaving v3: err = %v, want ErrInvalid", err)
+	}
+	rb, err = e.svc.Rollback(context.Background(), deploy.RollbackRequest{App: "hello", Env: "staging"})
 	if err != nil {
 		t.Fatal(err)
 	}
