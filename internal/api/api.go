@@ -285,9 +285,10 @@ func (a *api) deploy(r *http.Request, req deployRequest) (int, any, error) {
 }
 
 type rollbackRequest struct {
-	To     int  `json:"to"`
-	Steps  int  `json:"steps"`
-	NoWait bool `json:"no_wait"`
+	To         int  `json:"to"`
+	Steps      int  `json:"steps"`
+	NoWait     bool `json:"no_wait"`
+	KeepConfig bool `json:"keep_config"`
 }
 
 func (a *api) rollback(r *http.Request, req rollbackRequest) (int, any, error) {
@@ -295,7 +296,7 @@ func (a *api) rollback(r *http.Request, req rollbackRequest) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	return accepted(a.svc.Rollback(r.Context(), deploy.RollbackRequest{App: app, Env: env, To: req.To, Steps: req.Steps, NoWait: req.NoWait, RequestedBy: "api"}))
+	return accepted(a.svc.Rollback(r.Context(), deploy.RollbackRequest{App: app, Env: env, To: req.To, Steps: req.Steps, NoWait: req.NoWait, KeepConfig: req.KeepConfig, RequestedBy: "api"}))
 }
 
 func (a *api) confirm(r *http.Request) (int, any, error) {

@@ -56,16 +56,21 @@ unless --replace-held.`,
 
 func newRollbackCmd(c *control) *cobra.Command {
 	var to, steps int
-	var noWait, detach bool
+	var noWait, detach, keepConfig bool
 	cmd := &cobra.Command{
 		Use:   "rollback APP ENV",
 		Short: "Return an environment to an earlier release (a recorded deployment)",
 		Long: `Goes back to the release live before the current one, or further with --steps N,
-or to a given release with --to N. When that release still runs warm in the
-standby colour the switch is instant; otherwise it is started cold.`,
+or to a given release with --to N. A rollback never goes forward: a release an
+earlier rollback left behind is skipped (reach it with --to). When the target
+still runs warm in the standby colour the switch is instant; otherwise it is
+started cold. A release is an artifact with a config: going back to it goes
+back to its config too, and the first step says which keys change (secrets by
+name only); --keep-config rolls back the code only.`,
 		Example: `  cutover rollback hello production
   cutover rollback hello production --steps 2
-  cutover rollback hello production --to 7`,
+  cutover rollback hello production --to 7
+  cutover rollback hello production --keep-config`,
 		Args: exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := validAppEnv(args); err != nil {
@@ -79,14 +84,15 @@ standby colour the switch is instant; otherwise it is started cold.`,
 				return err
 			}
 			return follow(cmd, c, cl, args[0], detach, func(ctx context.Context) (core.Deployment, error) {
-				return cl.Rollback(ctx, args[0], args[1], to, steps, noWait)
+				return cl.Rollback(ctx, args[0], args[1], client.RollbackOptions{To: to, Steps: steps, NoWait: noWait, KeepConfig: keepConfig})
 			})
 		},
 	}
 	cmd.Flags().IntVar(&to, "to", 0, "release number to return to")
 	cmd.Flags().IntVar(&steps, "steps", 0, "how many earlier live releases to go back (default 1)")
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "refuse when another deployment holds the environment")
-	cmd.Flags().BoolVar(&detach, "detach", false, "return once queued")
+	cmd.Flags().BoolVar(&detach, "detach", false, "return once recorded")
+	cmd.Flags().BoolVar(&keepConfig, "keep-config", false, "roll back the code only: the earlier release's artifact with today's config")
 	return cmd
 }
 

@@ -119,10 +119,18 @@ func (c *Client) Deploy(ctx context.Context, app, env string, opts DeployOptions
 }
 
 // Rollback queues a rollback.
-func (c *Client) Rollback(ctx context.Context, app, env string, to, steps int, noWait bool) (core.Deployment, error) {
+func (c *Client) Rollback(ctx context.Context, app, env string, opts RollbackOptions) (core.Deployment, error) {
 	var d core.Deployment
-	err := c.do(ctx, "POST", "/api/v1/apps/"+esc(app)+"/envs/"+esc(env)+"/rollback", map[string]any{"to": to, "steps": steps, "no_wait": noWait}, &d)
+	err := c.do(ctx, "POST", "/api/v1/apps/"+esc(app)+"/envs/"+esc(env)+"/rollback", opts, &d)
 	return d, err
+}
+
+// RollbackOptions say where a rollback goes (one step back by default).
+type RollbackOptions struct {
+	To         int  `json:"to"`
+	Steps      int  `json:"steps"`
+	NoWait     bool `json:"no_wait"`
+	KeepConfig bool `json:"keep_config"`
 }
 
 // Confirm marks the live release verified.

@@ -65,6 +65,7 @@ func (s *Service) Rollback(ctx context.Context, req RollbackRequest) (core.Deplo
 	if err != nil {
 		return core.Deployment{}, err
 	}
+	var configNote, configChange string
 	if live := st.LiveRelease(); live > 0 && live != target {
 		liveRel, err := s.cfg.Store.GetRelease(ctx, req.App, live)
 		if err != nil {
@@ -83,13 +84,18 @@ func (s *Service) Rollback(ctx context.Context, req RollbackRequest) (core.Deplo
 			target = targetRel.Number
 		} else if change, err := s.configChange(ctx, req.App, req.Env, liveRel.ConfigVersion, targetRel.ConfigVersion); err == nil && !change.Empty() {
 			// Going back to a release goes back to its config too: say so.
-			s.emit(ctx, core.Event{App: req.App, Env: req.Env, Type: core.EventDeployInfo, Release: target, SHA: targetRel.SHA, Actor: req.RequestedBy,
-				Reason: change.String(),
-				Message: fmt.Sprintf("rolling %s back to v%d also changes its config (v%d -> v%d): %s; roll back with --keep-config to keep today's config",
-					req.Env, target, liveRel.ConfigVersion, targetRel.ConfigVersion, change)})
+			configNote = fmt.Sprintf("rolling %s back to v%d also changes its config (v%d -> v%d): %s; roll back with --keep-config to keep today's config",
+				req.Env, target, liveRel.ConfigVersion, targetRel.ConfigVersion, change)
+			configChange = change.String()
 		}
 	}
-	return s.Deploy(ctx, DeployRequest{App: req.App, Env: req.Env, Release: target, NoWait: req.NoWait, RequestedBy: req.RequestedBy, kind: core.KindRollback})
+	d, err := s.Deploy(ctx, DeployRequest{App: req.App, Env: req.Env, Release: target, NoWait: req.NoWait, RequestedBy: req.RequestedBy, kind: core.KindRollback})
+	if err == nil && configNote != "" {
+		e := event(d, core.EventDeployInfo, configNote)
+		e.Reason = configChange
+		s.emit(ctx, e)
+	}
+	return d, err
 }
 
 // configChange says which keys differ between two config versions of an
