@@ -23,21 +23,30 @@ import (
 
 var ctx = context.Background()
 
+// TestSwitchUnderLoadDropsNothing switches 100 times between blue and green
+// under load: no request fails, and four slow requests held on blue through
+// every switch are answered by blue once released.
 func TestSwitchUnderLoadDropsNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("load test")
 	}
-	blue := newBackend(t, "blue", 2*time.Second)
-	green := newBackend(t, "green", 2*time.Second)
+	t.Parallel()
+	blue := newBackend(t, "blue", untilReleased)
+	green := newBackend(t, "green", untilReleased)
 	p, addr := startProxy(t, "")
-	if err := p.SetService(ctx, ServiceSpec{Name: "web", Targets: []string{blue.addr}}); err != nil {
+	// A drain timeout longer than the test: only the held requests end the drain.
+	spec := func(target string) ServiceSpec {
+		return ServiceSpec{Name: "web", Targets: []string{target}, DrainTimeout: time.Hour}
+	}
+	if err := p.SetService(ctx, spec(blue.addr)); err != nil {
 		t.Fatal(err)
 	}
-	var ok, non2xx, connErr, slowOK, slowFail atomic.Int64
+	const workers, slowWorkers = 32, 4
+	var ok, non2xx, connErr, slowBlue, slowOther, slowFail atomic.Int64
 	versions := sync.Map{}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 10 * time.Second}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 5 * time.Minute}
 	// worker sends requests to path until stop, reporting each outcome.
 	worker := func(path string, done func(resp *http.Response, err error)) {
 		defer wg.Done()
@@ -55,7 +64,7 @@ func TestSwitchUnderLoadDropsNothing(t *testing.T) {
 			done(resp, err)
 		}
 	}
-	for range 32 {
+	for range workers {
 		wg.Add(1)
 		go worker("/", func(resp *http.Response, err error) {
 			switch {
@@ -70,40 +79,50 @@ func TestSwitchUnderLoadDropsNothing(t *testing.T) {
 			}
 		})
 	}
-	for range 4 {
+	for range slowWorkers {
 		wg.Add(1)
 		go worker("/slow", func(resp *http.Response, err error) {
-			if err != nil || resp.StatusCode != 200 {
+			switch {
+			case err != nil || resp.StatusCode != 200:
 				slowFail.Add(1)
-				return
+			case resp.Header.Get("X-Version") == "blue":
+				slowBlue.Add(1)
+			default:
+				slowOther.Add(1)
 			}
-			slowOK.Add(1)
 		})
 	}
-	var maxSwitch time.Duration
+	answered := func() int64 { return ok.Load() + non2xx.Load() + connErr.Load() }
+	waitUntil(t, "the slow requests are held on blue", func() bool { return blue.slowIn.Load() == slowWorkers })
 	for i := range 100 {
 		target := green.addr
 		if i%2 == 1 {
 			target = blue.addr
 		}
-		start := time.Now()
-		if err := p.SetService(ctx, ServiceSpec{Name: "web", Targets: []string{target}}); err != nil {
+		if err := p.SetService(ctx, spec(target)); err != nil {
 			t.Fatal(err)
 		}
-		if d := time.Since(start); d > maxSwitch {
-			maxSwitch = d
-		}
-		time.Sleep(30 * time.Millisecond)
+		// Pace by load, not by the clock: at most one request per worker was
+		// in flight at the switch, so twice as many answers after it include
+		// at least one request per worker routed by the new table.
+		want := answered() + 2*workers
+		waitUntil(t, "the load moves on after a switch", func() bool { return answered() >= want })
 	}
-	time.Sleep(2500 * time.Millisecond) // let the last slow requests finish
+	if n := blue.slowIn.Load(); n != slowWorkers {
+		t.Errorf("slow requests held on blue after the switches = %d, want %d", n, slowWorkers)
+	}
+	// Stop the load, then let the held requests finish; each slow worker
+	// ends with its held request.
 	close(stop)
+	blue.releaseSlow()
+	green.releaseSlow()
 	wg.Wait()
-	t.Logf("ok=%d non2xx=%d connErr=%d slowOK=%d slowFail=%d maxSwitch=%s", ok.Load(), non2xx.Load(), connErr.Load(), slowOK.Load(), slowFail.Load(), maxSwitch)
+	t.Logf("ok=%d non2xx=%d connErr=%d slowBlue=%d slowOther=%d slowFail=%d", ok.Load(), non2xx.Load(), connErr.Load(), slowBlue.Load(), slowOther.Load(), slowFail.Load())
 	if non2xx.Load() != 0 || connErr.Load() != 0 || slowFail.Load() != 0 {
 		t.Fatalf("dropped requests: non2xx=%d connErr=%d slowFail=%d", non2xx.Load(), connErr.Load(), slowFail.Load())
 	}
-	if slowOK.Load() < 4 {
-		t.Errorf("slow requests completed = %d", slowOK.Load())
+	if slowBlue.Load() != slowWorkers || slowOther.Load() != 0 {
+		t.Errorf("slow requests answered by blue = %d, by green = %d; want %d by blue", slowBlue.Load(), slowOther.Load(), slowWorkers)
 	}
 	for _, v := range []string{"blue", "green"} {
 		n, _ := versions.Load(v)
