@@ -132,29 +132,54 @@ func TestSwitchUnderLoadDropsNothing(t *testing.T) {
 	}
 }
 
+// TestSwitchReturnsBeforeDrainAndStatusShowsIt: a switch returns while a
+// request is still in flight on the old set, which the status then shows
+// draining; the request is answered by the old set once its backend lets it
+// go, and only then does the drain end.
 func TestSwitchReturnsBeforeDrainAndStatusShowsIt(t *testing.T) {
-	blue := newBackend(t, "blue", 1500*time.Millisecond)
+	t.Parallel()
+	blue := newBackend(t, "blue", untilReleased)
 	green := newBackend(t, "green", 0)
 	p, addr := startProxy(t, "")
-	if err := p.SetService(ctx, ServiceSpec{Name: "web", Targets: []string{blue.addr}}); err != nil {
+	t.Cleanup(blue.releaseSlow) // before the proxy's shutdown, should the test stop early
+	// The slow request is held until the test releases it and the drain
+	// timeout is longer than the test, so a switch that waited for the drain
+	// would not return.
+	spec := func(target string) ServiceSpec {
+		return ServiceSpec{Name: "web", Targets: []string{target}, DrainTimeout: time.Hour}
+	}
+	if err := p.SetService(ctx, spec(blue.addr)); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan string)
+	done := make(chan string, 1)
 	go func() {
-		_, body, _ := get(t, http.DefaultClient, "http://"+addr+"/slow")
-		done <- body
+		resp, err := http.Get("http://" + addr + "/slow")
+		if err != nil {
+			done <- err.Error()
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		done <- strings.TrimSpace(string(b))
 	}()
-	time.Sleep(200 * time.Millisecond)
-	start := time.Now()
-	if err := p.SetService(ctx, ServiceSpec{Name: "web", Targets: []string{green.addr}}); err != nil {
-		t.Fatal(err)
-	}
-	if d := time.Since(start); d > time.Second {
-		t.Errorf("switch waited for the drain: %s", d)
+	waitUntil(t, "the slow request is in flight", func() bool {
+		st, err := p.StatusOf("web")
+		return err == nil && st.Active.InFlight == 1
+	})
+
+	switched := make(chan error, 1)
+	go func() { switched <- p.SetService(ctx, spec(green.addr)) }()
+	select {
+	case err := <-switched:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the switch did not return while a request was in flight on the old set: it waits for the drain")
 	}
 	st, _ := p.StatusOf("web")
 	if len(st.Draining) != 1 || st.Draining[0].InFlight != 1 || st.Standby == nil || st.Standby.Targets[0].Addr != blue.addr {
-		t.Errorf("status during drain = %+v", st)
+		t.Errorf("status right after the switch = %+v; want blue draining with 1 in flight", st)
 	}
 	if _, body, _ := get(t, http.DefaultClient, "http://"+addr+"/"); body != "hello from green" {
 		t.Errorf("new request went to %q", body)
@@ -169,20 +194,33 @@ func TestSwitchReturnsBeforeDrainAndStatusShowsIt(t *testing.T) {
 	if err := p.SwitchToStandby(ctx, "web", false); err != nil {
 		t.Fatal(err)
 	}
+	select {
+	case body := <-done:
+		t.Fatalf("the slow request was answered (%q) before its backend released it", body)
+	default:
+	}
+	if st, _ := p.StatusOf("web"); !drainsWithInFlight(st, blue.addr, 1) {
+		t.Errorf("before the release: draining %+v, want blue with 1 in flight", st.Draining)
+	}
+
+	blue.releaseSlow()
 	if body := <-done; body != "slow blue" {
 		t.Errorf("in-flight request = %q, want it finished by blue", body)
 	}
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		st, _ = p.StatusOf("web")
-		if len(st.Draining) == 0 {
-			break
+	waitUntil(t, "the drain ends after the in-flight request", func() bool {
+		st, _ := p.StatusOf("web")
+		return len(st.Draining) == 0
+	})
+}
+
+// drainsWithInFlight reports whether st shows a drain of exactly addr with n requests in flight.
+func drainsWithInFlight(st ServiceStatus, addr string, n int64) bool {
+	for _, d := range st.Draining {
+		if len(d.Targets) == 1 && d.Targets[0] == addr && d.InFlight == n {
+			return true
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("drain never finished")
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
+	return false
 }
 
 func TestLongLivedConnectionsSurviveSwitch(t *testing.T) {
