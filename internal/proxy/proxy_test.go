@@ -223,59 +223,91 @@ func drainsWithInFlight(st ServiceStatus, addr string, n int64) bool {
 	return false
 }
 
+// longLived is an SSE stream and a WebSocket opened through the proxy.
+type longLived struct {
+	ctx     context.Context // bounds both, so a proxy that never closes them fails the test instead of hanging it
+	sse     io.ReadCloser
+	sseRead *bufio.Reader
+	ws      *websocket.Conn
+}
+
+// openLongLived opens an SSE stream and a WebSocket through the proxy at
+// addr and checks that both are served by version.
+func openLongLived(t *testing.T, addr, version string) *longLived {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, 10*time.Second)
+	t.Cleanup(cancel)
+	req, err := http.NewRequestWithContext(c, "GET", "http://"+addr+"/sse", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	l := &longLived{ctx: c, sse: resp.Body, sseRead: bufio.NewReader(resp.Body)}
+	if ev, err := l.event(); err != nil || !strings.HasPrefix(ev, version) {
+		t.Fatalf("first SSE event = %q, %v; want it from %s", ev, err, version)
+	}
+	l.ws, _, err = websocket.Dial(c, "ws://"+addr+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.ws.CloseNow() })
+	if got, err := l.echo(); got != version+":ping" {
+		t.Fatalf("first ws echo = %q, %v; want it from %s", got, err, version)
+	}
+	return l
+}
+
+// event reads the next SSE event's data.
+func (l *longLived) event() (string, error) {
+	for {
+		line, err := l.sseRead.ReadString('\n')
+		if err != nil {
+			return "", err
+		}
+		if strings.HasPrefix(line, "data: ") {
+			return strings.TrimSpace(strings.TrimPrefix(line, "data: ")), nil
+		}
+	}
+}
+
+// echo sends "ping" over the WebSocket and returns the answer.
+func (l *longLived) echo() (string, error) {
+	if err := l.ws.Write(l.ctx, websocket.MessageText, []byte("ping")); err != nil {
+		return "", err
+	}
+	_, b, err := l.ws.Read(l.ctx)
+	return string(b), err
+}
+
+// TestLongLivedConnectionsSurviveSwitch: an SSE stream and a WebSocket
+// opened on blue keep running on blue after a switch, counted in blue's
+// drain, while new connections go to green; the drain ends when they do.
 func TestLongLivedConnectionsSurviveSwitch(t *testing.T) {
+	t.Parallel()
 	blue := newBackend(t, "blue", 0)
 	green := newBackend(t, "green", 0)
 	p, addr := startProxy(t, "")
-	if err := p.SetService(ctx, ServiceSpec{Name: "web", Targets: []string{blue.addr}, DrainTimeout: 800 * time.Millisecond}); err != nil {
+	// A drain timeout longer than the test: only the connections ending end the drain.
+	spec := func(target string) ServiceSpec {
+		return ServiceSpec{Name: "web", Targets: []string{target}, DrainTimeout: time.Hour}
+	}
+	if err := p.SetService(ctx, spec(blue.addr)); err != nil {
 		t.Fatal(err)
 	}
-	// An SSE stream and a WebSocket opened on blue.
-	resp, err := http.Get("http://" + addr + "/sse")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	sse := bufio.NewReader(resp.Body)
-	readEvent := func() (string, error) {
-		for {
-			line, err := sse.ReadString('\n')
-			if err != nil {
-				return "", err
-			}
-			if strings.HasPrefix(line, "data: ") {
-				return strings.TrimSpace(strings.TrimPrefix(line, "data: ")), nil
-			}
-		}
-	}
-	if ev, err := readEvent(); err != nil || !strings.HasPrefix(ev, "blue") {
-		t.Fatalf("first SSE event = %q, %v", ev, err)
-	}
-	ws, _, err := websocket.Dial(ctx, "ws://"+addr+"/ws", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.CloseNow()
-	echo := func() (string, error) {
-		if err := ws.Write(ctx, websocket.MessageText, []byte("ping")); err != nil {
-			return "", err
-		}
-		_, b, err := ws.Read(ctx)
-		return string(b), err
-	}
-	if got, err := echo(); got != "blue:ping" {
-		t.Fatalf("ws before switch = %q, %v", got, err)
-	}
+	l := openLongLived(t, addr, "blue")
 
-	switched := time.Now()
-	if err := p.SetService(ctx, ServiceSpec{Name: "web", Targets: []string{green.addr}, DrainTimeout: 800 * time.Millisecond}); err != nil {
+	if err := p.SetService(ctx, spec(green.addr)); err != nil {
 		t.Fatal(err)
 	}
-	// Both keep running on blue until the drain timeout...
-	if got, err := echo(); got != "blue:ping" {
+	// Both keep running on blue...
+	if got, err := l.echo(); got != "blue:ping" {
 		t.Errorf("ws after switch = %q, %v; want it still on blue", got, err)
 	}
-	if ev, err := readEvent(); err != nil || !strings.HasPrefix(ev, "blue") {
+	if ev, err := l.event(); err != nil || !strings.HasPrefix(ev, "blue") {
 		t.Errorf("SSE after switch = %q, %v", ev, err)
 	}
 	// ...while new connections go to green.
@@ -288,22 +320,60 @@ func TestLongLivedConnectionsSurviveSwitch(t *testing.T) {
 	if _, b, _ := ws2.Read(ctx); string(b) != "green:hi" {
 		t.Errorf("new ws = %q", b)
 	}
-	// Then they close cleanly: WebSocket with 1001, SSE with the end of the stream.
-	_, _, err = ws.Read(ctx)
-	if websocket.CloseStatus(err) != websocket.StatusGoingAway {
+	st, _ := p.StatusOf("web")
+	if len(st.Draining) != 1 || st.Draining[0].Tunnels != 1 || st.Draining[0].InFlight != 2 {
+		t.Errorf("draining = %+v, want blue holding the tunnel and the stream (2 in flight)", st.Draining)
+	}
+	if got, err := l.echo(); got != "blue:ping" {
+		t.Errorf("ws while draining = %q, %v; want it still on blue", got, err)
+	}
+	// The clients close them: the drain is over, well before its timeout.
+	l.ws.Close(websocket.StatusNormalClosure, "")
+	l.sse.Close()
+	waitUntil(t, "the drain ends with the connections", func() bool {
+		st, _ := p.StatusOf("web")
+		return len(st.Draining) == 0
+	})
+}
+
+// TestDrainTimeoutClosesLongLivedConnections: at the drain timeout the proxy
+// closes what still runs on the old set, cleanly: the WebSocket with 1001
+// going away, the SSE stream with the end of the stream.
+func TestDrainTimeoutClosesLongLivedConnections(t *testing.T) {
+	t.Parallel()
+	blue := newBackend(t, "blue", 0)
+	green := newBackend(t, "green", 0)
+	p, addr := startProxy(t, "")
+	spec := func(target string) ServiceSpec {
+		return ServiceSpec{Name: "web", Targets: []string{target}, DrainTimeout: 50 * time.Millisecond}
+	}
+	if err := p.SetService(ctx, spec(blue.addr)); err != nil {
+		t.Fatal(err)
+	}
+	l := openLongLived(t, addr, "blue")
+
+	if err := p.SetService(ctx, spec(green.addr)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := l.ws.Read(l.ctx); websocket.CloseStatus(err) != websocket.StatusGoingAway {
 		t.Errorf("ws close = %v, want 1001 going away", err)
 	}
 	for {
-		if _, err := readEvent(); err != nil {
+		ev, err := l.event()
+		if err != nil {
 			if !errors.Is(err, io.EOF) {
 				t.Errorf("SSE ended with %v, want a clean end of stream", err)
 			}
 			break
 		}
+		if !strings.HasPrefix(ev, "blue") {
+			t.Errorf("SSE event %q after the switch, want it from blue until the stream ends", ev)
+		}
 	}
-	if d := time.Since(switched); d < 700*time.Millisecond {
-		t.Errorf("long-lived connections closed after %s, before the drain timeout", d)
-	}
+	waitUntil(t, "the drain ends", func() bool {
+		st, _ := p.StatusOf("web")
+		return len(st.Draining) == 0
+	})
 }
 
 func TestHeadersAndBodies(t *testing.T) {
