@@ -692,16 +692,11 @@ func TestRestartAfterSIGKILLRestoresRoutes(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			if c, err := NewAdminClient(sock, ""); err == nil && c.Do(ctx, "GET", "/services", nil, nil) == nil {
-				return cmd
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("proxy did not start")
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		waitUntil(t, "the proxy answers on its admin socket", func() bool {
+			c, err := NewAdminClient(sock, "")
+			return err == nil && c.Do(ctx, "GET", "/services", nil, nil) == nil
+		})
+		return cmd
 	}
 	cmd := run()
 	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm()&0o077 != 0 {
@@ -757,17 +752,10 @@ func TestHealthEjectsFailingTargets(t *testing.T) {
 	}
 	// Active checks: a target failing its health path stops getting requests.
 	dead.setUp(false)
-	deadline := time.Now().Add(3 * time.Second)
-	for {
+	waitUntil(t, "the active check marks the target unhealthy", func() bool {
 		st, _ := p.StatusOf("web")
-		if !st.Active.Targets[1].Healthy {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("active check never marked the target unhealthy")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return !st.Active.Targets[1].Healthy
+	})
 	for range 20 {
 		if _, body, _ := get(t, http.DefaultClient, "http://"+addr+"/"); body != "hello from good" {
 			t.Fatalf("request went to an unhealthy target: %q", body)
