@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/cutover/cutover/internal/testutil"
 )
 
 var ctx = context.Background()
@@ -377,6 +379,7 @@ func TestDrainTimeoutClosesLongLivedConnections(t *testing.T) {
 }
 
 func TestHeadersAndBodies(t *testing.T) {
+	t.Parallel()
 	b := newBackend(t, "blue", 0)
 	p, addr := startProxy(t, "")
 	if err := p.SetService(ctx, ServiceSpec{Name: "web", Targets: []string{b.addr}}); err != nil {
@@ -428,6 +431,7 @@ func TestHeadersAndBodies(t *testing.T) {
 }
 
 func TestErrorPagesAndHostRouting(t *testing.T) {
+	t.Parallel()
 	a := newBackend(t, "a", 0)
 	bb := newBackend(t, "b", 0)
 	p, addr := startProxy(t, "")
@@ -475,6 +479,7 @@ func TestErrorPagesAndHostRouting(t *testing.T) {
 // is paused (it is counted as queued and has no answer), then served once
 // resumed.
 func TestPauseQueue_HoldsUntilResume(t *testing.T) {
+	t.Parallel()
 	be := newBackend(t, "a", 0)
 	p, addr := startProxy(t, "")
 	if err := p.SetService(ctx, ServiceSpec{Name: "a", Targets: []string{be.addr}}); err != nil {
@@ -516,6 +521,7 @@ func TestPauseQueue_HoldsUntilResume(t *testing.T) {
 // TestPauseQueue_TimesOutWithoutResume shows a queued request answered 503
 // by the pause's timeout when nobody resumes the service.
 func TestPauseQueue_TimesOutWithoutResume(t *testing.T) {
+	t.Parallel()
 	be := newBackend(t, "a", 0)
 	p, addr := startProxy(t, "")
 	if err := p.SetService(ctx, ServiceSpec{Name: "a", Targets: []string{be.addr}}); err != nil {
@@ -546,6 +552,7 @@ func waitUntil(t testing.TB, what string, cond func() bool) {
 }
 
 func TestCanarySplit(t *testing.T) {
+	t.Parallel()
 	blue := newBackend(t, "blue", 0)
 	green := newBackend(t, "green", 0)
 	p, addr := startProxy(t, "")
@@ -586,6 +593,7 @@ func (j *cookieJar) SetCookies(_ *url.URL, cs []*http.Cookie) {
 func (j *cookieJar) Cookies(_ *url.URL) []*http.Cookie { j.mu.Lock(); defer j.mu.Unlock(); return j.c }
 
 func TestBadAdminInputChangesNothing(t *testing.T) {
+	t.Parallel()
 	good := newBackend(t, "good", 0)
 	sick := newBackend(t, "sick", 0)
 	sick.setUp(false)
@@ -640,6 +648,7 @@ func TestBadAdminInputChangesNothing(t *testing.T) {
 }
 
 func TestAdminAPIAndToken(t *testing.T) {
+	t.Parallel()
 	b := newBackend(t, "blue", 0)
 	p, _ := startProxy(t, "")
 	srv := &http.Server{Handler: p.AdminHandler("s3cret-token")}
@@ -678,6 +687,7 @@ func TestRestartAfterSIGKILLRestoresRoutes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
+	t.Parallel()
 	bin := filepath.Join(t.TempDir(), "cutover")
 	if out, err := exec.Command("go", "build", "-o", bin, "github.com/cutover/cutover/cmd/cutover").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v %s", err, out)
@@ -685,7 +695,7 @@ func TestRestartAfterSIGKILLRestoresRoutes(t *testing.T) {
 	b := newBackend(t, "blue", 0)
 	state := t.TempDir()
 	sock := filepath.Join(t.TempDir(), "admin.sock")
-	listen := freeAddr(t)
+	listen := testutil.ListenAddr(t) // bound later by the child process: outside the ephemeral range
 	run := func() *exec.Cmd {
 		cmd := exec.Command(bin, "proxy", "run", "--listen", listen, "--admin", sock, "--state", state)
 		if err := cmd.Start(); err != nil {
@@ -736,13 +746,8 @@ func netListen(t *testing.T) (net.Listener, error) {
 	return ln, nil
 }
 
-func freeAddr(t *testing.T) string {
-	ln, _ := netListen(t)
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func TestHealthEjectsFailingTargets(t *testing.T) {
+	t.Parallel()
 	good := newBackend(t, "good", 0)
 	dead := newBackend(t, "dead", 0)
 	p, addr := startProxy(t, "")
@@ -807,6 +812,7 @@ func TestHealthEjectsFailingTargets(t *testing.T) {
 // are set on it; run under -race it catches a read of the spec without the
 // proxy's lock.
 func TestSetCanaryReadsSpecUnderLock(t *testing.T) {
+	t.Parallel()
 	blue := newBackend(t, "blue", 0)
 	green := newBackend(t, "green", 0)
 	p, _ := startProxy(t, "")
@@ -844,11 +850,13 @@ func TestSetCanaryReadsSpecUnderLock(t *testing.T) {
 // does not pool it, whether the upstream holds the request without an
 // answer or has started a response and stalls mid-stream.
 func TestClientGoneStopsUpstream(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name     string
 		sendHead bool
 	}{{"upstream holds the request", false}, {"upstream stalls mid-stream", true}} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			arrived := make(chan struct{})
 			upstreamDone := make(chan struct{})
 			var once sync.Once
@@ -914,6 +922,7 @@ func TestClientGoneStopsUpstream(t *testing.T) {
 // TestTrailersForwarded: request trailers reach the upstream, and response
 // trailers (announced or not) reach the client, after the body.
 func TestTrailersForwarded(t *testing.T) {
+	t.Parallel()
 	be := newBackend(t, "blue", 0)
 	p, addr := startProxy(t, "")
 	if err := p.SetService(ctx, ServiceSpec{Name: "web", Targets: []string{be.addr}}); err != nil {
