@@ -19,25 +19,36 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/cutover/cutover/internal/testutil"
 )
 
 var ctx = context.Background()
 
+// TestSwitchUnderLoadDropsNothing switches 100 times between blue and green
+// under load: no request fails, and four slow requests held on blue through
+// every switch are answered by blue once released.
 func TestSwitchUnderLoadDropsNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("load test")
 	}
-	blue := newBackend(t, "blue", 2*time.Second)
-	green := newBackend(t, "green", 2*time.Second)
+	t.Parallel()
+	blue := newBackend(t, "blue", untilReleased)
+	green := newBackend(t, "green", untilReleased)
 	p, addr := startProxy(t, "")
-	if err := p.SetService(ctx, ServiceSpec{Name: "web", Targets: []string{blue.addr}}); err != nil {
+	// A drain timeout longer than the test: only the held requests end the drain.
+	spec := func(target string) ServiceSpec {
+		return ServiceSpec{Name: "web", Targets: []string{target}, DrainTimeout: time.Hour}
+	}
+	if err := p.SetService(ctx, spec(blue.addr)); err != nil {
 		t.Fatal(err)
 	}
-	var ok, non2xx, connErr, slowOK, slowFail atomic.Int64
+	const workers, slowWorkers = 32, 4
+	var ok, non2xx, connErr, slowBlue, slowOther, slowFail atomic.Int64
 	versions := sync.Map{}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 10 * time.Second}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 5 * time.Minute}
 	// worker sends requests to path until stop, reporting each outcome.
 	worker := func(path string, done func(resp *http.Response, err error)) {
 		defer wg.Done()
@@ -55,7 +66,7 @@ func TestSwitchUnderLoadDropsNothing(t *testing.T) {
 			done(resp, err)
 		}
 	}
-	for range 32 {
+	for range workers {
 		wg.Add(1)
 		go worker("/", func(resp *http.Response, err error) {
 			switch {
@@ -70,40 +81,50 @@ func TestSwitchUnderLoadDropsNothing(t *testing.T) {
 			}
 		})
 	}
-	for range 4 {
+	for range slowWorkers {
 		wg.Add(1)
 		go worker("/slow", func(resp *http.Response, err error) {
-			if err != nil || resp.StatusCode != 200 {
+			switch {
+			case err != nil || resp.StatusCode != 200:
 				slowFail.Add(1)
-				return
+			case resp.Header.Get("X-Version") == "blue":
+				slowBlue.Add(1)
+			default:
+				slowOther.Add(1)
 			}
-			slowOK.Add(1)
 		})
 	}
-	var maxSwitch time.Duration
+	answered := func() int64 { return ok.Load() + non2xx.Load() + connErr.Load() }
+	waitUntil(t, "the slow requests are held on blue", func() bool { return blue.slowIn.Load() == slowWorkers })
 	for i := range 100 {
 		target := green.addr
 		if i%2 == 1 {
 			target = blue.addr
 		}
-		start := time.Now()
-		if err := p.SetService(ctx, ServiceSpec{Name: "web", Targets: []string{target}}); err != nil {
+		if err := p.SetService(ctx, spec(target)); err != nil {
 			t.Fatal(err)
 		}
-		if d := time.Since(start); d > maxSwitch {
-			maxSwitch = d
-		}
-		time.Sleep(30 * time.Millisecond)
+		// Pace by load, not by the clock: at most one request per worker was
+		// in flight at the switch, so twice as many answers after it include
+		// at least one request per worker routed by the new table.
+		want := answered() + 2*workers
+		waitUntil(t, "the load moves on after a switch", func() bool { return answered() >= want })
 	}
-	time.Sleep(2500 * time.Millisecond) // let the last slow requests finish
+	if n := blue.slowIn.Load(); n != slowWorkers {
+		t.Errorf("slow requests held on blue after the switches = %d, want %d", n, slowWorkers)
+	}
+	// Stop the load, then let the held requests finish; each slow worker
+	// ends with its held request.
 	close(stop)
+	blue.releaseSlow()
+	green.releaseSlow()
 	wg.Wait()
-	t.Logf("ok=%d non2xx=%d connErr=%d slowOK=%d slowFail=%d maxSwitch=%s", ok.Load(), non2xx.Load(), connErr.Load(), slowOK.Load(), slowFail.Load(), maxSwitch)
+	t.Logf("ok=%d non2xx=%d connErr=%d slowBlue=%d slowOther=%d slowFail=%d", ok.Load(), non2xx.Load(), connErr.Load(), slowBlue.Load(), slowOther.Load(), slowFail.Load())
 	if non2xx.Load() != 0 || connErr.Load() != 0 || slowFail.Load() != 0 {
 		t.Fatalf("dropped requests: non2xx=%d connErr=%d slowFail=%d", non2xx.Load(), connErr.Load(), slowFail.Load())
 	}
-	if slowOK.Load() < 4 {
-		t.Errorf("slow requests completed = %d", slowOK.Load())
+	if slowBlue.Load() != slowWorkers || slowOther.Load() != 0 {
+		t.Errorf("slow requests answered by blue = %d, by green = %d; want %d by blue", slowBlue.Load(), slowOther.Load(), slowWorkers)
 	}
 	for _, v := range []string{"blue", "green"} {
 		n, _ := versions.Load(v)
@@ -113,29 +134,54 @@ func TestSwitchUnderLoadDropsNothing(t *testing.T) {
 	}
 }
 
+// TestSwitchReturnsBeforeDrainAndStatusShowsIt: a switch returns while a
+// request is still in flight on the old set, which the status then shows
+// draining; the request is answered by the old set once its backend lets it
+// go, and only then does the drain end.
 func TestSwitchReturnsBeforeDrainAndStatusShowsIt(t *testing.T) {
-	blue := newBackend(t, "blue", 1500*time.Millisecond)
+	t.Parallel()
+	blue := newBackend(t, "blue", untilReleased)
 	green := newBackend(t, "green", 0)
 	p, addr := startProxy(t, "")
-	if err := p.SetService(ctx, ServiceSpec{Name: "web", Targets: []string{blue.addr}}); err != nil {
+	t.Cleanup(blue.releaseSlow) // before the proxy's shutdown, should the test stop early
+	// The slow request is held until the test releases it and the drain
+	// timeout is longer than the test, so a switch that waited for the drain
+	// would not return.
+	spec := func(target string) ServiceSpec {
+		return ServiceSpec{Name: "web", Targets: []string{target}, DrainTimeout: time.Hour}
+	}
+	if err := p.SetService(ctx, spec(blue.addr)); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan string)
+	done := make(chan string, 1)
 	go func() {
-		_, body, _ := get(t, http.DefaultClient, "http://"+addr+"/slow")
-		done <- body
+		resp, err := http.Get("http://" + addr + "/slow")
+		if err != nil {
+			done <- err.Error()
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		done <- strings.TrimSpace(string(b))
 	}()
-	time.Sleep(200 * time.Millisecond)
-	start := time.Now()
-	if err := p.SetService(ctx, ServiceSpec{Name: "web", Targets: []string{green.addr}}); err != nil {
-		t.Fatal(err)
-	}
-	if d := time.Since(start); d > time.Second {
-		t.Errorf("switch waited for the drain: %s", d)
+	waitUntil(t, "the slow request is in flight", func() bool {
+		st, err := p.StatusOf("web")
+		return err == nil && st.Active.InFlight == 1
+	})
+
+	switched := make(chan error, 1)
+	go func() { switched <- p.SetService(ctx, spec(green.addr)) }()
+	select {
+	case err := <-switched:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the switch did not return while a request was in flight on the old set: it waits for the drain")
 	}
 	st, _ := p.StatusOf("web")
 	if len(st.Draining) != 1 || st.Draining[0].InFlight != 1 || st.Standby == nil || st.Standby.Targets[0].Addr != blue.addr {
-		t.Errorf("status during drain = %+v", st)
+		t.Errorf("status right after the switch = %+v; want blue draining with 1 in flight", st)
 	}
 	if _, body, _ := get(t, http.DefaultClient, "http://"+addr+"/"); body != "hello from green" {
 		t.Errorf("new request went to %q", body)
@@ -150,75 +196,120 @@ func TestSwitchReturnsBeforeDrainAndStatusShowsIt(t *testing.T) {
 	if err := p.SwitchToStandby(ctx, "web", false); err != nil {
 		t.Fatal(err)
 	}
+	select {
+	case body := <-done:
+		t.Fatalf("the slow request was answered (%q) before its backend released it", body)
+	default:
+	}
+	if st, _ := p.StatusOf("web"); !drainsWithInFlight(st, blue.addr, 1) {
+		t.Errorf("before the release: draining %+v, want blue with 1 in flight", st.Draining)
+	}
+
+	blue.releaseSlow()
 	if body := <-done; body != "slow blue" {
 		t.Errorf("in-flight request = %q, want it finished by blue", body)
 	}
-	deadline := time.Now().Add(2 * time.Second)
+	waitUntil(t, "the drain ends after the in-flight request", func() bool {
+		st, _ := p.StatusOf("web")
+		return len(st.Draining) == 0
+	})
+}
+
+// drainsWithInFlight reports whether st shows a drain of exactly addr with n requests in flight.
+func drainsWithInFlight(st ServiceStatus, addr string, n int64) bool {
+	for _, d := range st.Draining {
+		if len(d.Targets) == 1 && d.Targets[0] == addr && d.InFlight == n {
+			return true
+		}
+	}
+	return false
+}
+
+// longLived is an SSE stream and a WebSocket opened through the proxy.
+type longLived struct {
+	ctx     context.Context // bounds both, so a proxy that never closes them fails the test instead of hanging it
+	sse     io.ReadCloser
+	sseRead *bufio.Reader
+	ws      *websocket.Conn
+}
+
+// openLongLived opens an SSE stream and a WebSocket through the proxy at
+// addr and checks that both are served by version.
+func openLongLived(t *testing.T, addr, version string) *longLived {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, 10*time.Second)
+	t.Cleanup(cancel)
+	req, err := http.NewRequestWithContext(c, "GET", "http://"+addr+"/sse", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	l := &longLived{ctx: c, sse: resp.Body, sseRead: bufio.NewReader(resp.Body)}
+	if ev, err := l.event(); err != nil || !strings.HasPrefix(ev, version) {
+		t.Fatalf("first SSE event = %q, %v; want it from %s", ev, err, version)
+	}
+	l.ws, _, err = websocket.Dial(c, "ws://"+addr+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.ws.CloseNow() })
+	if got, err := l.echo(); got != version+":ping" {
+		t.Fatalf("first ws echo = %q, %v; want it from %s", got, err, version)
+	}
+	return l
+}
+
+// event reads the next SSE event's data.
+func (l *longLived) event() (string, error) {
 	for {
-		st, _ = p.StatusOf("web")
-		if len(st.Draining) == 0 {
-			break
+		line, err := l.sseRead.ReadString('\n')
+		if err != nil {
+			return "", err
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("drain never finished")
+		if strings.HasPrefix(line, "data: ") {
+			return strings.TrimSpace(strings.TrimPrefix(line, "data: ")), nil
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
+// echo sends "ping" over the WebSocket and returns the answer.
+func (l *longLived) echo() (string, error) {
+	if err := l.ws.Write(l.ctx, websocket.MessageText, []byte("ping")); err != nil {
+		return "", err
+	}
+	_, b, err := l.ws.Read(l.ctx)
+	return string(b), err
+}
+
+// TestLongLivedConnectionsSurviveSwitch: an SSE stream and a WebSocket
+// opened on blue keep running on blue after a switch, counted in blue's
+// drain, while new connections go to green; the drain ends when they do.
 func TestLongLivedConnectionsSurviveSwitch(t *testing.T) {
+	t.Parallel()
 	blue := newBackend(t, "blue", 0)
 	green := newBackend(t, "green", 0)
 	p, addr := startProxy(t, "")
-	if err := p.SetService(ctx, ServiceSpec{Name: "web", Targets: []string{blue.addr}, DrainTimeout: 800 * time.Millisecond}); err != nil {
+	// A drain timeout longer than the test: only the connections ending end the drain.
+	spec := func(target string) ServiceSpec {
+		return ServiceSpec{Name: "web", Targets: []string{target}, DrainTimeout: time.Hour}
+	}
+	if err := p.SetService(ctx, spec(blue.addr)); err != nil {
 		t.Fatal(err)
 	}
-	// An SSE stream and a WebSocket opened on blue.
-	resp, err := http.Get("http://" + addr + "/sse")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	sse := bufio.NewReader(resp.Body)
-	readEvent := func() (string, error) {
-		for {
-			line, err := sse.ReadString('\n')
-			if err != nil {
-				return "", err
-			}
-			if strings.HasPrefix(line, "data: ") {
-				return strings.TrimSpace(strings.TrimPrefix(line, "data: ")), nil
-			}
-		}
-	}
-	if ev, err := readEvent(); err != nil || !strings.HasPrefix(ev, "blue") {
-		t.Fatalf("first SSE event = %q, %v", ev, err)
-	}
-	ws, _, err := websocket.Dial(ctx, "ws://"+addr+"/ws", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.CloseNow()
-	echo := func() (string, error) {
-		if err := ws.Write(ctx, websocket.MessageText, []byte("ping")); err != nil {
-			return "", err
-		}
-		_, b, err := ws.Read(ctx)
-		return string(b), err
-	}
-	if got, err := echo(); got != "blue:ping" {
-		t.Fatalf("ws before switch = %q, %v", got, err)
-	}
+	l := openLongLived(t, addr, "blue")
 
-	switched := time.Now()
-	if err := p.SetService(ctx, ServiceSpec{Name: "web", Targets: []string{green.addr}, DrainTimeout: 800 * time.Millisecond}); err != nil {
+	if err := p.SetService(ctx, spec(green.addr)); err != nil {
 		t.Fatal(err)
 	}
-	// Both keep running on blue until the drain timeout...
-	if got, err := echo(); got != "blue:ping" {
+	// Both keep running on blue...
+	if got, err := l.echo(); got != "blue:ping" {
 		t.Errorf("ws after switch = %q, %v; want it still on blue", got, err)
 	}
-	if ev, err := readEvent(); err != nil || !strings.HasPrefix(ev, "blue") {
+	if ev, err := l.event(); err != nil || !strings.HasPrefix(ev, "blue") {
 		t.Errorf("SSE after switch = %q, %v", ev, err)
 	}
 	// ...while new connections go to green.
@@ -231,25 +322,64 @@ func TestLongLivedConnectionsSurviveSwitch(t *testing.T) {
 	if _, b, _ := ws2.Read(ctx); string(b) != "green:hi" {
 		t.Errorf("new ws = %q", b)
 	}
-	// Then they close cleanly: WebSocket with 1001, SSE with the end of the stream.
-	_, _, err = ws.Read(ctx)
-	if websocket.CloseStatus(err) != websocket.StatusGoingAway {
+	st, _ := p.StatusOf("web")
+	if len(st.Draining) != 1 || st.Draining[0].Tunnels != 1 || st.Draining[0].InFlight != 2 {
+		t.Errorf("draining = %+v, want blue holding the tunnel and the stream (2 in flight)", st.Draining)
+	}
+	if got, err := l.echo(); got != "blue:ping" {
+		t.Errorf("ws while draining = %q, %v; want it still on blue", got, err)
+	}
+	// The clients close them: the drain is over, well before its timeout.
+	l.ws.Close(websocket.StatusNormalClosure, "")
+	l.sse.Close()
+	waitUntil(t, "the drain ends with the connections", func() bool {
+		st, _ := p.StatusOf("web")
+		return len(st.Draining) == 0
+	})
+}
+
+// TestDrainTimeoutClosesLongLivedConnections: at the drain timeout the proxy
+// closes what still runs on the old set, cleanly: the WebSocket with 1001
+// going away, the SSE stream with the end of the stream.
+func TestDrainTimeoutClosesLongLivedConnections(t *testing.T) {
+	t.Parallel()
+	blue := newBackend(t, "blue", 0)
+	green := newBackend(t, "green", 0)
+	p, addr := startProxy(t, "")
+	spec := func(target string) ServiceSpec {
+		return ServiceSpec{Name: "web", Targets: []string{target}, DrainTimeout: 50 * time.Millisecond}
+	}
+	if err := p.SetService(ctx, spec(blue.addr)); err != nil {
+		t.Fatal(err)
+	}
+	l := openLongLived(t, addr, "blue")
+
+	if err := p.SetService(ctx, spec(green.addr)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := l.ws.Read(l.ctx); websocket.CloseStatus(err) != websocket.StatusGoingAway {
 		t.Errorf("ws close = %v, want 1001 going away", err)
 	}
 	for {
-		if _, err := readEvent(); err != nil {
+		ev, err := l.event()
+		if err != nil {
 			if !errors.Is(err, io.EOF) {
 				t.Errorf("SSE ended with %v, want a clean end of stream", err)
 			}
 			break
 		}
+		if !strings.HasPrefix(ev, "blue") {
+			t.Errorf("SSE event %q after the switch, want it from blue until the stream ends", ev)
+		}
 	}
-	if d := time.Since(switched); d < 700*time.Millisecond {
-		t.Errorf("long-lived connections closed after %s, before the drain timeout", d)
-	}
+	waitUntil(t, "the drain ends", func() bool {
+		st, _ := p.StatusOf("web")
+		return len(st.Draining) == 0
+	})
 }
 
 func TestHeadersAndBodies(t *testing.T) {
+	t.Parallel()
 	b := newBackend(t, "blue", 0)
 	p, addr := startProxy(t, "")
 	if err := p.SetService(ctx, ServiceSpec{Name: "web", Targets: []string{b.addr}}); err != nil {
@@ -301,6 +431,7 @@ func TestHeadersAndBodies(t *testing.T) {
 }
 
 func TestErrorPagesAndHostRouting(t *testing.T) {
+	t.Parallel()
 	a := newBackend(t, "a", 0)
 	bb := newBackend(t, "b", 0)
 	p, addr := startProxy(t, "")
@@ -348,6 +479,7 @@ func TestErrorPagesAndHostRouting(t *testing.T) {
 // is paused (it is counted as queued and has no answer), then served once
 // resumed.
 func TestPauseQueue_HoldsUntilResume(t *testing.T) {
+	t.Parallel()
 	be := newBackend(t, "a", 0)
 	p, addr := startProxy(t, "")
 	if err := p.SetService(ctx, ServiceSpec{Name: "a", Targets: []string{be.addr}}); err != nil {
@@ -389,6 +521,7 @@ func TestPauseQueue_HoldsUntilResume(t *testing.T) {
 // TestPauseQueue_TimesOutWithoutResume shows a queued request answered 503
 // by the pause's timeout when nobody resumes the service.
 func TestPauseQueue_TimesOutWithoutResume(t *testing.T) {
+	t.Parallel()
 	be := newBackend(t, "a", 0)
 	p, addr := startProxy(t, "")
 	if err := p.SetService(ctx, ServiceSpec{Name: "a", Targets: []string{be.addr}}); err != nil {
@@ -419,6 +552,7 @@ func waitUntil(t testing.TB, what string, cond func() bool) {
 }
 
 func TestCanarySplit(t *testing.T) {
+	t.Parallel()
 	blue := newBackend(t, "blue", 0)
 	green := newBackend(t, "green", 0)
 	p, addr := startProxy(t, "")
@@ -459,6 +593,7 @@ func (j *cookieJar) SetCookies(_ *url.URL, cs []*http.Cookie) {
 func (j *cookieJar) Cookies(_ *url.URL) []*http.Cookie { j.mu.Lock(); defer j.mu.Unlock(); return j.c }
 
 func TestBadAdminInputChangesNothing(t *testing.T) {
+	t.Parallel()
 	good := newBackend(t, "good", 0)
 	sick := newBackend(t, "sick", 0)
 	sick.setUp(false)
@@ -513,6 +648,7 @@ func TestBadAdminInputChangesNothing(t *testing.T) {
 }
 
 func TestAdminAPIAndToken(t *testing.T) {
+	t.Parallel()
 	b := newBackend(t, "blue", 0)
 	p, _ := startProxy(t, "")
 	srv := &http.Server{Handler: p.AdminHandler("s3cret-token")}
@@ -551,6 +687,7 @@ func TestRestartAfterSIGKILLRestoresRoutes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
+	t.Parallel()
 	bin := filepath.Join(t.TempDir(), "cutover")
 	if out, err := exec.Command("go", "build", "-o", bin, "github.com/cutover/cutover/cmd/cutover").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v %s", err, out)
@@ -558,23 +695,18 @@ func TestRestartAfterSIGKILLRestoresRoutes(t *testing.T) {
 	b := newBackend(t, "blue", 0)
 	state := t.TempDir()
 	sock := filepath.Join(t.TempDir(), "admin.sock")
-	listen := freeAddr(t)
+	listen := testutil.ListenAddr(t) // bound later by the child process: outside the ephemeral range
 	run := func() *exec.Cmd {
 		cmd := exec.Command(bin, "proxy", "run", "--listen", listen, "--admin", sock, "--state", state)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			if c, err := NewAdminClient(sock, ""); err == nil && c.Do(ctx, "GET", "/services", nil, nil) == nil {
-				return cmd
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("proxy did not start")
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		waitUntil(t, "the proxy answers on its admin socket", func() bool {
+			c, err := NewAdminClient(sock, "")
+			return err == nil && c.Do(ctx, "GET", "/services", nil, nil) == nil
+		})
+		return cmd
 	}
 	cmd := run()
 	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm()&0o077 != 0 {
@@ -614,13 +746,8 @@ func netListen(t *testing.T) (net.Listener, error) {
 	return ln, nil
 }
 
-func freeAddr(t *testing.T) string {
-	ln, _ := netListen(t)
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func TestHealthEjectsFailingTargets(t *testing.T) {
+	t.Parallel()
 	good := newBackend(t, "good", 0)
 	dead := newBackend(t, "dead", 0)
 	p, addr := startProxy(t, "")
@@ -630,17 +757,10 @@ func TestHealthEjectsFailingTargets(t *testing.T) {
 	}
 	// Active checks: a target failing its health path stops getting requests.
 	dead.setUp(false)
-	deadline := time.Now().Add(3 * time.Second)
-	for {
+	waitUntil(t, "the active check marks the target unhealthy", func() bool {
 		st, _ := p.StatusOf("web")
-		if !st.Active.Targets[1].Healthy {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("active check never marked the target unhealthy")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return !st.Active.Targets[1].Healthy
+	})
 	for range 20 {
 		if _, body, _ := get(t, http.DefaultClient, "http://"+addr+"/"); body != "hello from good" {
 			t.Fatalf("request went to an unhealthy target: %q", body)
@@ -692,6 +812,7 @@ func TestHealthEjectsFailingTargets(t *testing.T) {
 // are set on it; run under -race it catches a read of the spec without the
 // proxy's lock.
 func TestSetCanaryReadsSpecUnderLock(t *testing.T) {
+	t.Parallel()
 	blue := newBackend(t, "blue", 0)
 	green := newBackend(t, "green", 0)
 	p, _ := startProxy(t, "")
@@ -729,11 +850,13 @@ func TestSetCanaryReadsSpecUnderLock(t *testing.T) {
 // does not pool it, whether the upstream holds the request without an
 // answer or has started a response and stalls mid-stream.
 func TestClientGoneStopsUpstream(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name     string
 		sendHead bool
 	}{{"upstream holds the request", false}, {"upstream stalls mid-stream", true}} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			arrived := make(chan struct{})
 			upstreamDone := make(chan struct{})
 			var once sync.Once
@@ -799,6 +922,7 @@ func TestClientGoneStopsUpstream(t *testing.T) {
 // TestTrailersForwarded: request trailers reach the upstream, and response
 // trailers (announced or not) reach the client, after the body.
 func TestTrailersForwarded(t *testing.T) {
+	t.Parallel()
 	be := newBackend(t, "blue", 0)
 	p, addr := startProxy(t, "")
 	if err := p.SetService(ctx, ServiceSpec{Name: "web", Targets: []string{be.addr}}); err != nil {

@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,7 +25,15 @@ type backend struct {
 	srv     *http.Server
 	mu      sync.Mutex
 	isUp    bool
+
+	slowIn      atomic.Int64  // /slow requests being held
+	release     chan struct{} // closed by releaseSlow: held /slow requests answer
+	releaseOnce sync.Once
 }
+
+// untilReleased as a backend's slow time holds each /slow request until the
+// test calls releaseSlow, so a test decides when a slow request ends.
+const untilReleased = time.Duration(math.MaxInt64)
 
 func newBackend(t testing.TB, version string, slow time.Duration) *backend {
 	t.Helper()
@@ -31,7 +41,7 @@ func newBackend(t testing.TB, version string, slow time.Duration) *backend {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &backend{addr: ln.Addr().String(), version: version, isUp: true}
+	b := &backend{addr: ln.Addr().String(), version: version, isUp: true, release: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/up", func(w http.ResponseWriter, r *http.Request) {
 		b.mu.Lock()
@@ -44,7 +54,12 @@ func newBackend(t testing.TB, version string, slow time.Duration) *backend {
 		w.WriteHeader(200)
 	})
 	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(slow)
+		b.slowIn.Add(1)
+		defer b.slowIn.Add(-1)
+		select {
+		case <-time.After(slow): // a slow upstream
+		case <-b.release:
+		}
 		w.Header().Set("X-Version", version)
 		fmt.Fprintf(w, "slow %s\n", version)
 	})
@@ -104,8 +119,16 @@ func newBackend(t testing.TB, version string, slow time.Duration) *backend {
 	})
 	b.srv = &http.Server{Handler: mux}
 	go b.srv.Serve(ln)
-	t.Cleanup(func() { b.srv.Close() })
+	t.Cleanup(func() {
+		b.releaseSlow()
+		b.srv.Close()
+	})
 	return b
+}
+
+// releaseSlow answers the /slow requests held now and every later one at once.
+func (b *backend) releaseSlow() {
+	b.releaseOnce.Do(func() { close(b.release) })
 }
 
 func (b *backend) setUp(up bool) {
