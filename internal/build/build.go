@@ -136,7 +136,7 @@ func (b *Builder) build(ctx context.Context, app core.App, sha string, logw io.W
 	if b.Logger != nil {
 		b.Logger.Info("built", "app", app.Name, "sha", core.ShortSHA(sha), "digest", digest, "bytes", size)
 	}
-	return core.Artifact{App: app.Name, SHA: sha, Digest: digest, Ref: dst, Size: size, BuildLog: logPath, CreatedAt: time.Now().UTC()}, m, nil
+	return core.Artifact{App: app.Name, SHA: sha, Digest: digest, Ref: Ref(app.Name, sha), Size: size, BuildLog: logPath, CreatedAt: time.Now().UTC()}, m, nil
 }
 
 // existing returns a complete artifact already in dst.
@@ -157,7 +157,7 @@ func (b *Builder) existing(app, sha, dst string) (core.Artifact, *manifest.Manif
 	if err != nil {
 		return core.Artifact{}, nil, err
 	}
-	return core.Artifact{App: app, SHA: sha, Digest: strings.TrimSpace(string(marker)), Ref: dst, Size: size,
+	return core.Artifact{App: app, SHA: sha, Digest: strings.TrimSpace(string(marker)), Ref: Ref(app, sha), Size: size,
 		BuildLog: dst + logSuffix, CreatedAt: fi.ModTime().UTC()}, m, nil
 }
 
@@ -252,10 +252,23 @@ func makeWritable(dir string) error {
 	})
 }
 
+// Ref is an artifact's reference: its directory relative to the
+// artifacts root (APP/SHA), so the data directory can move. Refs recorded
+// as absolute paths by earlier versions stay valid.
+func Ref(app, sha string) string { return filepath.Join(app, sha) }
+
+// Dir returns the directory of an artifact reference under root.
+func Dir(root, ref string) string {
+	if filepath.IsAbs(ref) {
+		return ref
+	}
+	return filepath.Join(root, ref)
+}
+
 // Manifest returns the manifest stored with an artifact (its directory).
 func (b *Builder) Manifest(ctx context.Context, a core.Artifact) (*manifest.Manifest, error) {
 	if a.Ref == "" {
 		return nil, fmt.Errorf("artifact of %s has no directory", core.ShortSHA(a.SHA))
 	}
-	return manifest.Load(a.Ref)
+	return manifest.Load(Dir(b.Root, a.Ref))
 }

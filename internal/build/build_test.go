@@ -51,10 +51,10 @@ func TestBuildOnceImmutable(t *testing.T) {
 	if m.Run.Command[0] != "bin/app" || !strings.HasPrefix(a.Digest, "sha256:") || a.SHA != sha {
 		t.Fatalf("artifact %+v manifest %+v", a, m)
 	}
-	if got, _ := os.ReadFile(filepath.Join(a.Ref, "built.txt")); string(got) != "committed" {
+	if got, _ := os.ReadFile(filepath.Join(Dir(b.Root, a.Ref), "built.txt")); string(got) != "committed" {
 		t.Errorf("built from the working tree, not the commit: %q", got)
 	}
-	if fi, _ := os.Stat(filepath.Join(a.Ref, "built.txt")); fi.Mode().Perm()&0o222 != 0 {
+	if fi, _ := os.Stat(filepath.Join(Dir(b.Root, a.Ref), "built.txt")); fi.Mode().Perm()&0o222 != 0 {
 		t.Errorf("artifact file is writable: %v", fi.Mode())
 	}
 	// Second build, also concurrent: no-op with the same digest.

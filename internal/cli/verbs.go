@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"sort"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -17,9 +18,14 @@ func newAppCmd(c *control) *cobra.Command {
 	cmd := &cobra.Command{Use: "app", Short: "Register and list apps"}
 	var repo string
 	add := &cobra.Command{
-		Use:     "add NAME --repo PATH_OR_URL",
-		Short:   "Register an app whose repository has a cutover.yml at its root",
-		Example: "  cutover app add hello --repo ./hello\n  cutover app add api --repo file:///srv/git/api.git",
+		Use:   "add NAME --repo PATH",
+		Short: "Register an app whose repository has a cutover.yml at its root",
+		Long: `Registers an app. --repo is a git repository on the server's machine; a relative
+path is taken from the directory you run the command in, and sent to the
+server as an absolute path. The repository must have a cutover.yml at HEAD.
+Remote URLs (https://, ssh, file://) are not fetched yet: clone the repository
+next to the server and give its path.`,
+		Example: "  cutover app add hello --repo ./hello\n  cutover app add api --repo /srv/git/api.git",
 		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := validName("app", args[0]); err != nil {
@@ -27,6 +33,17 @@ func newAppCmd(c *control) *cobra.Command {
 			}
 			if repo == "" {
 				return usagef("--repo is required")
+			}
+			if strings.Contains(repo, "://") {
+				return usagef("--repo %q: remote URLs are not fetched yet; clone the repository on the server's machine and give its path", repo)
+			}
+			if !filepath.IsAbs(repo) {
+				// The server may run elsewhere: a path means the caller's.
+				abs, err := filepath.Abs(repo)
+				if err != nil {
+					return usagef("--repo %q: %v", repo, err)
+				}
+				repo = abs
 			}
 			cl, err := c.client()
 			if err != nil {
@@ -43,7 +60,7 @@ func newAppCmd(c *control) *cobra.Command {
 			return nil
 		},
 	}
-	add.Flags().StringVar(&repo, "repo", "", "git repository: a local path or a URL git understands")
+	add.Flags().StringVar(&repo, "repo", "", "path of the app's git repository (relative to the current directory)")
 	list := &cobra.Command{
 		Use: "list", Short: "List apps", Example: "  cutover app list --output json", Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/cutover/cutover/internal/core"
 	"github.com/cutover/cutover/internal/manifest"
@@ -19,8 +20,16 @@ func (s *Service) AddApp(ctx context.Context, name, repo string) (core.App, erro
 	if repo == "" {
 		return core.App{}, fmt.Errorf("%w: repo is required", core.ErrInvalid)
 	}
-	if _, err := s.cfg.Source.ResolveCommit(ctx, repo, "HEAD"); err != nil {
+	if _, err := s.activation(); err != nil {
+		return core.App{}, err
+	}
+	head, err := s.cfg.Source.ResolveCommit(ctx, repo, "HEAD")
+	if err != nil {
 		return core.App{}, fmt.Errorf("%w: repo %q: %v", core.ErrInvalid, repo, err)
+	}
+	if _, err := s.manifestAt(ctx, core.App{Name: name, Repo: repo}, head); err != nil {
+		return core.App{}, fmt.Errorf("%w: repo %q: HEAD needs a valid %s at the root (see docs/manifest.md): %s",
+			core.ErrInvalid, repo, manifest.FileName, strings.TrimPrefix(err.Error(), core.ErrInvalid.Error()+": "))
 	}
 	app := core.App{Name: name, Repo: repo, CreatedAt: s.now()}
 	if err := s.cfg.Store.CreateApp(ctx, app); err != nil {

@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/cutover/cutover/internal/core"
@@ -68,12 +69,15 @@ func (s *Service) manifestOf(ctx context.Context, app core.App, d core.Deploymen
 // manifestAt reads and validates the manifest of a commit from git.
 func (s *Service) manifestAt(ctx context.Context, app core.App, sha string) (*manifest.Manifest, error) {
 	b, err := s.cfg.Source.ReadFile(ctx, app.Repo, sha, manifest.FileName)
+	if errors.Is(err, core.ErrNotFound) {
+		return nil, fmt.Errorf("%w: commit %s has no %s at its root (a commit from before it was added?); deploy a commit that has one", core.ErrInvalid, core.ShortSHA(sha), manifest.FileName)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s of commit %s: %v", core.ErrInvalid, manifest.FileName, core.ShortSHA(sha), err)
+		return nil, fmt.Errorf("read %s of commit %s: %w", manifest.FileName, core.ShortSHA(sha), err)
 	}
 	m, err := manifest.Parse(b)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s of commit %s: %v", core.ErrInvalid, manifest.FileName, core.ShortSHA(sha), err)
+		return nil, fmt.Errorf("%w: commit %s: %v", core.ErrInvalid, core.ShortSHA(sha), err)
 	}
 	return m, nil
 }

@@ -107,6 +107,13 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	log := cfg.Logger
+	// Every path kept is under the data dir: made absolute once here, a
+	// server started from another directory finds the same files.
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
+	}
+	cfg.DataDir = dataDir
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
 	}
@@ -303,7 +310,8 @@ const (
 func openDriver(cfg Config, log *slog.Logger) (deploy.Driver, error) {
 	switch cfg.Driver {
 	case "", DriverProcess:
-		d, err := process.New(process.Config{StateDir: filepath.Join(cfg.DataDir, "instances"), Logger: log.With("part", "driver")})
+		d, err := process.New(process.Config{StateDir: filepath.Join(cfg.DataDir, "instances"), ArtifactRoot: filepath.Join(cfg.DataDir, "artifacts"),
+			Logger: log.With("part", "driver")})
 		if err != nil {
 			return nil, fmt.Errorf("process driver: %w", err)
 		}

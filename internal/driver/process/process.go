@@ -41,11 +41,14 @@ const (
 
 // Config configures a Driver.
 type Config struct {
-	StateDir    string // instance records (instances/) and logs (logs/)
-	Logger      *slog.Logger
-	LogMaxBytes int64 // rotate a log above this size
-	LogKeep     int   // rotated files kept
-	Host        string
+	StateDir string // instance records (instances/) and logs (logs/)
+	// ArtifactRoot resolves relative artifact references (APP/SHA); an
+	// absolute reference is a directory already.
+	ArtifactRoot string
+	Logger       *slog.Logger
+	LogMaxBytes  int64 // rotate a log above this size
+	LogKeep      int   // rotated files kept
+	Host         string
 }
 
 // record is what the driver persists per instance: the instance as the
@@ -145,7 +148,7 @@ func (d *Driver) startOne(spec core.GroupSpec, index int) (core.Instance, error)
 	}
 	defer logFile.Close() // the child has its own descriptor
 
-	dir := spec.Artifact
+	dir := d.artifactDir(spec.Artifact)
 	bin := spec.Command[0]
 	if strings.Contains(bin, "/") && !filepath.IsAbs(bin) {
 		bin = filepath.Join(dir, bin)
@@ -347,6 +350,14 @@ func (d *Driver) forget(id string) error {
 		return err
 	}
 	return nil
+}
+
+// artifactDir is the directory of an artifact reference.
+func (d *Driver) artifactDir(ref string) string {
+	if ref == "" || filepath.IsAbs(ref) || d.cfg.ArtifactRoot == "" {
+		return ref
+	}
+	return filepath.Join(d.cfg.ArtifactRoot, ref)
 }
 
 // logPath is where an instance's output goes; it outlives the instance.
