@@ -70,7 +70,7 @@ refuse changes with a message naming the active server, and take over within
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	cmd.Flags().StringVar(&database, "database", os.Getenv("CUTOVER_DATABASE"), "PostgreSQL URL (postgres://...) instead of SQLite in the data dir, for several servers sharing one database (env CUTOVER_DATABASE)")
 	cmd.Flags().StringVar(&driver, "driver", server.DriverProcess, "runtime that runs instances: process (local child processes)")
-	cmd.Flags().StringVar(&name, "name", "", "this server's name in the lease and in locks (default: API address@host); a restart with the same name takes over at once")
+	cmd.Flags().StringVar(&name, "name", "", "this server's name in the lease and in locks (default HOST:DATA_DIR); a restart with the same name takes over at once")
 	cmd.Flags().DurationVar(&leaseTTL, "lease-ttl", server.DefaultLeaseTTL, "how long the server lease lasts unrenewed: how soon a standby takes over from a dead server")
 	cmd.Flags().StringVar(&proxyAdmin, "proxy-admin", "", "route traffic through a separate `cutover proxy run` at this admin endpoint (its token in CUTOVER_PROXY_TOKEN) instead of the embedded proxies, so a control-plane restart never interrupts traffic")
 	return cmd

@@ -39,6 +39,12 @@ var serverURL = regexp.MustCompile(`cutover server on (http://\S+)`)
 // until its API answers.
 func startServer(t *testing.T, bin, data string, extra ...string) *proc {
 	t.Helper()
+	return startServerIn(t, "", bin, data, extra...)
+}
+
+// startServerIn is startServer from working directory dir ("" = the test's).
+func startServerIn(t *testing.T, dir, bin, data string, extra ...string) *proc {
+	t.Helper()
 	listen := "127.0.0.1:0"
 	for i, a := range extra {
 		if a == "--listen" && i+1 < len(extra) {
@@ -47,6 +53,7 @@ func startServer(t *testing.T, bin, data string, extra ...string) *proc {
 		}
 	}
 	cmd := exec.Command(bin, append([]string{"server", "--data-dir", data, "--listen", listen, "--log-level", "debug"}, extra...)...)
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CUTOVER_TOKEN="+crashToken)
 	log := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = log, log

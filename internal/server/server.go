@@ -64,8 +64,9 @@ type Config struct {
 	// default) runs them as local child processes.
 	Driver string
 	// Name identifies this server in the lease and in locks; by default
-	// its API address and host name. A restarted server with the same
-	// name takes over from its previous run at once.
+	// its host name and data dir. A restarted server with the same name
+	// takes over from its previous run at once; servers sharing a database
+	// need different names (they have different hosts or data dirs).
 	Name string
 	// LeaseTTL is how long the lease lasts without renewal: the time a
 	// standby waits before taking over from a server that died.
@@ -163,8 +164,10 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.name = cfg.Name
 	if s.name == "" {
+		// The same host and data dir is the same server: restarted, it takes
+		// over from its previous run at once, whatever port it listens on.
 		host, _ := os.Hostname()
-		s.name = s.ln.Addr().String() + "@" + host
+		s.name = host + ":" + cfg.DataDir
 	}
 	// Until this server holds the lease, nothing it writes to deployments,
 	// state, events or locks counts.
