@@ -60,6 +60,11 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{"server", "extra"},
 		{"proxy", "weight", "web", "--percent", "101", "--admin", "/tmp/x.sock"},
 		{"deploy", "hello", "prod", "--bogus-flag"},
+		{"config", "shwo"},
+		{"proxy", "statuss"},
+		{"release", "cutt", "hello"},
+		{"follow", "abc", "--token", "t"},
+		{"cancel", "-3", "--token", "t"},
 	} {
 		code, out := run(t, args...)
 		if code != exitUsage {
@@ -87,7 +92,8 @@ func startCLIServer(t *testing.T, firstCommit string, verify time.Duration) (*se
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.StopAll(context.Background()); srv.Close() })
-	base := []string{"--server", srv.URL(), "--data-dir", data}
+	// --server as host:port, as people type it (the other tests use a URL).
+	base := []string{"--server", strings.TrimPrefix(srv.URL(), "http://"), "--data-dir", data}
 	return srv, repo, func(args ...string) (int, string) { return run(t, append(args, base...)...) }
 }
 
@@ -241,5 +247,12 @@ func TestReleaseCLI(t *testing.T) {
 	code, out := cli("diff", "hello", "1", "2")
 	if code != 0 || !strings.Contains(out, "config keys changed: MODE, TOKEN") || strings.Contains(out, "very-secret-token") {
 		t.Errorf("diff: %d %s", code, out)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	if code, out := run(t, "version"); code != exitOK || !strings.HasPrefix(out, "cutover ") {
+		t.Errorf("version = %d %q", code, out)
 	}
 }

@@ -9,8 +9,11 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 
 	"github.com/spf13/cobra"
+
+	"github.com/cutover/cutover/internal/core"
 )
 
 // Exit codes: 0 success, 1 failure, 2 bad usage.
@@ -45,8 +48,59 @@ func NewRoot() *cobra.Command {
 		newServerCmd(),
 		newDemoCmd(),
 	)
+	root.AddCommand(newVersionCmd())
 	addControlCommands(root)
+	refuseUnknownSubcommands(root)
 	return root
+}
+
+// refuseUnknownSubcommands makes a command that only groups others (cutover
+// config, cutover proxy) answer a misspelt subcommand with a usage error,
+// exit 2, instead of printing its help and succeeding.
+func refuseUnknownSubcommands(cmd *cobra.Command) {
+	for _, sub := range cmd.Commands() {
+		refuseUnknownSubcommands(sub)
+	}
+	if !cmd.HasSubCommands() || cmd.Run != nil || cmd.RunE != nil || !cmd.HasParent() {
+		return
+	}
+	cmd.Args = func(c *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return usagef("unknown command %q for %q (see %s --help)", args[0], c.CommandPath(), c.CommandPath())
+		}
+		return nil
+	}
+	cmd.RunE = func(c *cobra.Command, args []string) error { return c.Help() }
+}
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "version",
+		Short:   "Print cutover's version and the commit it was built from",
+		Example: "  cutover version",
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			version, rev := "(devel)", ""
+			if bi, ok := debug.ReadBuildInfo(); ok {
+				if bi.Main.Version != "" {
+					version = bi.Main.Version
+				}
+				for _, s := range bi.Settings {
+					if s.Key == "vcs.revision" {
+						rev = s.Value
+					}
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "cutover %s", version)
+				if rev != "" {
+					fmt.Fprintf(cmd.OutOrStdout(), " (%s)", core.ShortSHA(rev))
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), " %s\n", bi.GoVersion)
+				return nil
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "cutover %s\n", version)
+			return nil
+		},
+	}
 }
 
 // Main runs the CLI with args and returns the process exit code.

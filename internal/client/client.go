@@ -36,6 +36,9 @@ func (e *Error) Error() string { return e.Message }
 
 // New returns a client for the API at baseURL.
 func New(baseURL, token string) *Client {
+	if !strings.Contains(baseURL, "://") {
+		baseURL = "http://" + baseURL // --server host:port
+	}
 	return &Client{base: strings.TrimSuffix(baseURL, "/"), token: token, hc: &http.Client{}}
 }
 

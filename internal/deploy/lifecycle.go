@@ -59,7 +59,7 @@ func (s *Service) Rollback(ctx context.Context, req RollbackRequest) (core.Deplo
 	}
 	targetRel, err := s.cfg.Store.GetRelease(ctx, req.App, target)
 	if err != nil {
-		return core.Deployment{}, fmt.Errorf("release v%d of %s: %w", target, req.App, err)
+		return core.Deployment{}, err // the store's error names the release
 	}
 	st, err := s.cfg.Store.GetEnvState(ctx, req.App, req.Env)
 	if err != nil {

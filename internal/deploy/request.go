@@ -68,7 +68,7 @@ func (s *Service) Deploy(ctx context.Context, req DeployRequest) (core.Deploymen
 	if req.Release > 0 {
 		rel, err := s.cfg.Store.GetRelease(ctx, app.Name, req.Release)
 		if err != nil {
-			return core.Deployment{}, fmt.Errorf("release v%d of %s: %w", req.Release, app.Name, err)
+			return core.Deployment{}, err // the store's error names the release
 		}
 		if rel.Env != req.Env {
 			return core.Deployment{}, fmt.Errorf("%w: release %s was made for environment %q, not %q", core.ErrInvalid, rel.Label(), rel.Env, req.Env)
