@@ -2,8 +2,8 @@ package cli
 
 import (
 	"fmt"
-	"sort"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
