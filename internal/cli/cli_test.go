@@ -127,6 +127,12 @@ func TestCLIEndToEnd(t *testing.T) {
 		t.Errorf("status json: %d %s", code, out)
 	}
 
+	code, out = cli("events", "hello", "--output", "json")
+	var es []core.Event
+	if code != 0 || json.Unmarshal([]byte(out), &es) != nil || len(es) == 0 || es[len(es)-1].Type != core.EventDeployNoop {
+		t.Errorf("events --output json is not one JSON array ending with the no-op: %d %s", code, out)
+	}
+
 	// Secrets: accepted, never shown by the API, the CLI or the logs.
 	const secretValue = "sup3r-s3cret-value"
 	if code, out := cli("config", "set", "hello", "staging", "HELLO_LOG_ENV=1", "--secret", "API_KEY="+secretValue); code != 0 || strings.Contains(out, secretValue) {

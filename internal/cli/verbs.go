@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sort"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cutover/cutover/internal/client"
 	"github.com/cutover/cutover/internal/core"
 )
 
@@ -400,8 +403,14 @@ func newEventsCmd(c *control) *cobra.Command {
 	var followFlag bool
 	var after int64
 	cmd := &cobra.Command{
-		Use: "events [APP]", Short: "Show the timeline; --follow streams new events",
-		Example: "  cutover events hello\n  cutover events --follow", Args: maxArgs(1),
+		Use:   "events [APP]",
+		Short: "Show the timeline; --follow streams new events",
+		Long: `Shows the timeline, oldest first (up to 1000 events after --after). With --follow
+it streams events as they happen, from now on unless --after is given, and
+resumes where it stopped when the server restarts. --output json prints one
+JSON array, or with --follow one JSON object per line (JSON Lines).`,
+		Example: "  cutover events hello\n  cutover events --follow\n  cutover events hello --after 1200 --follow --output json",
+		Args:    maxArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			app := ""
 			if len(args) == 1 {
@@ -414,9 +423,10 @@ func newEventsCmd(c *control) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			enc := json.NewEncoder(cmd.OutOrStdout())
 			show := func(e core.Event) bool {
 				if c.json() {
-					_ = printJSON(cmd.OutOrStdout(), e)
+					_ = enc.Encode(e) // one object per line
 					return true
 				}
 				where := e.App
@@ -426,20 +436,45 @@ func newEventsCmd(c *control) *cobra.Command {
 				printf(cmd, "%s  %-20s %s\n", e.Time.Local().Format(time.DateTime), where, e.Message)
 				return true
 			}
-			if followFlag {
-				return cl.Stream(cmd.Context(), app, after, nil, show)
+			if !followFlag {
+				es, err := cl.Events(cmd.Context(), app, after)
+				if err != nil {
+					return err
+				}
+				if c.json() {
+					return printJSON(cmd.OutOrStdout(), es)
+				}
+				for _, e := range es {
+					show(e)
+				}
+				return nil
 			}
-			es, err := cl.Events(cmd.Context(), app, after)
-			if err != nil {
-				return err
+			pos := int64(-1) // from now on
+			if cmd.Flags().Changed("after") {
+				pos = after
 			}
-			for _, e := range es {
-				show(e)
+			retry := followRetry
+			for {
+				err := cl.Stream(cmd.Context(), app, pos, func() { retry = followRetry }, func(e core.Event) bool {
+					pos = e.ID
+					return show(e)
+				})
+				if cmd.Context().Err() != nil {
+					return nil // Ctrl-C ends a follow: nothing goes on that needs saying
+				}
+				var ce *client.Error
+				if errors.As(err, &ce) && ce.Status < 500 {
+					return err
+				}
+				// The server went away or closed the stream: resume where it stopped.
+				if pause(cmd.Context(), retry) != nil {
+					return nil
+				}
+				retry = min(retry*2, followRetryMax)
 			}
-			return nil
 		},
 	}
-	cmd.Flags().BoolVarP(&followFlag, "follow", "f", false, "keep streaming new events")
+	cmd.Flags().BoolVarP(&followFlag, "follow", "f", false, "keep streaming new events (from now on, or from --after)")
 	cmd.Flags().Int64Var(&after, "after", 0, "only events after this id")
 	return cmd
 }
