@@ -296,6 +296,9 @@ func newStatusCmd(c *control) *cobra.Command {
 					}
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Env, col, sl.State, rel, addrList(sl.Instances), until)
 				}
+				if e.Degraded != "" {
+					fmt.Fprintf(tw, "%s\t\tdegraded: %s\t\t\t\n", e.Env, e.Degraded)
+				}
 				if e.LockedBy != "" {
 					fmt.Fprintf(tw, "%s\t\tlocked by %s\t\t\t\n", e.Env, e.LockedBy)
 				}

@@ -29,6 +29,10 @@ const (
 	EventDeployNoop         EventType = "deploy.noop"
 	EventDeployCancelled    EventType = "deploy.cancelled"
 
+	EventInstanceExited        EventType = "instance.exited"         // a live instance died; a restart follows
+	EventInstanceRestarted     EventType = "instance.restarted"      // the live colour is whole again
+	EventInstanceRestartFailed EventType = "instance.restart_failed" // with the next attempt, or giving up
+
 	EventColourHeld     EventType = "colour.held"
 	EventColourScaledIn EventType = "colour.scaled_in"
 

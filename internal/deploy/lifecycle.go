@@ -358,6 +358,8 @@ func (s *Service) Tick(ctx context.Context) {
 		}
 		for _, st := range sts {
 			env := st.Env
+			st.App = app.Name
+			s.supervise(ctx, st)
 			for _, c := range []core.Colour{core.Blue, core.Green} {
 				sl := st.Slots[c]
 				if sl == nil || sl.Until.IsZero() || now.Before(sl.Until) || now.Before(sl.HeldUntil) {

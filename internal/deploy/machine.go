@@ -170,7 +170,11 @@ func (s *Service) execute(ctx context.Context, r *run) error {
 		return err
 	}
 	r.state.App, r.state.Env = d.App, d.Env
-	if live := r.state.LiveRelease(); live == d.Release {
+	if degraded := s.degraded(ctx, r.state); degraded != "" {
+		// The live colour lost instances: deploying, even the live release,
+		// replaces it whole.
+		s.emit(ctx, event(*d, core.EventDeployInfo, fmt.Sprintf("%s/%s is degraded (%s): this deployment replaces the live colour", d.App, d.Env, degraded)))
+	} else if live := r.state.LiveRelease(); live == d.Release {
 		s.finish(ctx, r, core.StateNoop, r.rel.Label()+" is already live")
 		return nil
 	} else if live > 0 && d.Kind == core.KindDeploy {

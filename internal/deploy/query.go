@@ -41,6 +41,9 @@ type EnvStatus struct {
 	State    core.EnvState    `json:"state"`
 	Current  *core.Deployment `json:"current,omitempty"` // the newest deployment
 	LockedBy string           `json:"locked_by,omitempty"`
+	// Degraded says what is wrong with the live colour (an instance that
+	// exited and is not yet replaced); "" when it is whole.
+	Degraded string `json:"degraded,omitempty"`
 	// Unfinished lists the deployments not yet ended, oldest first:
 	// waiting on a gate, being prepared, queued or running.
 	Unfinished []core.Deployment `json:"unfinished,omitempty"`
@@ -74,7 +77,8 @@ func (s *Service) Status(ctx context.Context, app string) ([]EnvStatus, error) {
 	out := make([]EnvStatus, 0, len(sts))
 	for _, st := range sts {
 		env := st.Env
-		es := EnvStatus{Env: env, State: st, Unfinished: byEnv[env]}
+		st.App = app
+		es := EnvStatus{Env: env, State: st, Unfinished: byEnv[env], Degraded: s.degraded(ctx, st)}
 		if live := st.LiveRelease(); live > 0 {
 			if rel, err := s.cfg.Store.GetRelease(ctx, app, live); err == nil {
 				es.Live = &rel

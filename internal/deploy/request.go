@@ -78,7 +78,7 @@ func (s *Service) Deploy(ctx context.Context, req DeployRequest) (core.Deploymen
 		} else if _, ok := m.Env(req.Env); !ok {
 			return core.Deployment{}, fmt.Errorf("%w: env %q is not in %s of %s (environments: %s)", core.ErrNotFound, req.Env, manifest.FileName, rel.Label(), envNames(m))
 		}
-		if live == rel.Number {
+		if live == rel.Number && s.degraded(ctx, state) == "" {
 			return s.recordNoop(ctx, req, rel)
 		}
 		d.Release, d.SHA = rel.Number, rel.SHA
@@ -96,7 +96,7 @@ func (s *Service) Deploy(ctx context.Context, req DeployRequest) (core.Deploymen
 		if _, ok := m.Env(req.Env); !ok {
 			return core.Deployment{}, fmt.Errorf("%w: env %q is not in %s of %s (environments: %s)", core.ErrNotFound, req.Env, manifest.FileName, core.ShortSHA(sha), envNames(m))
 		}
-		if rel, ok := s.liveWithSameCommit(ctx, app.Name, req.Env, live, sha); ok {
+		if rel, ok := s.liveWithSameCommit(ctx, app.Name, req.Env, live, sha); ok && s.degraded(ctx, state) == "" {
 			return s.recordNoop(ctx, req, rel)
 		}
 		d.SHA = sha
@@ -385,7 +385,7 @@ func (s *Service) releaseFor(ctx context.Context, d core.Deployment, logw io.Wri
 	if err != nil {
 		return core.Release{}, false, err
 	}
-	if lr, ok := s.liveWithSameCommit(ctx, d.App, d.Env, state.LiveRelease(), d.SHA); ok {
+	if lr, ok := s.liveWithSameCommit(ctx, d.App, d.Env, state.LiveRelease(), d.SHA); ok && s.degraded(ctx, state) == "" {
 		return lr, true, nil
 	}
 	if cur, err := s.cfg.Store.GetDeployment(ctx, d.ID); err == nil && cur.State.Terminal() {

@@ -71,7 +71,8 @@ type Service struct {
 	act     *activation               // nil when inactive
 	standby string                    // why mutations are refused while inactive
 
-	evaluating map[string]bool // waiting deployments being evaluated now
+	evaluating map[string]bool      // waiting deployments being evaluated now
+	restarts   map[string]*restarts // supervision of live colours, by app/env
 
 	// amu guards preparing: the deployments of each environment being
 	// prepared, by ID; turn is signalled when one leaves it.
@@ -125,6 +126,7 @@ func New(cfg Config) (*Service, error) {
 		done:       map[int64][]chan struct{}{},
 		standby:    "the server is starting",
 		evaluating: map[string]bool{},
+		restarts:   map[string]*restarts{},
 		preparing:  map[string][]int64{},
 	}
 	s.turn = sync.NewCond(&s.amu)

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"sync"
 	"testing"
 	"time"
@@ -500,4 +501,46 @@ func TestConfigOnlyReleaseAndRollbackKeepTheirConfig(t *testing.T) {
 		t.Fatal("rollback went nowhere")
 	}
 	e.serves(e.staging, "hello from v1")
+}
+
+// A live instance killed behind cutover's back is restarted, and the
+// environment serves again; status says degraded meanwhile.
+func TestKilledInstanceIsRestarted(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.deploy("staging", core.StateSucceeded)
+	live := e.state("staging").Slots[core.Blue].Instances[0]
+	pid, _ := strconv.Atoi(live.Data["pid"])
+	if pid <= 0 {
+		t.Fatalf("no pid for %+v", live)
+	}
+	if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, err := e.svc.Status(context.Background(), "hello")
+		if err != nil {
+			t.Fatal(err)
+		}
+		insts := st[0].State.Slots[core.Blue].Instances
+		if st[0].Degraded == "" && len(insts) == 1 && insts[0].ID != live.ID {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the killed instance was not replaced: %+v (degraded %q)", insts, st[0].Degraded)
+		}
+		time.Sleep(20 * time.Millisecond) // poll the status
+	}
+	e.serves(e.staging, "v1")
+	es, _ := e.svc.Events(context.Background(), "hello", 0, 1000)
+	var types []string
+	for _, ev := range es {
+		if strings.HasPrefix(string(ev.Type), "instance.") {
+			types = append(types, string(ev.Type))
+		}
+	}
+	if strings.Join(types, " ") != "instance.exited instance.restarted" {
+		t.Errorf("instance events = %v", types)
+	}
 }
