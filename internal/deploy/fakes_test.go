@@ -70,6 +70,7 @@ type fakeDriver struct {
 	ProbeFn  func(in core.Instance, req core.ProbeRequest) (core.ProbeResult, error)
 	TaskFn   func(ctx context.Context, spec core.TaskSpec, out io.Writer) error
 	ExitedFn func(in core.Instance) (string, bool)
+	StopFn   func(insts []core.Instance)
 }
 
 func newFakeDriver() *fakeDriver { return &fakeDriver{running: map[string]core.Instance{}} }
@@ -97,6 +98,9 @@ func (f *fakeDriver) Start(ctx context.Context, spec core.GroupSpec) ([]core.Ins
 func (f *fakeDriver) Stop(ctx context.Context, insts []core.Instance, grace time.Duration) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.StopFn != nil && len(insts) > 0 {
+		f.StopFn(insts)
+	}
 	for _, in := range insts {
 		delete(f.running, in.ID)
 	}

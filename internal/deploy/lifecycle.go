@@ -359,6 +359,12 @@ func (s *Service) Tick(ctx context.Context) {
 		for _, st := range sts {
 			env := st.Env
 			st.App = app.Name
+			s.mu.Lock()
+			_, unrouted := s.unrouted[envKey(app.Name, env)]
+			s.mu.Unlock()
+			if unrouted {
+				s.reroute(app.Name, env)
+			}
 			s.supervise(ctx, st)
 			for _, c := range []core.Colour{core.Blue, core.Green} {
 				sl := st.Slots[c]
@@ -588,10 +594,83 @@ func (s *Service) recoverDeployment(ctx context.Context, d core.Deployment) erro
 		s.finish(ctx, r, core.StateSucceeded, reason+"; no previous colour to return to, so it stays live")
 		return nil
 	}
-	// The switch had not been recorded: the old colour is still live.
+	// The switch had not been recorded: the old colour is what the state
+	// calls live, but the proxy may already send traffic to the new one.
+	// Route back first, then stop the new colour, so no request meets a
+	// stopped instance.
+	if ls := st.Slots[st.Live]; ls != nil && ls.State == core.SlotLive && len(ls.Instances) > 0 {
+		if err := s.route(ctx, routeSpec(d.App, r.env, r.m, st.Live, *ls)); err != nil {
+			s.markUnrouted(d.App, d.Env, err)
+			// Keep the new colour running: the proxy may still send to it.
+			s.finish(ctx, r, core.StateFailed, reason+"; the proxy could not be routed back ("+err.Error()+"), so the new colour keeps running until it can")
+			return nil
+		}
+	}
 	s.abandonSlot(ctx, r, d.Colour)
 	s.finish(ctx, r, core.StateFailed, reason+"; the previous release kept serving")
 	return nil
+}
+
+// markUnrouted records that an environment's live colour could not be
+// routed (the proxy was unreachable): the environment is reported
+// degraded and the tick retries until it is routed.
+func (s *Service) markUnrouted(app, env string, err error) {
+	s.mu.Lock()
+	s.unrouted[envKey(app, env)] = err.Error()
+	s.mu.Unlock()
+}
+
+// reroute routes an environment's live colour again, in its queue.
+func (s *Service) reroute(app, env string) {
+	q, err := s.queue(app, env)
+	if err != nil {
+		return
+	}
+	key := "re-route of " + envKey(app, env)
+	q.push(task{holder: key, key: key, run: func(ctx context.Context) {
+		st, err := s.cfg.Store.GetEnvState(ctx, app, env)
+		if err != nil {
+			return
+		}
+		sl := st.Slots[st.Live]
+		if sl == nil || sl.State != core.SlotLive || len(sl.Instances) == 0 {
+			s.mu.Lock()
+			delete(s.unrouted, envKey(app, env))
+			s.mu.Unlock()
+			return
+		}
+		rel, err := s.cfg.Store.GetRelease(ctx, app, sl.Release)
+		if err != nil {
+			return
+		}
+		_, m, err := s.manifestFor(ctx, app, rel)
+		if err != nil {
+			return
+		}
+		e, ok := m.Env(env)
+		if !ok {
+			return
+		}
+		if err := s.route(ctx, routeSpec(app, e, m, st.Live, *sl)); err != nil {
+			s.markUnrouted(app, env, err)
+			return
+		}
+		s.mu.Lock()
+		delete(s.unrouted, envKey(app, env))
+		s.mu.Unlock()
+		s.emit(ctx, core.Event{App: app, Env: env, Type: core.EventDeployInfo, Release: sl.Release, Actor: "cutover",
+			Message: fmt.Sprintf("%s/%s routed to its live %s (v%d) again", app, env, st.Live, sl.Release)})
+		// A colour a recovery had to leave running while the proxy might
+		// still send to it is stopped now that it does not.
+		st.App, st.Env = app, env
+		for c, other := range st.Slots {
+			if c != st.Live && other.State == core.SlotStarting {
+				if err := s.stopSlot(ctx, &st, c, m.StopGrace); err != nil {
+					s.log.Error("stop a colour left starting", "app", app, "env", env, "colour", c, "err", err)
+				}
+			}
+		}
+	}}, false)
 }
 
 // reconcile stops instances no slot refers to and routes live colours.
@@ -632,6 +711,7 @@ func (s *Service) reconcile(ctx context.Context) error {
 				}
 				if err := s.route(ctx, routeSpec(app.Name, e, m, st.Live, *sl)); err != nil {
 					s.log.Error("re-route live colour", "app", app.Name, "env", env, "err", err)
+					s.markUnrouted(app.Name, env, err) // the tick retries
 				}
 			}
 		}

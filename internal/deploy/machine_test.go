@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"sync"
 	"strings"
 	"testing"
 	"time"
@@ -291,5 +292,90 @@ func TestRecovery(t *testing.T) {
 				})
 			}
 		}
+	}
+}
+
+// A crash between moving the proxy and recording the switch: recovery
+// routes the proxy back to the recorded live colour before it stops the
+// new one, so no request meets a stopped instance. If the proxy cannot be
+// reached, the new colour keeps running, the environment is degraded, and
+// the tick routes it once the proxy answers.
+func TestRecoveryRoutesBackBeforeStopping(t *testing.T) {
+	t.Parallel()
+	for _, reachable := range []bool{true, false} {
+		t.Run(map[bool]string{true: "proxy reachable", false: "proxy unreachable"}[reachable], func(t *testing.T) {
+			t.Parallel()
+			r := newRig(t)
+			r.start()
+			r.deployAndWait("staging", "c1", core.StateSucceeded) // v1 blue
+			r.deployAndWait("staging", "c2", core.StateSucceeded) // v2 green, v1 blue standby
+			r.svc.Close()
+			ctx := context.Background()
+			st := r.state("staging")
+			rel, _ := r.store.CreateRelease(ctx, core.Release{App: "hello", Env: "staging", SHA: sha(3), Digest: "sha256:" + sha(3)})
+			_, _ = r.store.PutArtifact(ctx, core.Artifact{App: "hello", SHA: sha(3), Digest: "sha256:" + sha(3), Ref: "/artifacts/" + sha(3)})
+			_ = r.driver.Stop(ctx, st.Slots[core.Blue].Instances, 0)
+			insts, _ := r.driver.Start(ctx, core.GroupSpec{App: "hello", Env: "staging", Colour: core.Blue, Release: rel.Number, Count: 2})
+			blue := st.Slot(core.Blue)
+			blue.State, blue.Release, blue.Instances, blue.Until = core.SlotStarting, rel.Number, insts, time.Time{}
+			if _, err := r.store.PutEnvState(ctx, st); err != nil {
+				t.Fatal(err)
+			}
+			// The proxy was switched to blue v3; the crash came before the state said so.
+			_ = r.router.Route(ctx, deploy.RouteSpec{Service: "hello-staging", Colour: core.Blue, Release: rel.Number, Targets: []string{insts[0].Addr}})
+			d, _ := r.store.CreateDeployment(ctx, core.Deployment{App: "hello", Env: "staging", Kind: core.KindDeploy, Release: rel.Number, SHA: rel.SHA,
+				PreviousRelease: 2, Colour: core.Blue, State: core.StateRunning, Step: core.StepSwitch, CreatedAt: time.Now(), UpdatedAt: time.Now()})
+
+			var mu sync.Mutex
+			var order []string
+			r.router.RouteFn = func(spec deploy.RouteSpec) error {
+				mu.Lock()
+				defer mu.Unlock()
+				if !reachable {
+					return errors.New("dial unix proxy.sock: connection refused")
+				}
+				order = append(order, "route v"+strconv.Itoa(spec.Release))
+				return nil
+			}
+			r.driver.StopFn = func(insts []core.Instance) {
+				mu.Lock()
+				defer mu.Unlock()
+				order = append(order, "stop v"+strconv.Itoa(insts[0].Release))
+			}
+			r.start()
+			if got := r.wait(d); got.State != core.StateFailed {
+				t.Fatalf("recovered deployment = %s %q", got.State, got.Reason)
+			}
+			mu.Lock()
+			got := slices.Clone(order)
+			mu.Unlock()
+			if reachable {
+				if len(got) < 2 || got[0] != "route v2" || got[1] != "stop v3" {
+					t.Errorf("recovery did %v; want the route back to v2 before v3 is stopped", got)
+				}
+				return
+			}
+			if slices.Contains(got, "stop v3") {
+				t.Errorf("the new colour was stopped while the proxy may still send to it: %v", got)
+			}
+			st2, _ := r.svc.Status(ctx, "hello")
+			if !strings.Contains(st2[0].Degraded, "connection refused") {
+				t.Errorf("status while the proxy is unreachable: degraded %q", st2[0].Degraded)
+			}
+			mu.Lock()
+			reachable = true // the proxy is back
+			mu.Unlock()
+			r.svc.Tick(ctx)
+			waitFor(t, "the re-route", func() bool { return r.svc.QueueIdle("hello", "staging") })
+			if rt := r.router.route("hello-staging"); rt.Release != 2 {
+				t.Errorf("after the proxy came back it routes to v%d, want v2", rt.Release)
+			}
+			if st2, _ := r.svc.Status(ctx, "hello"); st2[0].Degraded != "" {
+				t.Errorf("still degraded: %q", st2[0].Degraded)
+			}
+			if blue := r.state("staging").Slots[core.Blue]; blue.State != core.SlotEmpty || !slices.Equal(r.driver.runningReleases(), []int{2, 2}) {
+				t.Errorf("after the re-route the colour left starting is %+v; running %v", blue, r.driver.runningReleases())
+			}
+		})
 	}
 }

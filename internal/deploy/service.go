@@ -73,6 +73,7 @@ type Service struct {
 
 	evaluating map[string]bool      // waiting deployments being evaluated now
 	restarts   map[string]*restarts // supervision of live colours, by app/env
+	unrouted   map[string]string    // environments whose live colour the proxy could not be told about, why
 
 	// amu guards preparing: the deployments of each environment being
 	// prepared, by ID; turn is signalled when one leaves it.
@@ -127,6 +128,7 @@ func New(cfg Config) (*Service, error) {
 		standby:    "the server is starting",
 		evaluating: map[string]bool{},
 		restarts:   map[string]*restarts{},
+		unrouted:   map[string]string{},
 		preparing:  map[string][]int64{},
 	}
 	s.turn = sync.NewCond(&s.amu)

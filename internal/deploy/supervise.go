@@ -46,6 +46,12 @@ func (s *Service) deadInstances(ctx context.Context, st core.EnvState) (dead []c
 
 // degraded says what is wrong with an environment's live colour, or "".
 func (s *Service) degraded(ctx context.Context, st core.EnvState) string {
+	s.mu.Lock()
+	unrouted := s.unrouted[envKey(st.App, st.Env)]
+	s.mu.Unlock()
+	if unrouted != "" {
+		return "the proxy could not be routed to the live colour (" + unrouted + "); retrying"
+	}
 	dead, why := s.deadInstances(ctx, st)
 	if len(dead) == 0 {
 		return ""
