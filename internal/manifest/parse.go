@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -65,7 +66,9 @@ func Parse(data []byte) (*Manifest, error) {
 	if len(d.errs) == 0 {
 		return m, nil
 	}
-	slices.SortStableFunc(d.errs, func(a, b *FieldError) int { return cmp.Compare(a.Line, b.Line) })
+	// File order; what has no line (a missing section) comes last.
+	at := func(e *FieldError) int { return cmp.Or(e.Line, math.MaxInt) }
+	slices.SortStableFunc(d.errs, func(a, b *FieldError) int { return cmp.Compare(at(a), at(b)) })
 	errs := make([]error, len(d.errs))
 	for i, e := range d.errs {
 		errs[i] = e
