@@ -44,6 +44,7 @@ func NewRoot() *cobra.Command {
 		newProxyCmd(),
 		newServerCmd(),
 		newDemoCmd(),
+		newValidateCmd(),
 	)
 	addControlCommands(root)
 	return root
