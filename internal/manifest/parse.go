@@ -218,7 +218,9 @@ func (d *decoder) smokes(e entry) []Smoke {
 		en, p = at("status")
 		s.Status = d.integer(en, p, 200, 100, 599)
 		en, p = at("body_contains")
-		s.BodyContains = d.str(en, p)
+		if n, ok := d.scalar(en, p, "a string"); ok {
+			s.BodyContains = n.Value // may span lines
+		}
 		en, p = at("timeout")
 		s.Timeout = d.duration(en, p, DefaultSmokeTimeout)
 		if s.Name == "" {
