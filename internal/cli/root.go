@@ -47,6 +47,7 @@ func NewRoot() *cobra.Command {
 		newProxyCmd(),
 		newServerCmd(),
 		newDemoCmd(),
+		newValidateCmd(),
 	)
 	root.AddCommand(newVersionCmd())
 	addControlCommands(root)

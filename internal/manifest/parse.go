@@ -2,86 +2,31 @@ package manifest
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/cutover/cutover/internal/core"
 )
 
-// Argv is a command as an argument list. In YAML it is either a list of
-// strings or one string split on white space; it is never given to a shell.
-type Argv []string
-
-// UnmarshalYAML accepts a string or a list of strings.
-func (a *Argv) UnmarshalYAML(n *yaml.Node) error {
-	switch n.Kind {
-	case yaml.ScalarNode:
-		*a = strings.Fields(n.Value)
-		return nil
-	case yaml.SequenceNode:
-		var s []string
-		if err := n.Decode(&s); err != nil {
-			return err
-		}
-		*a = s
-		return nil
-	}
-	return fmt.Errorf("line %d: want a command as a string or a list of strings", n.Line)
-}
-
-// raw mirrors the file with commands as Argv; it is decoded strictly.
-type raw struct {
-	App            string       `yaml:"app"`
-	Build          rawBuild     `yaml:"build"`
-	Run            rawRun       `yaml:"run"`
-	Health         Health       `yaml:"health"`
-	Smoke          []Smoke      `yaml:"smoke"`
-	Migrate        *rawMigrate  `yaml:"migrate"`
-	Verify         Verify       `yaml:"verify"`
-	StandbyFor     yaml.Node    `yaml:"standby_for"`
-	ScaleInDelay   yaml.Node    `yaml:"scale_in_delay"`
-	InvestigateFor yaml.Node    `yaml:"investigate_for"`
-	OnConfirm      string       `yaml:"on_confirm"`
-	StopGrace      yaml.Node    `yaml:"stop_grace"`
-	Release        ReleaseLines `yaml:"release"`
-	Compat         *rawCompat   `yaml:"compat"`
-	Environments   yaml.Node    `yaml:"environments"`
-}
-
-type rawCompat struct {
-	Test    Argv      `yaml:"test"`
-	Oldest  string    `yaml:"oldest"`
-	Timeout yaml.Node `yaml:"timeout"`
-}
-
-type rawBuild struct {
-	Command Argv      `yaml:"command"`
-	Timeout yaml.Node `yaml:"timeout"`
-}
-
-type rawRun struct {
-	Command Argv              `yaml:"command"`
-	Env     map[string]string `yaml:"env"`
-}
-
-type rawMigrate struct {
-	Command Argv      `yaml:"command"`
-	Timeout yaml.Node `yaml:"timeout"`
-}
-
 // Load reads and validates dir/cutover.yml.
 func Load(dir string) (*Manifest, error) {
-	path := filepath.Join(dir, FileName)
+	return LoadFile(filepath.Join(dir, FileName))
+}
+
+// LoadFile reads and validates the manifest at path.
+func LoadFile(path string) (*Manifest, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", FileName, err)
@@ -94,283 +39,221 @@ func Load(dir string) (*Manifest, error) {
 	return Parse(data)
 }
 
-// Parse validates a manifest and applies defaults. Every error names the
-// field path and the line: "cutover.yml:12: environments.production.instances: ...".
+// Parse validates a manifest and applies defaults. Every error is a
+// *FieldError that names the line and the field path:
+// "cutover.yml:12: environments.production.instances: ...". All of them are
+// returned, joined, in file order.
 func Parse(data []byte) (*Manifest, error) {
 	if len(data) > MaxManifestBytes {
-		return nil, fmt.Errorf("%s: larger than %d bytes", FileName, MaxManifestBytes)
+		return nil, &FieldError{Msg: fmt.Sprintf("larger than %d bytes", MaxManifestBytes)}
 	}
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, fmt.Errorf("%s: %s", FileName, cleanYAMLError(err))
-	}
-	if len(root.Content) == 0 {
-		return nil, fmt.Errorf("%s: empty file", FileName)
-	}
-	var r raw
 	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&r); err != nil {
-		return nil, fmt.Errorf("%s: %s", FileName, cleanYAMLError(err))
-	}
-	v := &validator{root: root.Content[0]}
-	m := &Manifest{
-		App:       r.App,
-		Build:     Build{Command: r.Build.Command},
-		Run:       Run{Command: r.Run.Command, Env: r.Run.Env},
-		Health:    r.Health,
-		Smoke:     r.Smoke,
-		Verify:    r.Verify,
-		OnConfirm: r.OnConfirm,
-	}
-	m.Build.Timeout = v.duration(&r.Build.Timeout, DefaultBuildTimeout, "build", "timeout")
-	m.StandbyFor = v.duration(&r.StandbyFor, 0, "standby_for")
-	m.ScaleInDelay = v.duration(&r.ScaleInDelay, 0, "scale_in_delay")
-	m.InvestigateFor = v.duration(&r.InvestigateFor, DefaultInvestigateFor, "investigate_for")
-	m.StopGrace = v.duration(&r.StopGrace, DefaultStopGrace, "stop_grace")
-	if r.Migrate != nil {
-		m.Migrate = &Migrate{Command: r.Migrate.Command}
-		m.Migrate.Timeout = v.duration(&r.Migrate.Timeout, DefaultMigrateTimeout, "migrate", "timeout")
-		if len(m.Migrate.Command) == 0 {
-			v.fail([]string{"migrate", "command"}, "is required when migrate is given")
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, &FieldError{Msg: "empty file"}
 		}
+		return nil, syntaxError(err)
 	}
-	if m.App != "" {
-		if err := core.ValidateName("app", m.App); err != nil {
-			v.fail([]string{"app"}, fmt.Sprintf("%q: use lower-case letters, digits, '-' or '_'", m.App))
-		}
+	var next yaml.Node
+	if err := dec.Decode(&next); err == nil {
+		return nil, &FieldError{Line: next.Line, Msg: "a second YAML document (---): the manifest is one document"}
+	} else if !errors.Is(err, io.EOF) {
+		return nil, syntaxError(err)
 	}
+	d := &decoder{}
+	m := d.manifest(doc.Content[0])
+	if len(d.errs) == 0 {
+		return m, nil
+	}
+	// File order; what has no line (a missing section) comes last.
+	at := func(e *FieldError) int { return cmp.Or(e.Line, math.MaxInt) }
+	slices.SortStableFunc(d.errs, func(a, b *FieldError) int { return cmp.Compare(at(a), at(b)) })
+	errs := make([]error, len(d.errs))
+	for i, e := range d.errs {
+		errs[i] = e
+	}
+	return nil, errors.Join(errs...)
+}
+
+var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+
+// syntaxError turns go-yaml's "yaml: line 3: ..." into a FieldError.
+func syntaxError(err error) error {
+	s := err.Error()
+	if m := yamlLine.FindStringSubmatch(s); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return &FieldError{Line: line, Msg: "not valid YAML: " + m[2]}
+	}
+	return &FieldError{Msg: "not valid YAML: " + strings.TrimPrefix(s, "yaml: ")}
+}
+
+// The keys accepted at each level, in documentation order.
+var (
+	rootKeys    = []string{"app", "build", "run", "health", "smoke", "migrate", "verify", "standby_for", "scale_in_delay", "investigate_for", "on_confirm", "stop_grace", "release", "compat", "environments"}
+	buildKeys   = []string{"command", "timeout"}
+	runKeys     = []string{"command", "env"}
+	healthKeys  = []string{"path", "interval", "timeout", "deadline"}
+	smokeKeys   = []string{"name", "method", "path", "status", "body_contains", "timeout"}
+	migrateKeys = []string{"command", "timeout"}
+	verifyKeys  = []string{"for", "max_error_rate", "min_requests"}
+	releaseKeys = []string{"main", "production", "branch_prefix", "tag_prefix", "signing_key"}
+	compatKeys  = []string{"test", "oldest", "timeout"}
+	envKeys     = []string{"listen", "host", "instances", "from", "env"}
+)
+
+func (d *decoder) manifest(root *yaml.Node) *Manifest {
+	r := d.mapping(entry{val: root}, "", "build: {command: ...}", rootKeys...)
+	m := &Manifest{App: d.str(r.get("app"), "app")}
+	if m.App != "" && core.ValidateName("app", m.App) != nil {
+		d.fail(r.get("app").line(), "app", "%q: use lower-case letters, digits, '-' or '_'", m.App)
+	}
+
+	b := d.mapping(r.get("build"), "build", "{command: go build -o bin/app .}", buildKeys...)
+	m.Build = Build{Command: d.argv(b.get("command"), "build.command"), Timeout: d.duration(b.get("timeout"), "build.timeout", DefaultBuildTimeout)}
 	if len(m.Build.Command) == 0 {
-		v.fail([]string{"build", "command"}, "is required (for example: go build -o bin/app .)")
+		d.fail(cmp.Or(b.get("command").line(), b.line), "build.command", "is required (for example: go build -o bin/app .)")
 	}
+
+	run := d.mapping(r.get("run"), "run", "{command: bin/app}", runKeys...)
+	m.Run = Run{Command: d.argv(run.get("command"), "run.command"), Env: d.env(run.get("env"), "run.env")}
 	if len(m.Run.Command) == 0 {
-		v.fail([]string{"run", "command"}, "is required (for example: bin/app)")
+		d.fail(cmp.Or(run.get("command").line(), run.line), "run.command", "is required (for example: bin/app, or [sh, -c, 'exec app --port \"$PORT\"'])")
 	}
-	for k := range m.Run.Env {
-		if !validEnvKey(k) {
-			v.fail([]string{"run", "env", k}, fmt.Sprintf("%q is not a valid environment variable name", k))
+
+	m.Health = d.health(r.get("health"))
+	m.Smoke = d.smokes(r.get("smoke"))
+	if e := r.get("migrate"); e.given() {
+		mg := d.mapping(e, "migrate", "{command: bin/app migrate}", migrateKeys...)
+		m.Migrate = &Migrate{Command: d.argv(mg.get("command"), "migrate.command"), Timeout: d.duration(mg.get("timeout"), "migrate.timeout", DefaultMigrateTimeout)}
+		if len(m.Migrate.Command) == 0 {
+			d.fail(cmp.Or(mg.get("command").line(), mg.line), "migrate.command", "is required when migrate is given")
 		}
 	}
-	v.health(&m.Health)
-	for i := range m.Smoke {
-		v.smoke(i, &m.Smoke[i])
-	}
-	v.verify(&m.Verify)
-	switch {
-	case m.StandbyFor > 0:
-	case m.ScaleInDelay > 0:
+	m.Verify = d.verify(r.get("verify"))
+
+	m.StandbyFor = d.duration(r.get("standby_for"), "standby_for", DefaultStandbyFor)
+	m.ScaleInDelay = d.duration(r.get("scale_in_delay"), "scale_in_delay", 0)
+	switch sf, sd := r.get("standby_for"), r.get("scale_in_delay"); {
+	case sf.given() && sd.given():
+		d.fail(sd.line(), "scale_in_delay", "is another name for standby_for, which is also given: keep one")
+	case sd.given() && m.ScaleInDelay > 0:
 		m.StandbyFor = m.ScaleInDelay
-	default:
-		m.StandbyFor = DefaultStandbyFor
 	}
-	if m.OnConfirm == "" {
-		m.OnConfirm = DefaultOnConfirm
-	} else if m.OnConfirm != OnConfirmSync && m.OnConfirm != OnConfirmScaleIn {
-		v.fail([]string{"on_confirm"}, fmt.Sprintf("%q: want %s or %s", m.OnConfirm, OnConfirmSync, OnConfirmScaleIn))
+	m.InvestigateFor = d.duration(r.get("investigate_for"), "investigate_for", DefaultInvestigateFor)
+	m.OnConfirm = d.oneOf(r.get("on_confirm"), "on_confirm", DefaultOnConfirm, OnConfirmSync, OnConfirmScaleIn)
+	m.StopGrace = d.duration(r.get("stop_grace"), "stop_grace", DefaultStopGrace)
+	m.Release = d.releaseLines(r.get("release"))
+	if e := r.get("compat"); e.given() {
+		m.Compat = d.compat(e)
 	}
-	m.Release = r.Release
-	v.releaseLines(&m.Release)
-	if r.Compat != nil {
-		m.Compat = &Compat{Test: r.Compat.Test, Oldest: r.Compat.Oldest}
-		m.Compat.Timeout = v.duration(&r.Compat.Timeout, DefaultCompatTimeout, "compat", "timeout")
-		if len(m.Compat.Test) == 0 {
-			v.fail([]string{"compat", "test"}, "is required when compat is given (the command that runs the old version's tests)")
+	m.Environments = d.environments(r.get("environments"))
+	return m
+}
+
+// validPath says whether p can be sent as an HTTP request path.
+func validPath(p string) bool {
+	return strings.HasPrefix(p, "/") && !strings.ContainsFunc(p, func(r rune) bool { return r <= ' ' || r == 0x7f })
+}
+
+func (d *decoder) health(e entry) Health {
+	f := d.mapping(e, "health", "{path: /up, deadline: 60s}", healthKeys...)
+	h := Health{
+		Path:     DefaultHealthPath,
+		Interval: d.duration(f.get("interval"), "health.interval", DefaultHealthInterval),
+		Timeout:  d.duration(f.get("timeout"), "health.timeout", DefaultHealthTimeout),
+		Deadline: d.duration(f.get("deadline"), "health.deadline", DefaultHealthDeadline),
+	}
+	if p := f.get("path"); p.given() {
+		if h.Path = d.str(p, "health.path"); isScalar(p) && !validPath(h.Path) {
+			d.fail(p.line(), "health.path", "%q must start with / and contain no spaces", h.Path)
 		}
-		if !versionPattern.MatchString(m.Compat.Oldest) {
-			v.fail([]string{"compat", "oldest"}, fmt.Sprintf("%q: want the oldest compatible version, MAJOR.MINOR.PATCH such as 2.3.20", m.Compat.Oldest))
-		}
-	}
-	m.Environments = v.environments(&r.Environments)
-	if err := errors.Join(v.errs...); err != nil {
-		return nil, err
-	}
-	return m, nil
-}
-
-type validator struct {
-	root *yaml.Node
-	errs []error
-}
-
-// fail records an error for the field at path, with the line of the
-// deepest node of path that exists.
-func (v *validator) fail(path []string, msg string) {
-	line := v.line(path)
-	loc := FileName
-	if line > 0 {
-		loc += ":" + strconv.Itoa(line)
-	}
-	v.errs = append(v.errs, fmt.Errorf("%s: %s: %s", loc, strings.Join(path, "."), msg))
-}
-
-func (v *validator) line(path []string) int {
-	n := v.root
-	line := 0
-	for _, p := range path {
-		if n == nil {
-			break
-		}
-		var next *yaml.Node
-		switch n.Kind {
-		case yaml.MappingNode:
-			for i := 0; i+1 < len(n.Content); i += 2 {
-				if n.Content[i].Value == p {
-					line = n.Content[i].Line
-					next = n.Content[i+1]
-					break
-				}
-			}
-		case yaml.SequenceNode:
-			if i, err := strconv.Atoi(p); err == nil && i < len(n.Content) {
-				next = n.Content[i]
-				line = next.Line
-			}
-		}
-		n = next
-	}
-	return line
-}
-
-// duration decodes an optional duration node.
-func (v *validator) duration(n *yaml.Node, def time.Duration, path ...string) time.Duration {
-	if n.Kind == 0 {
-		return def
-	}
-	var d time.Duration
-	if err := n.Decode(&d); err != nil || d < 0 {
-		v.fail(path, fmt.Sprintf("%q is not a duration (examples: 500ms, 30s, 15m)", n.Value))
-		return def
-	}
-	if d == 0 {
-		return def
-	}
-	return d
-}
-
-func (v *validator) health(h *Health) {
-	if h.Path == "" {
-		h.Path = DefaultHealthPath
-	} else if !strings.HasPrefix(h.Path, "/") {
-		v.fail([]string{"health", "path"}, fmt.Sprintf("%q must start with /", h.Path))
-	}
-	if h.Interval <= 0 {
-		h.Interval = DefaultHealthInterval
-	}
-	if h.Timeout <= 0 {
-		h.Timeout = DefaultHealthTimeout
-	}
-	if h.Deadline <= 0 {
-		h.Deadline = DefaultHealthDeadline
 	}
 	if h.Deadline < h.Interval {
-		v.fail([]string{"health", "deadline"}, fmt.Sprintf("%s is shorter than the interval %s", h.Deadline, h.Interval))
+		d.fail(cmp.Or(f.get("deadline").line(), f.get("interval").line()), "health.deadline", "%s is shorter than the interval %s", h.Deadline, h.Interval)
 	}
+	// A check never waits past the deadline, so a longer per-request timeout
+	// is the deadline.
+	h.Timeout = min(h.Timeout, h.Deadline)
+	return h
 }
 
-func (v *validator) smoke(i int, s *Smoke) {
-	path := func(f string) []string { return []string{"smoke", strconv.Itoa(i), f} }
-	if s.Path == "" || !strings.HasPrefix(s.Path, "/") {
-		v.fail(path("path"), fmt.Sprintf("%q must start with /", s.Path))
-	}
-	if s.Method == "" {
-		s.Method = "GET"
-	}
-	switch s.Method {
-	case "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS":
-	default:
-		v.fail(path("method"), fmt.Sprintf("%q is not an HTTP method", s.Method))
-	}
-	if s.Status == 0 {
-		s.Status = 200
-	} else if s.Status < 100 || s.Status > 599 {
-		v.fail(path("status"), fmt.Sprintf("%d is out of range (100-599)", s.Status))
-	}
-	if s.Timeout <= 0 {
-		s.Timeout = DefaultSmokeTimeout
-	}
-	if s.Name == "" {
-		s.Name = s.Method + " " + s.Path
-	}
-}
+// methodToken is an HTTP method as servers compare it: upper case.
+var methodToken = regexp.MustCompile(`^[A-Z][A-Z_-]{0,31}$`)
 
-func (v *validator) verify(vf *Verify) {
-	if vf.For < 0 {
-		v.fail([]string{"verify", "for"}, "must not be negative")
-	}
-	if vf.For == 0 {
-		vf.For = DefaultVerifyFor
-	}
-	if vf.MaxErrorRate < 0 || vf.MaxErrorRate > 1 {
-		v.fail([]string{"verify", "max_error_rate"}, fmt.Sprintf("%v is out of range (0-1)", vf.MaxErrorRate))
-	}
-	if vf.MaxErrorRate == 0 {
-		vf.MaxErrorRate = DefaultMaxErrorRate
-	}
-	if vf.MinRequests < 0 {
-		v.fail([]string{"verify", "min_requests"}, "must not be negative")
-	}
-}
-
-func (v *validator) environments(n *yaml.Node) []Environment {
-	if n.Kind == 0 {
-		v.fail([]string{"environments"}, "at least one environment is required (for example staging: {listen: 127.0.0.1:8081})")
+func (d *decoder) smokes(e entry) []Smoke {
+	n := deref(e.val)
+	if isNull(n) {
 		return nil
 	}
-	if n.Kind != yaml.MappingNode {
-		v.fail([]string{"environments"}, "want a mapping of environment names to settings")
+	if n.Kind != yaml.SequenceNode {
+		d.fail(n.Line, "smoke", "want a list, not %s (for example: [{path: /, status: 200}])", kindName(n))
 		return nil
 	}
-	var out []Environment
-	seen := map[string]bool{}
-	listens := map[string]string{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		name := n.Content[i].Value
-		path := func(f ...string) []string { return append([]string{"environments", name}, f...) }
-		if err := core.ValidateName("env", name); err != nil {
-			v.fail(path(), fmt.Sprintf("%q is not a valid environment name: use lower-case letters, digits, '-' or '_'", name))
-			continue
-		}
-		var e Environment
-		if err := n.Content[i+1].Decode(&e); err != nil {
-			v.fail(path(), cleanYAMLError(err))
-			continue
-		}
-		if err := strictEnv(n.Content[i+1]); err != nil {
-			v.fail(path(err.field), err.msg)
-		}
-		e.Name = name
-		if e.Listen == "" {
-			v.fail(path("listen"), "is required (host:port of the environment's public proxy)")
-		} else if _, port, err := net.SplitHostPort(e.Listen); err != nil || port == "" {
-			v.fail(path("listen"), fmt.Sprintf("%q is not host:port", e.Listen))
-		} else if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
-			v.fail(path("listen"), fmt.Sprintf("%q: port out of range", e.Listen))
-		} else {
-			if other, dup := listens[e.Listen+"|"+e.Host]; dup {
-				v.fail(path("listen"), fmt.Sprintf("%q is already used by environment %s (give one of them a host)", e.Listen, other))
-			}
-			listens[e.Listen+"|"+e.Host] = name
-		}
-		if e.Instances == 0 {
-			e.Instances = DefaultInstances
-		} else if e.Instances < 1 || e.Instances > MaxInstances {
-			v.fail(path("instances"), fmt.Sprintf("%d is out of range (1-%d)", e.Instances, MaxInstances))
-		}
-		if e.From != "" && !seen[e.From] {
-			v.fail(path("from"), fmt.Sprintf("%q is not an environment listed before %s", e.From, name))
-		}
-		for k := range e.Env {
-			if !validEnvKey(k) {
-				v.fail(path("env", k), fmt.Sprintf("%q is not a valid environment variable name", k))
+	out := make([]Smoke, 0, len(n.Content))
+	for i, c := range n.Content {
+		path := fmt.Sprintf("smoke[%d]", i)
+		f := d.mapping(entry{key: c, val: c}, path, "{path: /, status: 200}", smokeKeys...)
+		at := func(k string) (entry, string) { return f.get(k), join(path, k) }
+		s := Smoke{Method: "GET", Status: 200}
+		en, p := at("name")
+		s.Name = d.str(en, p)
+		if en, p = at("method"); en.given() {
+			s.Method = d.str(en, p)
+			if !methodToken.MatchString(s.Method) {
+				msg := fmt.Sprintf("%q is not an HTTP method (GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, or another upper-case token)", s.Method)
+				if up := strings.ToUpper(s.Method); methodToken.MatchString(up) {
+					msg += fmt.Sprintf("; methods are case-sensitive: did you mean %s?", up)
+				}
+				d.fail(en.line(), p, "%s", msg)
 			}
 		}
-		seen[name] = true
-		out = append(out, e)
-	}
-	if len(out) == 0 && len(v.errs) == 0 {
-		v.fail([]string{"environments"}, "at least one environment is required")
+		en, p = at("path")
+		switch s.Path = d.str(en, p); {
+		case !en.given():
+			d.fail(c.Line, p, "is required (for example: /)")
+		case isScalar(en) && !validPath(s.Path):
+			d.fail(en.line(), p, "%q must start with / and contain no spaces", s.Path)
+		}
+		en, p = at("status")
+		s.Status = d.integer(en, p, 200, 100, 599)
+		en, p = at("body_contains")
+		if n, ok := d.scalar(en, p, "a string"); ok {
+			s.BodyContains = n.Value // may span lines
+		}
+		en, p = at("timeout")
+		s.Timeout = d.duration(en, p, DefaultSmokeTimeout)
+		if s.Name == "" {
+			s.Name = s.Method + " " + s.Path
+		}
+		out = append(out, s)
 	}
 	return out
+}
+
+func (d *decoder) verify(e entry) Verify {
+	f := d.mapping(e, "verify", "{for: 10s, max_error_rate: 0.01}", verifyKeys...)
+	return Verify{
+		For:          d.duration(f.get("for"), "verify.for", DefaultVerifyFor),
+		MaxErrorRate: d.share(f.get("max_error_rate"), "verify.max_error_rate", DefaultMaxErrorRate),
+		MinRequests:  d.integer(f.get("min_requests"), "verify.min_requests", DefaultMinRequests, 1, MaxMinRequests),
+	}
+}
+
+func (d *decoder) compat(e entry) *Compat {
+	f := d.mapping(e, "compat", "{test: go test ./compat, oldest: 1.0.0}", compatKeys...)
+	c := &Compat{
+		Test:    d.argv(f.get("test"), "compat.test"),
+		Oldest:  d.str(f.get("oldest"), "compat.oldest"),
+		Timeout: d.duration(f.get("timeout"), "compat.timeout", DefaultCompatTimeout),
+	}
+	if len(c.Test) == 0 {
+		d.fail(cmp.Or(f.get("test").line(), f.line), "compat.test", "is required when compat is given (the command that runs the old version's tests)")
+	}
+	if !versionPattern.MatchString(c.Oldest) {
+		d.fail(cmp.Or(f.get("oldest").line(), f.line), "compat.oldest", "%q: want the oldest compatible version, MAJOR.MINOR.PATCH such as 2.3.20", c.Oldest)
+	}
+	return c
 }
 
 // versionPattern is core's semantic version syntax without the v prefix.
@@ -379,67 +262,186 @@ var versionPattern = regexp.MustCompile(`^(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8
 // refPattern is what release branch and tag names may contain.
 var refPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]{0,100}$`)
 
-func (v *validator) releaseLines(r *ReleaseLines) {
-	for _, f := range []struct {
-		name string
-		val  *string
-		def  string
+func (d *decoder) releaseLines(e entry) ReleaseLines {
+	f := d.mapping(e, "release", "{main: main, production: stages/prod}", releaseKeys...)
+	var r ReleaseLines
+	for _, l := range []struct {
+		key string
+		val *string
+		def string
 	}{
 		{"main", &r.Main, DefaultMainLine},
 		{"production", &r.Production, DefaultProductionLine},
 		{"branch_prefix", &r.BranchPrefix, DefaultBranchPrefix},
 		{"tag_prefix", &r.TagPrefix, DefaultTagPrefix},
 	} {
-		if *f.val == "" {
-			*f.val = f.def
+		p := "release." + l.key
+		if *l.val = d.str(f.get(l.key), p); *l.val == "" {
+			*l.val = l.def
 			continue
 		}
-		if !refPattern.MatchString(*f.val) || strings.Contains(*f.val, "..") || strings.HasSuffix(*f.val, ".lock") {
-			v.fail([]string{"release", f.name}, fmt.Sprintf("%q is not a valid git ref name part", *f.val))
+		if v := *l.val; !refPattern.MatchString(v) || strings.Contains(v, "..") || strings.HasSuffix(v, ".lock") {
+			d.fail(f.get(l.key).line(), p, "%q is not a valid git ref name part (letters, digits, '.', '_', '/', '-'; starting with a letter or digit)", v)
 		}
 	}
 	if r.Main == r.Production {
-		v.fail([]string{"release", "production"}, fmt.Sprintf("%q is also the main line", r.Production))
+		d.fail(cmp.Or(f.get("production").line(), f.line), "release.production", "%q is also the main line", r.Production)
 	}
-	if r.SigningKey != "" && (strings.HasPrefix(r.SigningKey, "-") || strings.ContainsAny(r.SigningKey, " \t\n;$`")) {
-		v.fail([]string{"release", "signing_key"}, fmt.Sprintf("%q is not a key id", r.SigningKey))
+	r.SigningKey = d.str(f.get("signing_key"), "release.signing_key")
+	if r.SigningKey != "" && (strings.HasPrefix(r.SigningKey, "-") || strings.ContainsAny(r.SigningKey, " \t;$`")) {
+		d.fail(f.get("signing_key").line(), "release.signing_key", "%q is not a key id", r.SigningKey)
+	}
+	return r
+}
+
+// hostPattern is a DNS name or an IPv4 address, without a port.
+var hostPattern = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
+
+var portPattern = regexp.MustCompile(`^[0-9]{1,5}$`)
+
+// listenAddr checks a host:port address and returns its host and port.
+func listenAddr(s string) (host string, port int, problem string) {
+	h, p, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", 0, fmt.Sprintf("%q is not host:port (for example 127.0.0.1:8080, or :8080 for every address)", s)
+	}
+	if h != "" && !hostPattern.MatchString(h) && net.ParseIP(h) == nil {
+		return "", 0, fmt.Sprintf("%q: %q is not a host name or IP address", s, h)
+	}
+	n, err := strconv.Atoi(p)
+	if !portPattern.MatchString(p) || err != nil || n < 1 || n > 65535 {
+		return "", 0, fmt.Sprintf("%q: port %q is out of range (1-65535)", s, p)
+	}
+	return h, n, ""
+}
+
+func wildcard(host string) bool { return host == "" || host == "0.0.0.0" || host == "::" }
+
+func (d *decoder) environments(e entry) []Environment {
+	const example = "staging: {listen: 127.0.0.1:8081}"
+	if !e.given() {
+		d.fail(e.line(), "environments", "at least one environment is required (for example %s)", example)
+		return nil
+	}
+	f := d.mapping(e, "environments", "{"+example+"}")
+	if deref(e.val).Kind != yaml.MappingNode {
+		return nil
+	}
+	var (
+		out         []Environment
+		fromLines   = map[string]int{}
+		listenLines = map[string]int{}
+		position    = map[string]int{}
+	)
+	for _, name := range f.keys {
+		en := f.get(name)
+		path := "environments." + name
+		if core.ValidateName("env", name) != nil {
+			d.fail(en.line(), path, "%q is not a valid environment name: use lower-case letters, digits, '-' or '_'", name)
+			continue
+		}
+		ef := d.mapping(en, path, "{listen: 127.0.0.1:8081}", envKeys...)
+		at := func(k string) (entry, string) { return ef.get(k), path + "." + k }
+		env := Environment{Name: name}
+		le, lp := at("listen")
+		env.Listen = d.str(le, lp)
+		if env.Listen == "" {
+			d.fail(cmp.Or(le.line(), en.line()), lp, "is required (host:port of the environment's public proxy, for example 127.0.0.1:8080)")
+		} else if _, _, problem := listenAddr(env.Listen); problem != "" {
+			d.fail(le.line(), lp, "%s", problem)
+		}
+		he, hp := at("host")
+		if env.Host = d.str(he, hp); env.Host != "" && !hostPattern.MatchString(env.Host) {
+			msg := fmt.Sprintf("%q is not a host name (letters, digits, '-' and '.')", env.Host)
+			if h, _, err := net.SplitHostPort(env.Host); err == nil && hostPattern.MatchString(h) {
+				msg = fmt.Sprintf("%q: give the name without a port (requests are matched on the name; the port is in listen)", env.Host)
+			}
+			d.fail(he.line(), hp, "%s", msg)
+		}
+		ie, ip := at("instances")
+		env.Instances = d.integer(ie, ip, DefaultInstances, 1, MaxInstances)
+		fe, fp := at("from")
+		env.From = d.str(fe, fp)
+		ve, vp := at("env")
+		env.Env = d.env(ve, vp)
+		position[name] = len(out)
+		fromLines[name], listenLines[name] = fe.line(), le.line()
+		out = append(out, env)
+	}
+	d.listenConflicts(out, listenLines)
+	d.promotionChain(out, position, fromLines)
+	return out
+}
+
+// listenConflicts refuses two environments on one address and host, and
+// two addresses that cannot both be bound (a wildcard and another address
+// on the same port).
+func (d *decoder) listenConflicts(envs []Environment, lines map[string]int) {
+	for j, b := range envs {
+		bh, bp, problem := listenAddr(b.Listen)
+		if problem != "" {
+			continue
+		}
+		for _, a := range envs[:j] {
+			ah, ap, problem := listenAddr(a.Listen)
+			if problem != "" || ap != bp {
+				continue
+			}
+			path := "environments." + b.Name + ".listen"
+			if ah == bh && strings.EqualFold(a.Host, b.Host) {
+				d.fail(lines[b.Name], path, "%q is already used by environment %s (give one of them a different host)", b.Listen, a.Name)
+				break
+			}
+			if ah != bh && (wildcard(ah) || wildcard(bh)) {
+				d.fail(lines[b.Name], path, "%q and environment %s's %q cannot both be bound: use the same address, or different ports", b.Listen, a.Name, a.Listen)
+				break
+			}
+		}
 	}
 }
 
-type fieldError struct{ field, msg string }
-
-// strictEnv refuses unknown keys in an environment.
-func strictEnv(n *yaml.Node) *fieldError {
-	if n.Kind != yaml.MappingNode {
-		return &fieldError{"", "want a mapping"}
+// promotionChain checks every from: it names another environment listed
+// before this one, so the chain has no cycle.
+func (d *decoder) promotionChain(envs []Environment, position map[string]int, lines map[string]int) {
+	names := make([]string, len(envs))
+	for i, e := range envs {
+		names[i] = e.Name
 	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		switch k := n.Content[i].Value; k {
-		case "listen", "host", "instances", "from", "env":
-		default:
-			return &fieldError{k, "unknown field (known: listen, host, instances, from, env)"}
+	for i, e := range envs {
+		path := "environments." + e.Name + ".from"
+		switch p, known := position[e.From]; {
+		case e.From == "":
+		case e.From == e.Name:
+			d.fail(lines[e.Name], path, "%q is this environment: it must promote from another one (%s)", e.From, strings.Join(names, ", "))
+		case !known:
+			msg := fmt.Sprintf("%q is not an environment (environments: %s)", e.From, strings.Join(names, ", "))
+			if s := suggest(e.From, names); s != "" {
+				msg += fmt.Sprintf("; did you mean %s?", s)
+			}
+			d.fail(lines[e.Name], path, "%s", msg)
+		case p > i:
+			if cycle := fromCycle(envs, position, i); cycle != nil {
+				d.fail(lines[e.Name], path, "%q forms a cycle (%s): the first environment must not promote from anywhere", e.From, strings.Join(cycle, " <- "))
+			} else {
+				d.fail(lines[e.Name], path, "%q is listed after %s: environments are listed in promotion order, so move %s above %s", e.From, e.Name, e.From, e.Name)
+			}
 		}
+	}
+}
+
+// fromCycle returns the cycle of froms through envs[i], or nil.
+func fromCycle(envs []Environment, position map[string]int, i int) []string {
+	chain := []string{envs[i].Name}
+	for j, steps := i, 0; steps <= len(envs); steps++ {
+		p, ok := position[envs[j].From]
+		if !ok {
+			return nil
+		}
+		chain = append(chain, envs[p].Name)
+		if p == i {
+			return chain
+		}
+		j = p
 	}
 	return nil
-}
-
-func validEnvKey(k string) bool {
-	if k == "" {
-		return false
-	}
-	for i, c := range k {
-		if !(c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (i > 0 && c >= '0' && c <= '9')) {
-			return false
-		}
-	}
-	return true
-}
-
-// cleanYAMLError drops go-yaml's "yaml: " prefixes and Go type names.
-func cleanYAMLError(err error) string {
-	s := strings.ReplaceAll(err.Error(), "yaml: ", "")
-	s = strings.ReplaceAll(s, "unmarshal errors:\n  ", "")
-	s = strings.ReplaceAll(s, " in type manifest.raw", "")
-	s = strings.ReplaceAll(s, "in type manifest.", "in ")
-	return s
 }

@@ -62,15 +62,15 @@ func TestParseErrorsNameFieldAndLine(t *testing.T) {
 	for _, tc := range []struct {
 		name, yaml, want string
 	}{
-		{"unknown key", "bogus: 1\n" + good, "line 1: field bogus not found"},
+		{"unknown key", "bogus: 1\n" + good, "cutover.yml:1: bogus: unknown field (known: app, build"},
 		{"missing build", "run: {command: x}\nenvironments: {s: {listen: 127.0.0.1:1}}\n", "build.command: is required"},
 		{"bad listen", strings.Replace(good, "127.0.0.1:8081", "nowhere", 1), "cutover.yml:13: environments.staging.listen: \"nowhere\" is not host:port"},
 		{"instances out of range", strings.Replace(good, "instances: 2", "instances: 65", 1), "environments.production.instances: 65 is out of range"},
 		{"from unknown env", strings.Replace(good, "from: staging", "from: qa", 1), "environments.production.from: \"qa\""},
 		{"bad env name", strings.Replace(good, "staging: {", "Stag../ing: {", 1), "environments.Stag../ing"},
-		{"bad duration", strings.Replace(good, "for: 2s", "for: soon", 1), "line 10"},
+		{"bad duration", strings.Replace(good, "for: 2s", "for: soon", 1), `cutover.yml:10: verify.for: "soon" is not a duration (examples: 500ms, 5s, 1m)`},
 		{"health path", strings.Replace(good, "path: /up", "path: up", 1), "cutover.yml:6: health.path: \"up\" must start with /"},
-		{"smoke status", strings.Replace(good, "body_contains: hello", "status: 700", 1), "smoke.0.status: 700 is out of range"},
+		{"smoke status", strings.Replace(good, "body_contains: hello", "status: 700", 1), "cutover.yml:8: smoke[0].status: 700 is out of range (100-599)"},
 		{"error rate", strings.Replace(good, "for: 2s", "max_error_rate: 2", 1), "verify.max_error_rate: 2 is out of range"},
 		{"unknown env key", strings.Replace(good, "instances: 2,", "replicas: 2,", 1), "environments.production.replicas: unknown field"},
 		{"no environments", "build: {command: x}\nrun: {command: y}\n", "environments: at least one environment is required"},

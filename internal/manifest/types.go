@@ -19,6 +19,8 @@ const (
 	DefaultSmokeTimeout   = 5 * time.Second
 	DefaultVerifyFor      = 10 * time.Second
 	DefaultMaxErrorRate   = 0.01 // share of 5xx + connection errors in the verification window
+	DefaultMinRequests    = 10   // fewer live requests than this do not judge the error rate
+	MaxMinRequests        = 1_000_000
 	DefaultStandbyFor     = 15 * time.Minute
 	DefaultScaleInDelay   = 15 * time.Minute
 	DefaultInvestigateFor = 30 * time.Minute
@@ -51,7 +53,7 @@ type Manifest struct {
 	Verify  Verify   `yaml:"verify"`
 	// StandbyFor is how long the old colour stays warm after a switch
 	// before it is scaled in (the seeds' "scale-in delay"). ScaleInDelay is
-	// accepted as an alias; when both are set, StandbyFor wins.
+	// accepted as an alias; giving both is an error.
 	StandbyFor     time.Duration `yaml:"standby_for"`
 	ScaleInDelay   time.Duration `yaml:"scale_in_delay"`
 	InvestigateFor time.Duration `yaml:"investigate_for"` // a failed colour is reverted after this
@@ -81,7 +83,7 @@ type Run struct {
 type Health struct {
 	Path     string        `yaml:"path"`
 	Interval time.Duration `yaml:"interval"`
-	Timeout  time.Duration `yaml:"timeout"`
+	Timeout  time.Duration `yaml:"timeout"`  // per request; never more than Deadline
 	Deadline time.Duration `yaml:"deadline"` // an instance not healthy by then fails the deploy
 }
 
@@ -104,8 +106,8 @@ type Migrate struct {
 // Verify watches live traffic after the switch.
 type Verify struct {
 	For          time.Duration `yaml:"for"`
-	MaxErrorRate float64       `yaml:"max_error_rate"`
-	MinRequests  int           `yaml:"min_requests"` // below this many requests the window passes unless health fails
+	MaxErrorRate float64       `yaml:"max_error_rate"` // 0..1, finite; 0 means any error fails
+	MinRequests  int           `yaml:"min_requests"`   // below this many requests the window passes unless health fails
 }
 
 // ReleaseLines names the branches and tags of the release process.
