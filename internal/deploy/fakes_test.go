@@ -33,7 +33,7 @@ run:
 health:
   path: /up
   interval: 2ms
-  timeout: 1s
+  timeout: 200ms
   deadline: 300ms
 smoke:
   - name: home page
