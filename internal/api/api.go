@@ -62,7 +62,9 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("POST /api/v1/apps/{app}/envs/{env}/rollback", a.json(withBody(a.rollback)))
 	mux.HandleFunc("POST /api/v1/apps/{app}/envs/{env}/confirm", a.json(a.confirm))
 	mux.HandleFunc("POST /api/v1/apps/{app}/envs/{env}/hold", a.json(withBody(a.hold)))
-	mux.HandleFunc("PUT /api/v1/apps/{app}/envs/{env}/config", a.json(withBody(a.setConfig)))
+	mux.HandleFunc("GET /api/v1/apps/{app}/envs/{env}/config", a.json(a.getConfig))
+	mux.HandleFunc("PUT /api/v1/apps/{app}/envs/{env}/config", a.json(withBody(a.replaceConfig)))
+	mux.HandleFunc("PATCH /api/v1/apps/{app}/envs/{env}/config", a.json(withBody(a.changeConfig)))
 	mux.HandleFunc("GET /api/v1/apps/{app}/envs/{env}/logs", a.logs)
 	mux.HandleFunc("GET /api/v1/apps/{app}/status", a.json(a.status))
 	mux.HandleFunc("GET /api/v1/apps/{app}/deployments", a.json(a.history))
@@ -328,13 +330,43 @@ type configRequest struct {
 	Secrets map[string]string `json:"secrets"`
 }
 
-// setConfig answers with keys only: a ConfigVersion never holds secret values.
-func (a *api) setConfig(r *http.Request, req configRequest) (int, any, error) {
+type configChangeRequest struct {
+	Vars    map[string]string `json:"vars"`
+	Secrets map[string]string `json:"secrets"`
+	Unset   []string          `json:"unset"`
+}
+
+// replaceConfig records a version made of the body alone. Answers hold
+// key names only: a ConfigResult never holds secret values.
+func (a *api) replaceConfig(r *http.Request, req configRequest) (int, any, error) {
 	app, env, err := names(r)
 	if err != nil {
 		return 0, nil, err
 	}
-	return ok(a.svc.SetConfig(r.Context(), app, env, req.Vars, req.Secrets))
+	return ok(a.svc.ChangeConfig(r.Context(), app, env, deploy.ConfigChange{Vars: req.Vars, Secrets: req.Secrets, Replace: true, Actor: "api"}))
+}
+
+// changeConfig merges the body into the latest version.
+func (a *api) changeConfig(r *http.Request, req configChangeRequest) (int, any, error) {
+	app, env, err := names(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	return ok(a.svc.ChangeConfig(r.Context(), app, env, deploy.ConfigChange{Vars: req.Vars, Secrets: req.Secrets, Unset: req.Unset, Actor: "api"}))
+}
+
+func (a *api) getConfig(r *http.Request) (int, any, error) {
+	app, env, err := names(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	version := 0
+	if s := r.URL.Query().Get("version"); s != "" {
+		if version, err = strconv.Atoi(s); err != nil || version <= 0 {
+			return 0, nil, fmt.Errorf("%w: version %q: want a config version number (1 or more)", core.ErrInvalid, s)
+		}
+	}
+	return ok(a.svc.Config(r.Context(), app, env, version))
 }
 
 func (a *api) logs(w http.ResponseWriter, r *http.Request) {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -182,71 +181,6 @@ func newHoldCmd(c *control) *cobra.Command {
 	}
 	cmd.Flags().DurationVar(&dur, "for", 0, "how long to hold it")
 	return cmd
-}
-
-func newConfigCmd(c *control) *cobra.Command {
-	cmd := &cobra.Command{Use: "config", Short: "Manage per-environment config (a new version per change)"}
-	var secrets []string
-	set := &cobra.Command{
-		Use:   "set APP ENV KEY=VALUE... [--secret KEY=VALUE...]",
-		Short: "Record a new config version; it goes live with the next deployment",
-		Long: `Records a new config version for the environment. Secret values are stored
-encrypted and never shown again. Deploy the live commit again to make a
-config-only release.`,
-		Example: "  cutover config set hello production LOG_LEVEL=debug --secret API_KEY=s3cr3t\n  cutover deploy hello production",
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) < 2 {
-				return usagef("config set takes APP ENV and KEY=VALUE pairs")
-			}
-			return nil
-		},
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := validAppEnv(args[:2]); err != nil {
-				return err
-			}
-			vars, err := pairs(args[2:])
-			if err != nil {
-				return err
-			}
-			sec, err := pairs(secrets)
-			if err != nil {
-				return err
-			}
-			cl, err := c.client()
-			if err != nil {
-				return err
-			}
-			cv, err := cl.SetConfig(cmd.Context(), args[0], args[1], vars, sec)
-			if err != nil {
-				return err
-			}
-			if c.json() {
-				return printJSON(cmd.OutOrStdout(), cv)
-			}
-			keys := make([]string, 0, len(cv.Vars))
-			for k := range cv.Vars {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			printf(cmd, "config v%d for %s/%s: %s; secrets: %s\n", cv.Version, cv.App, cv.Env, strings.Join(keys, ", "), strings.Join(cv.SecretKeys, ", "))
-			return nil
-		},
-	}
-	set.Flags().StringArrayVar(&secrets, "secret", nil, "KEY=VALUE stored encrypted (repeatable)")
-	cmd.AddCommand(set)
-	return cmd
-}
-
-func pairs(args []string) (map[string]string, error) {
-	out := map[string]string{}
-	for _, a := range args {
-		k, v, ok := strings.Cut(a, "=")
-		if !ok || k == "" {
-			return nil, usagef("%q: want KEY=VALUE", a)
-		}
-		out[k] = v
-	}
-	return out, nil
 }
 
 func addrList(insts []core.Instance) string {

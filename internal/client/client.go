@@ -150,10 +150,45 @@ func (c *Client) Hold(ctx context.Context, app, env string, d time.Duration) (co
 	return st, err
 }
 
-// SetConfig records a new config version.
+// SetConfig merges vars and secrets into the latest config version.
 func (c *Client) SetConfig(ctx context.Context, app, env string, vars, secrets map[string]string) (core.ConfigVersion, error) {
+	r, err := c.ChangeConfig(ctx, app, env, deploy.ConfigChange{Vars: vars, Secrets: secrets})
+	return r.ConfigVersion, err
+}
+
+// ChangeConfig records a new config version: merged into the latest one,
+// or replacing it with ch.Replace. Values are checked here first, because
+// JSON would silently turn invalid UTF-8 into U+FFFD on the way.
+func (c *Client) ChangeConfig(ctx context.Context, app, env string, ch deploy.ConfigChange) (deploy.ConfigResult, error) {
+	for _, m := range []struct {
+		values map[string]string
+		secret bool
+	}{{ch.Vars, false}, {ch.Secrets, true}} {
+		for k, v := range m.values {
+			if err := deploy.ValidateConfigValue(k, v, m.secret); err != nil {
+				return deploy.ConfigResult{}, err
+			}
+		}
+	}
+	var r deploy.ConfigResult
+	path := "/api/v1/apps/" + esc(app) + "/envs/" + esc(env) + "/config"
+	var err error
+	if ch.Replace {
+		err = c.do(ctx, "PUT", path, map[string]any{"vars": ch.Vars, "secrets": ch.Secrets}, &r)
+	} else {
+		err = c.do(ctx, "PATCH", path, map[string]any{"vars": ch.Vars, "secrets": ch.Secrets, "unset": ch.Unset}, &r)
+	}
+	return r, err
+}
+
+// Config returns a config version (0 = the latest), secret names only.
+func (c *Client) Config(ctx context.Context, app, env string, version int) (core.ConfigVersion, error) {
+	path := "/api/v1/apps/" + esc(app) + "/envs/" + esc(env) + "/config"
+	if version > 0 {
+		path += "?version=" + strconv.Itoa(version)
+	}
 	var cv core.ConfigVersion
-	err := c.do(ctx, "PUT", "/api/v1/apps/"+esc(app)+"/envs/"+esc(env)+"/config", map[string]any{"vars": vars, "secrets": secrets}, &cv)
+	err := c.do(ctx, "GET", path, nil, &cv)
 	return cv, err
 }
 

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/cutover/cutover/internal/core"
@@ -17,6 +16,9 @@ const (
 	MaxLogBytes   = 1 << 20
 	MaxConfigVars = 256
 	MaxConfigSize = 64 << 10
+	// MinSecretLen is the shortest secret value accepted, in bytes: the
+	// shortest that secret.Redact removes from logs.
+	MinSecretLen = 4
 )
 
 // Apps lists the registered apps.
@@ -143,64 +145,6 @@ func (s *Service) Releases(ctx context.Context, app string, limit int) ([]core.R
 		limit = DefaultHistoryLimit
 	}
 	return s.cfg.Store.ListReleases(ctx, app, limit)
-}
-
-// SetConfig records a new config version for app in env. Values in secrets
-// are stored encrypted and never returned. The new version takes effect
-// with the next deployment (a config-only deploy of the live commit makes a
-// new release).
-func (s *Service) SetConfig(ctx context.Context, app, env string, vars, secrets map[string]string) (core.ConfigVersion, error) {
-	if _, err := s.App(ctx, app); err != nil {
-		return core.ConfigVersion{}, err
-	}
-	if err := core.ValidateName("env", env); err != nil {
-		return core.ConfigVersion{}, err
-	}
-	if len(vars)+len(secrets) > MaxConfigVars {
-		return core.ConfigVersion{}, fmt.Errorf("%w: %d config keys, at most %d", core.ErrInvalid, len(vars)+len(secrets), MaxConfigVars)
-	}
-	size := 0
-	for _, m := range []map[string]string{vars, secrets} {
-		for k, v := range m {
-			if err := validateEnvKey(k); err != nil {
-				return core.ConfigVersion{}, err
-			}
-			size += len(k) + len(v)
-		}
-	}
-	if size > MaxConfigSize {
-		return core.ConfigVersion{}, fmt.Errorf("%w: config is %d bytes, at most %d", core.ErrInvalid, size, MaxConfigSize)
-	}
-	cv, err := s.cfg.Store.PutConfig(ctx, app, env, vars, secrets)
-	if err != nil {
-		return cv, err
-	}
-	keys := make([]string, 0, len(vars)+len(secrets))
-	for k := range vars {
-		keys = append(keys, k)
-	}
-	for k := range secrets {
-		keys = append(keys, k+" (secret)")
-	}
-	sort.Strings(keys)
-	s.emit(ctx, core.Event{App: app, Env: env, Type: core.EventConfigSet, Message: fmt.Sprintf("config v%d for %s: %s", cv.Version, env, strings.Join(keys, ", "))})
-	return cv, nil
-}
-
-func validateEnvKey(k string) error {
-	if k == "" || len(k) > 128 {
-		return fmt.Errorf("%w: config key %q: want 1-128 characters", core.ErrInvalid, k)
-	}
-	for i, c := range k {
-		ok := c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (i > 0 && c >= '0' && c <= '9')
-		if !ok {
-			return fmt.Errorf("%w: config key %q: use letters, digits and '_', not starting with a digit", core.ErrInvalid, k)
-		}
-	}
-	if strings.HasPrefix(k, "CUTOVER_") || k == "PORT" {
-		return fmt.Errorf("%w: config key %q is set by cutover", core.ErrInvalid, k)
-	}
-	return nil
 }
 
 // Logs writes up to max bytes from the end of the logs of app's instances
