@@ -236,12 +236,16 @@ func (f *fakeBuilder) Manifest(ctx context.Context, a core.Artifact) (*manifest.
 	return f.m, nil
 }
 
-// fakeSource resolves refs named c1, c2, ... to SHAs of repeated digits.
+// fakeSource resolves refs named c1, c2, ... to SHAs of repeated digits
+// (HEAD to fff...).
 type fakeSource struct{ manifest []byte }
 
 func sha(n int) string { return strings.Repeat(fmt.Sprintf("%x", n%16), 40) }
 
 func (f fakeSource) ResolveCommit(ctx context.Context, repo, ref string) (string, error) {
+	if ref == "HEAD" {
+		return sha(15), nil
+	}
 	var n int
 	if _, err := fmt.Sscanf(ref, "c%d", &n); err != nil {
 		return "", fmt.Errorf("%w: unknown ref %q", core.ErrNotFound, ref)
