@@ -2,9 +2,7 @@ package cli
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -148,35 +146,17 @@ func adminListener(admin, state string) (net.Listener, string, error) {
 	}
 	token := os.Getenv("CUTOVER_PROXY_TOKEN")
 	if token == "" {
-		if token, err = loadOrCreateProxyToken(filepath.Join(state, proxyTokenFile)); err != nil {
+		if token, err = proxy.LoadOrCreateAdminToken(filepath.Join(state, proxyTokenFile)); err != nil {
 			return nil, "", err
 		}
+	} else if len(token) < proxy.MinAdminTokenLen {
+		return nil, "", fmt.Errorf("%w: CUTOVER_PROXY_TOKEN has %d characters, at least %d are required", proxy.ErrWeakToken, len(token), proxy.MinAdminTokenLen)
 	}
 	ln, err := net.Listen("tcp", admin)
 	if err != nil {
 		return nil, "", fmt.Errorf("--admin %s: %w", admin, err)
 	}
 	return ln, token, nil
-}
-
-func loadOrCreateProxyToken(path string) (string, error) {
-	if b, err := os.ReadFile(path); err == nil {
-		return strings.TrimSpace(string(b)), nil
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return "", err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return "", err
-	}
-	raw := make([]byte, 24)
-	if _, err := rand.Read(raw); err != nil {
-		return "", err
-	}
-	t := hex.EncodeToString(raw)
-	if err := os.WriteFile(path, []byte(t+"\n"), 0o600); err != nil {
-		return "", err
-	}
-	return t, nil
 }
 
 func splitList(s string) []string {
