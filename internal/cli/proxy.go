@@ -93,8 +93,7 @@ func newProxyRunCmd(admin *string) *cobra.Command {
 				ln.Close()
 				return err
 			}
-			adminSrv := &http.Server{Handler: p.AdminHandler(token), ReadHeaderTimeout: 10 * time.Second}
-			go func() { _ = adminSrv.Serve(adminLn) }()
+			adminSrv := proxy.ServeAdmin(adminLn, p.AdminHandler(token), proxy.AdminLimits{})
 			errc := make(chan error, 1)
 			go func() { errc <- p.Serve(ln) }()
 			fmt.Fprintf(cmd.OutOrStdout(), "cutover proxy serving %s, admin on %s, state in %s\n", ln.Addr(), *admin, state)
