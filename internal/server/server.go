@@ -24,6 +24,7 @@ import (
 	"github.com/cutover/cutover/internal/deploy"
 	"github.com/cutover/cutover/internal/driver/process"
 	"github.com/cutover/cutover/internal/gitx"
+	"github.com/cutover/cutover/internal/proxy"
 	"github.com/cutover/cutover/internal/release"
 	"github.com/cutover/cutover/internal/secret"
 	"github.com/cutover/cutover/internal/store/postgres"
@@ -40,6 +41,7 @@ const (
 	DatabaseFile        = "cutover.db"
 	readHeaderTimeout   = 10 * time.Second
 	shutdownGracePeriod = 10 * time.Second
+	minTokenLen         = 16
 )
 
 // Config is what `cutover server` needs.
@@ -238,8 +240,8 @@ func (s *Server) StopAll(ctx context.Context) error {
 // or a new random one written to path with mode 0600.
 func loadOrCreateToken(path, override string) (token string, created bool, err error) {
 	if override != "" {
-		if len(override) < 16 {
-			return "", false, fmt.Errorf("CUTOVER_TOKEN: at least 16 characters are required")
+		if len(override) < minTokenLen {
+			return "", false, fmt.Errorf("CUTOVER_TOKEN: at least %d characters are required", minTokenLen)
 		}
 		return override, false, nil
 	}
@@ -254,8 +256,9 @@ func loadOrCreateToken(path, override string) (token string, created bool, err e
 			return "", false, fmt.Errorf("token file %s has mode %v: want 0600", path, fi.Mode().Perm())
 		}
 		t := strings.TrimSpace(string(b))
-		if len(t) < 16 {
-			return "", false, fmt.Errorf("token file %s is too short", path)
+		if len(t) < minTokenLen {
+			return "", false, fmt.Errorf("token file %s holds %d characters, at least %d are required: delete the file to have a new token created, or set CUTOVER_TOKEN",
+				path, len(t), minTokenLen)
 		}
 		return t, false, nil
 	case errors.Is(err, fs.ErrNotExist):
@@ -264,7 +267,8 @@ func loadOrCreateToken(path, override string) (token string, created bool, err e
 			return "", false, err
 		}
 		t := hex.EncodeToString(raw)
-		if err := os.WriteFile(path, []byte(t+"\n"), 0o600); err != nil {
+		// Atomic: a crash never leaves an empty or partial token file.
+		if err := proxy.WriteFileAtomic(path, []byte(t+"\n"), 0o600); err != nil {
 			return "", false, fmt.Errorf("write token file: %w", err)
 		}
 		return t, true, nil
