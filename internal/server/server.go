@@ -18,6 +18,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/net/netutil"
+
 	"github.com/cutover/cutover/internal/api"
 	"github.com/cutover/cutover/internal/build"
 	"github.com/cutover/cutover/internal/core"
@@ -39,9 +41,18 @@ const (
 	TokenFile           = "api-token"
 	KeyFile             = "secret.key"
 	DatabaseFile        = "cutover.db"
-	readHeaderTimeout   = 10 * time.Second
 	shutdownGracePeriod = 10 * time.Second
 	minTokenLen         = 16
+
+	// The API server's bounds (Limits): what one client, with or without
+	// a token, can hold. Event streams and long polls stay open as long as
+	// each write completes within DefaultWriteTimeout.
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultReadTimeout       = 60 * time.Second
+	DefaultWriteTimeout      = 60 * time.Second
+	DefaultIdleTimeout       = 120 * time.Second
+	DefaultMaxHeaderBytes    = 64 << 10
+	DefaultMaxConns          = 512
 )
 
 // Config is what `cutover server` needs.
@@ -72,6 +83,41 @@ type Config struct {
 	// LeaseTTL is how long the lease lasts without renewal: the time a
 	// standby waits before taking over from a server that died.
 	LeaseTTL time.Duration
+	// Limits bound the API server's connections; zero fields take the
+	// defaults.
+	Limits Limits
+}
+
+// Limits bound what one client can hold of the API server.
+type Limits struct {
+	ReadHeaderTimeout time.Duration // to send the request line and headers
+	ReadTimeout       time.Duration // to send the whole request, body included
+	// WriteTimeout bounds each write of an answer, not the whole answer:
+	// an event stream or a long poll lasts as long as it needs, but a
+	// client that stops reading is cut off.
+	WriteTimeout   time.Duration
+	IdleTimeout    time.Duration // between requests on a kept-alive connection
+	MaxHeaderBytes int
+	MaxConns       int // connections served at once; more wait to be accepted
+}
+
+func (l Limits) withDefaults() Limits {
+	set := func(d *time.Duration, def time.Duration) {
+		if *d <= 0 {
+			*d = def
+		}
+	}
+	set(&l.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	set(&l.ReadTimeout, DefaultReadTimeout)
+	set(&l.WriteTimeout, DefaultWriteTimeout)
+	set(&l.IdleTimeout, DefaultIdleTimeout)
+	if l.MaxHeaderBytes <= 0 {
+		l.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if l.MaxConns <= 0 {
+		l.MaxConns = DefaultMaxConns
+	}
+	return l
 }
 
 // Server is a running control plane.
@@ -180,12 +226,18 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.startLease(ctx); err != nil {
 		return nil, err
 	}
+	lim := cfg.Limits.withDefaults()
 	s.http = &http.Server{
-		Handler:           api.New(api.Config{Service: s.Deploy, Release: s.Release, Token: token, Logger: log.With("part", "api")}),
-		ReadHeaderTimeout: readHeaderTimeout,
+		Handler:           perWriteDeadline(api.New(api.Config{Service: s.Deploy, Release: s.Release, Token: token, Logger: log.With("part", "api")}), lim.WriteTimeout),
+		ReadHeaderTimeout: lim.ReadHeaderTimeout,
+		ReadTimeout:       lim.ReadTimeout,
+		IdleTimeout:       lim.IdleTimeout,
+		MaxHeaderBytes:    lim.MaxHeaderBytes,
+		// No WriteTimeout for the whole answer: event streams and long
+		// polls (/wait) last minutes. perWriteDeadline bounds each write.
 	}
 	go func() {
-		if err := s.http.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.http.Serve(netutil.LimitListener(s.ln, lim.MaxConns)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("api server", "err", err)
 		}
 	}()
@@ -193,6 +245,47 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	log.Info("cutover server listening", "api", s.URL(), "data", cfg.DataDir)
 	return s, nil
 }
+
+// perWriteDeadline gives every write of an answer d to complete, renewed
+// before each write and flush, so a long-lived answer stays open while a
+// client that stops reading is cut off.
+func perWriteDeadline(h http.Handler, d time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		dw := &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: d}
+		dw.renew()
+		h.ServeHTTP(dw, r)
+	})
+}
+
+// deadlineWriter renews the connection's write deadline before each write.
+type deadlineWriter struct {
+	http.ResponseWriter
+	rc    *http.ResponseController
+	d     time.Duration
+	until time.Time
+}
+
+func (w *deadlineWriter) renew() {
+	// Renewing costs a timer update: skip it while most of d is left.
+	if now := time.Now(); w.until.Sub(now) < w.d/2 {
+		w.until = now.Add(w.d)
+		_ = w.rc.SetWriteDeadline(w.until)
+	}
+}
+
+func (w *deadlineWriter) Write(p []byte) (int, error) {
+	w.renew()
+	return w.ResponseWriter.Write(p)
+}
+
+// Flush implements http.Flusher, which the event stream asserts.
+func (w *deadlineWriter) Flush() {
+	w.renew()
+	_ = w.rc.Flush()
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *deadlineWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // URL is the API's base URL.
 func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }

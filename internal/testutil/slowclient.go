@@ -13,8 +13,9 @@ import (
 )
 
 // clientGiveUp bounds how long the slow-client helpers wait for the server
-// to act before they report that it did not.
-const clientGiveUp = 10 * time.Second
+// to act before they report that it did not: longer than any default
+// timeout, so a server left on its defaults fails the check.
+const clientGiveUp = 30 * time.Second
 
 // SlowHeaders connects to addr and sends a request's headers one byte every
 // pace, never finishing them before clientGiveUp. It returns nil when the
