@@ -5,6 +5,7 @@
 package build
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -35,7 +36,16 @@ const (
 	// killGrace is how long the output pipes may stay open after the build
 	// ended or its process group was killed.
 	killGrace = 2 * time.Second
+
+	// DefaultMaxOutputBytes bounds the build output kept in the build log
+	// and streamed to the caller (the end of the output is kept too).
+	DefaultMaxOutputBytes = 16 << 20
+	// DefaultMaxArtifactBytes bounds an artifact's size.
+	DefaultMaxArtifactBytes = 2 << 30
 )
+
+// ErrArtifactTooLarge says a build produced more than MaxArtifactBytes.
+var ErrArtifactTooLarge = errors.New("artifact too large")
 
 // buildEnvAllow lists the variables a build inherits from the server beyond
 // command.BaseEnv: what toolchains need, never the server's own secrets.
@@ -45,6 +55,12 @@ var buildEnvAllow = []string{"GOCACHE", "GOPATH", "GOMODCACHE", "GOPROXY", "GOFL
 type Builder struct {
 	Root   string
 	Logger *slog.Logger
+	// MaxOutputBytes bounds the build output kept and streamed
+	// (0 = DefaultMaxOutputBytes).
+	MaxOutputBytes int64
+	// MaxArtifactBytes refuses an artifact whose files add up to more
+	// (0 = DefaultMaxArtifactBytes).
+	MaxArtifactBytes int64
 
 	// flight makes concurrent builds of the same commit share one run.
 	flight singleflight.Group
@@ -116,8 +132,16 @@ func (b *Builder) build(ctx context.Context, app core.App, sha string, logw io.W
 		return core.Artifact{}, nil, err
 	}
 	defer logFile.Close()
-	if err := run(ctx, work, m.Build.Command, m.Build.Timeout, io.MultiWriter(logFile, logw)); err != nil {
+	out := newCappedOutput(io.MultiWriter(logFile, logw), cmp.Or(b.MaxOutputBytes, DefaultMaxOutputBytes))
+	err = run(ctx, work, m.Build.Command, m.Build.Timeout, out)
+	_ = out.Close()
+	if err != nil {
 		return core.Artifact{}, nil, fmt.Errorf("%w (log: %s)", err, logPath)
+	}
+	// Sized before it is digested: a huge artifact is refused without
+	// reading it.
+	if err := checkSize(work, cmp.Or(b.MaxArtifactBytes, DefaultMaxArtifactBytes)); err != nil {
+		return core.Artifact{}, nil, fmt.Errorf("build of %s at %s: %w", app.Name, core.ShortSHA(sha), err)
 	}
 	digest, size, err := Digest(work)
 	if err != nil {
@@ -161,8 +185,47 @@ func (b *Builder) existing(app, sha, dst string) (core.Artifact, *manifest.Manif
 		BuildLog: dst + logSuffix, CreatedAt: fi.ModTime().UTC()}, m, nil
 }
 
+// checkSize returns ErrArtifactTooLarge when the files under dir add up
+// to more than max bytes; it stops counting there.
+func checkSize(dir string, max int64) error {
+	var size int64
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if size += fi.Size(); size > max {
+			return fmt.Errorf("%w: its files reach %s (%d bytes) and counting, more than the limit of %s (%d bytes)",
+				ErrArtifactTooLarge, humanBytes(size), size, humanBytes(max), max)
+		}
+		return nil
+	})
+	return err
+}
+
+// humanBytes writes n in the largest binary unit it reaches.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
 // run executes argv in dir without a shell, in its own process group so a
-// timeout kills everything the build started.
+// timeout kills everything the build started. A program that leaves the
+// group (setsid, or a daemon that double-forks) escapes that kill: it is
+// cut off from the build's output after killGrace (and dies of SIGPIPE if
+// it writes there), but nothing else stops it. Containing it would take a
+// cgroup or a PID namespace, which cutover does not require.
 func run(ctx context.Context, dir string, argv []string, timeout time.Duration, out io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

@@ -2,9 +2,7 @@ package cli
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -95,8 +93,7 @@ func newProxyRunCmd(admin *string) *cobra.Command {
 				ln.Close()
 				return err
 			}
-			adminSrv := &http.Server{Handler: p.AdminHandler(token), ReadHeaderTimeout: 10 * time.Second}
-			go func() { _ = adminSrv.Serve(adminLn) }()
+			adminSrv := proxy.ServeAdmin(adminLn, p.AdminHandler(token), proxy.AdminLimits{})
 			errc := make(chan error, 1)
 			go func() { errc <- p.Serve(ln) }()
 			fmt.Fprintf(cmd.OutOrStdout(), "cutover proxy serving %s, admin on %s, state in %s\n", ln.Addr(), *admin, state)
@@ -148,35 +145,17 @@ func adminListener(admin, state string) (net.Listener, string, error) {
 	}
 	token := os.Getenv("CUTOVER_PROXY_TOKEN")
 	if token == "" {
-		if token, err = loadOrCreateProxyToken(filepath.Join(state, proxyTokenFile)); err != nil {
+		if token, err = proxy.LoadOrCreateAdminToken(filepath.Join(state, proxyTokenFile)); err != nil {
 			return nil, "", err
 		}
+	} else if len(token) < proxy.MinAdminTokenLen {
+		return nil, "", fmt.Errorf("%w: CUTOVER_PROXY_TOKEN has %d characters, at least %d are required", proxy.ErrWeakToken, len(token), proxy.MinAdminTokenLen)
 	}
 	ln, err := net.Listen("tcp", admin)
 	if err != nil {
 		return nil, "", fmt.Errorf("--admin %s: %w", admin, err)
 	}
 	return ln, token, nil
-}
-
-func loadOrCreateProxyToken(path string) (string, error) {
-	if b, err := os.ReadFile(path); err == nil {
-		return strings.TrimSpace(string(b)), nil
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return "", err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return "", err
-	}
-	raw := make([]byte, 24)
-	if _, err := rand.Read(raw); err != nil {
-		return "", err
-	}
-	t := hex.EncodeToString(raw)
-	if err := os.WriteFile(path, []byte(t+"\n"), 0o600); err != nil {
-		return "", err
-	}
-	return t, nil
 }
 
 func splitList(s string) []string {

@@ -104,7 +104,9 @@ func Environ(inherit, extra []string) []string {
 
 // Run runs spec and waits for it. The program runs in its own process
 // group; when ctx ends, the whole group gets SIGKILL, and whatever the
-// program left running in its group is killed once it exits.
+// program left running in its group is killed once it exits. A program
+// that leaves the group (setsid, a double-forking daemon) is out of reach:
+// only a cgroup or a PID namespace could contain it.
 func Run(ctx context.Context, spec Spec) (Output, error) {
 	if len(spec.Argv) == 0 || spec.Argv[0] == "" {
 		return Output{}, errors.New("command: empty argv")

@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
 )
 
 // maxAdminBody bounds admin request bodies.
@@ -146,6 +147,54 @@ func (p *Proxy) AdminHandler(token string) http.Handler {
 		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// AdminLimits bound what one client can hold of the admin server, with or
+// without a token. Zero fields take the DefaultAdmin... values.
+type AdminLimits struct {
+	ReadHeaderTimeout time.Duration // to send the request line and headers
+	ReadTimeout       time.Duration // to send the whole request, body included
+	WriteTimeout      time.Duration // from the end of the request to the end of the answer
+	IdleTimeout       time.Duration // between requests on a kept-alive connection
+	MaxHeaderBytes    int
+	MaxConns          int // connections served at once; more wait to be accepted
+}
+
+func (l AdminLimits) withDefaults() AdminLimits {
+	set := func(d *time.Duration, def time.Duration) {
+		if *d <= 0 {
+			*d = def
+		}
+	}
+	set(&l.ReadHeaderTimeout, DefaultAdminReadHeaderTimeout)
+	set(&l.ReadTimeout, DefaultAdminReadTimeout)
+	set(&l.WriteTimeout, DefaultAdminWriteTimeout)
+	set(&l.IdleTimeout, DefaultAdminIdleTimeout)
+	if l.MaxHeaderBytes <= 0 {
+		l.MaxHeaderBytes = DefaultAdminMaxHeaderBytes
+	}
+	if l.MaxConns <= 0 {
+		l.MaxConns = DefaultAdminMaxConns
+	}
+	return l
+}
+
+// ServeAdmin serves h on ln within lim until the returned server is shut
+// down. Slow or idle clients are cut off by the timeouts, and at most
+// lim.MaxConns connections are served at once, so clients without a token
+// cannot exhaust the server.
+func ServeAdmin(ln net.Listener, h http.Handler, lim AdminLimits) *http.Server {
+	lim = lim.withDefaults()
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: lim.ReadHeaderTimeout,
+		ReadTimeout:       lim.ReadTimeout,
+		WriteTimeout:      lim.WriteTimeout,
+		IdleTimeout:       lim.IdleTimeout,
+		MaxHeaderBytes:    lim.MaxHeaderBytes,
+	}
+	go func() { _ = srv.Serve(netutil.LimitListener(ln, lim.MaxConns)) }()
+	return srv
 }
 
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {

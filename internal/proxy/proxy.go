@@ -41,6 +41,15 @@ const (
 	MaxTargets                   = 256
 	MaxHosts                     = 64
 	stateFile                    = "routes.json"
+
+	// The admin server's bounds (AdminLimits): a client that is slow or
+	// idle, with or without a token, holds a connection this long at most.
+	DefaultAdminReadHeaderTimeout = 5 * time.Second
+	DefaultAdminReadTimeout       = 30 * time.Second
+	DefaultAdminWriteTimeout      = adminClientTimeout + time.Minute // a switch waits for the health gate
+	DefaultAdminIdleTimeout       = 60 * time.Second
+	DefaultAdminMaxHeaderBytes    = 64 << 10
+	DefaultAdminMaxConns          = 64
 )
 
 // Sentinel errors that callers (the admin API, the control plane) branch on.

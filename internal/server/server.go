@@ -18,12 +18,15 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/net/netutil"
+
 	"github.com/cutover/cutover/internal/api"
 	"github.com/cutover/cutover/internal/build"
 	"github.com/cutover/cutover/internal/core"
 	"github.com/cutover/cutover/internal/deploy"
 	"github.com/cutover/cutover/internal/driver/process"
 	"github.com/cutover/cutover/internal/gitx"
+	"github.com/cutover/cutover/internal/proxy"
 	"github.com/cutover/cutover/internal/release"
 	"github.com/cutover/cutover/internal/secret"
 	"github.com/cutover/cutover/internal/store/postgres"
@@ -38,8 +41,18 @@ const (
 	TokenFile           = "api-token"
 	KeyFile             = "secret.key"
 	DatabaseFile        = "cutover.db"
-	readHeaderTimeout   = 10 * time.Second
 	shutdownGracePeriod = 10 * time.Second
+	minTokenLen         = 16
+
+	// The API server's bounds (Limits): what one client, with or without
+	// a token, can hold. Event streams and long polls stay open as long as
+	// each write completes within DefaultWriteTimeout.
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultReadTimeout       = 60 * time.Second
+	DefaultWriteTimeout      = 60 * time.Second
+	DefaultIdleTimeout       = 120 * time.Second
+	DefaultMaxHeaderBytes    = 64 << 10
+	DefaultMaxConns          = 512
 )
 
 // Config is what `cutover server` needs.
@@ -71,6 +84,41 @@ type Config struct {
 	// LeaseTTL is how long the lease lasts without renewal: the time a
 	// standby waits before taking over from a server that died.
 	LeaseTTL time.Duration
+	// Limits bound the API server's connections; zero fields take the
+	// defaults.
+	Limits Limits
+}
+
+// Limits bound what one client can hold of the API server.
+type Limits struct {
+	ReadHeaderTimeout time.Duration // to send the request line and headers
+	ReadTimeout       time.Duration // to send the whole request, body included
+	// WriteTimeout bounds each write of an answer, not the whole answer:
+	// an event stream or a long poll lasts as long as it needs, but a
+	// client that stops reading is cut off.
+	WriteTimeout   time.Duration
+	IdleTimeout    time.Duration // between requests on a kept-alive connection
+	MaxHeaderBytes int
+	MaxConns       int // connections served at once; more wait to be accepted
+}
+
+func (l Limits) withDefaults() Limits {
+	set := func(d *time.Duration, def time.Duration) {
+		if *d <= 0 {
+			*d = def
+		}
+	}
+	set(&l.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	set(&l.ReadTimeout, DefaultReadTimeout)
+	set(&l.WriteTimeout, DefaultWriteTimeout)
+	set(&l.IdleTimeout, DefaultIdleTimeout)
+	if l.MaxHeaderBytes <= 0 {
+		l.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if l.MaxConns <= 0 {
+		l.MaxConns = DefaultMaxConns
+	}
+	return l
 }
 
 // Server is a running control plane.
@@ -188,12 +236,18 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.startLease(ctx); err != nil {
 		return nil, err
 	}
+	lim := cfg.Limits.withDefaults()
 	s.http = &http.Server{
-		Handler:           api.New(api.Config{Service: s.Deploy, Release: s.Release, Token: token, Logger: log.With("part", "api")}),
-		ReadHeaderTimeout: readHeaderTimeout,
+		Handler:           perWriteDeadline(api.New(api.Config{Service: s.Deploy, Release: s.Release, Token: token, Logger: log.With("part", "api")}), lim.WriteTimeout),
+		ReadHeaderTimeout: lim.ReadHeaderTimeout,
+		ReadTimeout:       lim.ReadTimeout,
+		IdleTimeout:       lim.IdleTimeout,
+		MaxHeaderBytes:    lim.MaxHeaderBytes,
+		// No WriteTimeout for the whole answer: event streams and long
+		// polls (/wait) last minutes. perWriteDeadline bounds each write.
 	}
 	go func() {
-		if err := s.http.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.http.Serve(netutil.LimitListener(s.ln, lim.MaxConns)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("api server", "err", err)
 		}
 	}()
@@ -201,6 +255,47 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	log.Info("cutover server listening", "api", s.URL(), "data", cfg.DataDir)
 	return s, nil
 }
+
+// perWriteDeadline gives every write of an answer d to complete, renewed
+// before each write and flush, so a long-lived answer stays open while a
+// client that stops reading is cut off.
+func perWriteDeadline(h http.Handler, d time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		dw := &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: d}
+		dw.renew()
+		h.ServeHTTP(dw, r)
+	})
+}
+
+// deadlineWriter renews the connection's write deadline before each write.
+type deadlineWriter struct {
+	http.ResponseWriter
+	rc    *http.ResponseController
+	d     time.Duration
+	until time.Time
+}
+
+func (w *deadlineWriter) renew() {
+	// Renewing costs a timer update: skip it while most of d is left.
+	if now := time.Now(); w.until.Sub(now) < w.d/2 {
+		w.until = now.Add(w.d)
+		_ = w.rc.SetWriteDeadline(w.until)
+	}
+}
+
+func (w *deadlineWriter) Write(p []byte) (int, error) {
+	w.renew()
+	return w.ResponseWriter.Write(p)
+}
+
+// Flush implements http.Flusher, which the event stream asserts.
+func (w *deadlineWriter) Flush() {
+	w.renew()
+	_ = w.rc.Flush()
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *deadlineWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // URL is the API's base URL.
 func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
@@ -248,8 +343,8 @@ func (s *Server) StopAll(ctx context.Context) error {
 // or a new random one written to path with mode 0600.
 func loadOrCreateToken(path, override string) (token string, created bool, err error) {
 	if override != "" {
-		if len(override) < 16 {
-			return "", false, fmt.Errorf("CUTOVER_TOKEN: at least 16 characters are required")
+		if len(override) < minTokenLen {
+			return "", false, fmt.Errorf("CUTOVER_TOKEN: at least %d characters are required", minTokenLen)
 		}
 		return override, false, nil
 	}
@@ -264,8 +359,9 @@ func loadOrCreateToken(path, override string) (token string, created bool, err e
 			return "", false, fmt.Errorf("token file %s has mode %v: want 0600", path, fi.Mode().Perm())
 		}
 		t := strings.TrimSpace(string(b))
-		if len(t) < 16 {
-			return "", false, fmt.Errorf("token file %s is too short", path)
+		if len(t) < minTokenLen {
+			return "", false, fmt.Errorf("token file %s holds %d characters, at least %d are required: delete the file to have a new token created, or set CUTOVER_TOKEN",
+				path, len(t), minTokenLen)
 		}
 		return t, false, nil
 	case errors.Is(err, fs.ErrNotExist):
@@ -274,7 +370,8 @@ func loadOrCreateToken(path, override string) (token string, created bool, err e
 			return "", false, err
 		}
 		t := hex.EncodeToString(raw)
-		if err := os.WriteFile(path, []byte(t+"\n"), 0o600); err != nil {
+		// Atomic: a crash never leaves an empty or partial token file.
+		if err := proxy.WriteFileAtomic(path, []byte(t+"\n"), 0o600); err != nil {
 			return "", false, fmt.Errorf("write token file: %w", err)
 		}
 		return t, true, nil

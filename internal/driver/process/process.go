@@ -34,9 +34,16 @@ const (
 	DefaultHost        = "127.0.0.1"
 	DefaultLogMaxBytes = 10 << 20
 	DefaultLogKeep     = 3
-	rotateInterval     = 5 * time.Second
 	stopPoll           = 10 * time.Millisecond
 	recentPorts        = 256 // ports handed out recently are not handed out again
+
+	// DefaultLogCheckInterval is how often running instances' logs are
+	// checked against LogMaxBytes.
+	DefaultLogCheckInterval = time.Second
+	// DefaultLogRetention is how long the logs of an instance that no
+	// longer runs are kept after its last output.
+	DefaultLogRetention = 7 * 24 * time.Hour
+	logSweepInterval    = time.Minute // logs of every instance, running or not
 )
 
 // Config configures a Driver.
@@ -48,6 +55,12 @@ type Config struct {
 	Logger       *slog.Logger
 	LogMaxBytes  int64 // rotate a log above this size
 	LogKeep      int   // rotated files kept
+	// LogCheckInterval is how often running instances' logs are checked
+	// (0 = DefaultLogCheckInterval).
+	LogCheckInterval time.Duration
+	// LogRetention is how long the logs of an instance that no longer
+	// runs are kept after its last output (0 = DefaultLogRetention).
+	LogRetention time.Duration
 	Host         string
 }
 
@@ -66,6 +79,7 @@ type Driver struct {
 	log *slog.Logger
 
 	mu      sync.Mutex
+	logMu   sync.Mutex     // one rotation or collection at a time
 	exited  map[string]int // instance id -> exit code, for children that exited
 	recent  []int
 	stop    chan struct{}
@@ -86,6 +100,12 @@ func New(cfg Config) (*Driver, error) {
 	}
 	if cfg.LogKeep <= 0 {
 		cfg.LogKeep = DefaultLogKeep
+	}
+	if cfg.LogCheckInterval <= 0 {
+		cfg.LogCheckInterval = DefaultLogCheckInterval
+	}
+	if cfg.LogRetention <= 0 {
+		cfg.LogRetention = DefaultLogRetention
 	}
 	if cfg.Host == "" {
 		cfg.Host = DefaultHost
@@ -424,53 +444,6 @@ func (d *Driver) freePort() (int, error) {
 		return port, nil
 	}
 	return 0, errors.New("find a free port: none after 50 tries")
-}
-
-// rotateLoop copy-truncates logs above LogMaxBytes. Copy-truncate works
-// with the children's O_APPEND descriptors and survives server restarts.
-func (d *Driver) rotateLoop() {
-	defer d.stopped.Done()
-	t := time.NewTicker(rotateInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-d.stop:
-			return
-		case <-t.C:
-			d.RotateLogs()
-		}
-	}
-}
-
-// RotateLogs rotates every instance log above the size limit now.
-func (d *Driver) RotateLogs() {
-	insts, err := d.List(context.Background())
-	if err != nil {
-		return
-	}
-	for _, in := range insts {
-		if err := rotate(d.logPath(in), d.cfg.LogMaxBytes, d.cfg.LogKeep); err != nil {
-			d.log.Warn("rotate log", "instance", in.ID, "err", err)
-		}
-	}
-}
-
-func rotate(path string, max int64, keep int) error {
-	fi, err := os.Stat(path)
-	if err != nil || fi.Size() <= max {
-		return nil
-	}
-	for i := keep - 1; i >= 1; i-- {
-		_ = os.Rename(fmt.Sprintf("%s.%d", path, i), fmt.Sprintf("%s.%d", path, i+1))
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(path+".1", b, 0o600); err != nil {
-		return err
-	}
-	return os.Truncate(path, 0)
 }
 
 // startTicks reads field 22 (starttime) of /proc/PID/stat.

@@ -36,7 +36,8 @@ func TestMain(m *testing.M) {
 
 func newDriver(t *testing.T, dir string) *Driver {
 	t.Helper()
-	d, err := New(Config{StateDir: dir, LogMaxBytes: 64})
+	// Rotation runs when a test asks for it.
+	d, err := New(Config{StateDir: dir, LogMaxBytes: 64, LogCheckInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +161,7 @@ func TestFailedStartLeavesNothing(t *testing.T) {
 func TestDeadInstanceLeavesListAndLogsRotate(t *testing.T) {
 	d := newDriver(t, t.TempDir())
 	s := spec(1)
-	s.Command = []string{"/bin/sh", "-c", "echo line-one-that-is-long-enough-to-rotate-the-tiny-log-limit-of-sixty-four-bytes; sleep 0.3"}
+	s.Command = []string{"/bin/sh", "-c", "echo long-enough-to-rotate-the-tiny-log-limit-of-sixty-four-bytes-line-one; sleep 0.3"}
 	insts, err := d.Start(context.Background(), s)
 	if err != nil {
 		t.Fatal(err)
