@@ -3,6 +3,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -369,23 +370,41 @@ func (a *api) getConfig(r *http.Request) (int, any, error) {
 	return ok(a.svc.Config(r.Context(), app, env, version))
 }
 
+// logs answers the end of instance logs: as text, or as JSON with
+// ?format=json (one entry per instance).
 func (a *api) logs(w http.ResponseWriter, r *http.Request) {
 	app, env, err := names(r)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	n := int64(defaultLogsBytes)
-	if s := r.URL.Query().Get("bytes"); s != "" {
-		if n, err = strconv.ParseInt(s, 10, 64); err != nil || n <= 0 {
-			a.fail(w, r, fmt.Errorf("%w: bytes %q", core.ErrInvalid, s))
-			return
-		}
-	}
-	var buf strings.Builder
-	if err := a.svc.Logs(r.Context(), app, env, core.Colour(r.URL.Query().Get("colour")), n, &buf); err != nil {
+	q, err := queryInts(r, "bytes", "lines", "deployment")
+	if err != nil {
 		a.fail(w, r, err)
 		return
+	}
+	bytes := q[0]
+	if bytes == 0 {
+		bytes = defaultLogsBytes
+	}
+	logs, err := a.svc.Logs(r.Context(), deploy.LogsRequest{App: app, Env: env, Colour: core.Colour(r.URL.Query().Get("colour")),
+		Deployment: q[2], Bytes: bytes, Lines: int(q[1])})
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if r.URL.Query().Get("format") == "json" {
+		writeJSON(w, http.StatusOK, logs)
+		return
+	}
+	var buf strings.Builder
+	for _, l := range logs {
+		fmt.Fprintf(&buf, "==> %s (%s, v%d) <==\n", l.Instance, cmp.Or(l.Addr, string(l.Colour)), l.Release)
+		if l.Error != "" {
+			fmt.Fprintf(&buf, "(%s)\n", l.Error)
+			continue
+		}
+		buf.WriteString(l.Log)
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	_, _ = w.Write([]byte(buf.String()))

@@ -321,18 +321,41 @@ func newReleasesCmd(c *control) *cobra.Command {
 
 func newLogsCmd(c *control) *cobra.Command {
 	var colour string
+	var deployment int64
+	var lines int
 	cmd := &cobra.Command{
-		Use: "logs APP ENV", Short: "Show the end of the instance logs (live colour by default)",
-		Example: "  cutover logs hello production\n  cutover logs hello production --colour green", Args: exactArgs(2),
+		Use:   "logs APP ENV",
+		Short: "Show the end of the instance logs (live colour by default)",
+		Long: `Shows the end of each instance's log, secrets redacted: the live colour's
+instances, another colour's (--colour), or the instances a deployment started
+(--deployment ID), which stay readable after they stopped or failed.`,
+		Example: "  cutover logs hello production\n  cutover logs hello production --colour green --lines 50\n  cutover logs hello staging --deployment 42 --output json",
+		Args:    exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if lines < 0 || deployment < 0 {
+				return usagef("--lines and --deployment take positive numbers")
+			}
+			if colour != "" && deployment > 0 {
+				return usagef("give --colour or --deployment, not both")
+			}
 			cl, err := c.forApp(args...)
 			if err != nil {
 				return err
 			}
-			return cl.Logs(cmd.Context(), args[0], args[1], colour, cmd.OutOrStdout())
+			opts := client.LogsOptions{Colour: colour, Deployment: deployment, Lines: lines}
+			if c.json() {
+				logs, err := cl.LogsJSON(cmd.Context(), args[0], args[1], opts)
+				if err != nil {
+					return err
+				}
+				return printJSON(cmd.OutOrStdout(), logs)
+			}
+			return cl.Logs(cmd.Context(), args[0], args[1], opts, cmd.OutOrStdout())
 		},
 	}
 	cmd.Flags().StringVar(&colour, "colour", "", "blue or green (default: the live colour)")
+	cmd.Flags().Int64Var(&deployment, "deployment", 0, "the instances this deployment started, running or not")
+	cmd.Flags().IntVar(&lines, "lines", 0, "only the last N lines of each instance (default: the last 64 KiB)")
 	return cmd
 }
 

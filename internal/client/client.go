@@ -245,12 +245,38 @@ func (c *Client) Wait(ctx context.Context, id int64, timeout time.Duration) (cor
 }
 
 // Logs writes the instance logs of app in env to w.
-func (c *Client) Logs(ctx context.Context, app, env, colour string, w io.Writer) error {
+func (c *Client) Logs(ctx context.Context, app, env string, opts LogsOptions, w io.Writer) error {
+	return c.do(ctx, "GET", "/api/v1/apps/"+esc(app)+"/envs/"+esc(env)+"/logs?"+opts.query().Encode(), nil, w)
+}
+
+// LogsJSON returns the end of each instance's log as data.
+func (c *Client) LogsJSON(ctx context.Context, app, env string, opts LogsOptions) ([]deploy.InstanceLog, error) {
+	q := opts.query()
+	q.Set("format", "json")
+	var out []deploy.InstanceLog
+	err := c.do(ctx, "GET", "/api/v1/apps/"+esc(app)+"/envs/"+esc(env)+"/logs?"+q.Encode(), nil, &out)
+	return out, err
+}
+
+// LogsOptions say whose logs and how much.
+type LogsOptions struct {
+	Colour     string
+	Deployment int64
+	Lines      int
+}
+
+func (o LogsOptions) query() url.Values {
 	q := url.Values{}
-	if colour != "" {
-		q.Set("colour", colour)
+	if o.Colour != "" {
+		q.Set("colour", o.Colour)
 	}
-	return c.do(ctx, "GET", "/api/v1/apps/"+esc(app)+"/envs/"+esc(env)+"/logs?"+q.Encode(), nil, w)
+	if o.Deployment > 0 {
+		q.Set("deployment", strconv.FormatInt(o.Deployment, 10))
+	}
+	if o.Lines > 0 {
+		q.Set("lines", strconv.Itoa(o.Lines))
+	}
+	return q
 }
 
 // Events returns timeline events after afterID.

@@ -85,11 +85,14 @@ type Deployment struct {
 	WaitUntil *time.Time `json:"wait_until,omitempty"`
 	// ReplaceHeld lets the deployment replace a failed colour that is held
 	// for investigation; without it, such a deployment is refused.
-	ReplaceHeld bool       `json:"replace_held,omitempty"`
-	CreatedAt   time.Time  `json:"created_at"`
-	UpdatedAt   time.Time  `json:"updated_at"`
-	SwitchedAt  *time.Time `json:"switched_at,omitempty"`
-	FinishedAt  *time.Time `json:"finished_at,omitempty"`
+	ReplaceHeld bool `json:"replace_held,omitempty"`
+	// Instances are the IDs of the instances this deployment started:
+	// their logs stay readable after they stop (cutover logs --deployment).
+	Instances  []string   `json:"instances,omitempty"`
+	CreatedAt  time.Time  `json:"created_at"`
+	UpdatedAt  time.Time  `json:"updated_at"`
+	SwitchedAt *time.Time `json:"switched_at,omitempty"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
 }
 
 // SlotState is what a colour is doing in an environment.

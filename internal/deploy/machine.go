@@ -457,6 +457,9 @@ func (s *Service) startSlot(ctx context.Context, r *run, colour core.Colour) ([]
 		return nil, fmt.Errorf("start %s: %w", colour, err)
 	}
 	slot.Instances = insts
+	for _, in := range insts {
+		r.d.Instances = append(r.d.Instances, in.ID) // recorded with the next step: their logs outlive them
+	}
 	if err := s.putState(ctx, &r.state); err != nil {
 		_ = s.cfg.Driver.Stop(context.WithoutCancel(ctx), insts, r.m.StopGrace)
 		return nil, err

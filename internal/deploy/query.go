@@ -3,7 +3,6 @@ package deploy
 import (
 	"context"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 
@@ -147,49 +146,114 @@ func (s *Service) Releases(ctx context.Context, app string, limit int) ([]core.R
 	return s.cfg.Store.ListReleases(ctx, app, limit)
 }
 
-// Logs writes up to max bytes from the end of the logs of app's instances
-// in env (the live colour unless colour is given).
-func (s *Service) Logs(ctx context.Context, app, env string, colour core.Colour, max int64, w io.Writer) error {
-	if _, err := s.App(ctx, app); err != nil {
-		return err
+// LogsRequest says whose logs to read.
+type LogsRequest struct {
+	App, Env string
+	// Colour picks a colour's current instances (default: the live one).
+	Colour core.Colour
+	// Deployment picks the instances a deployment started, running or not
+	// (a failed colour's logs after it was stopped).
+	Deployment int64
+	// Bytes bounds what is read in all (default and most: MaxLogBytes);
+	// Lines keeps only the last lines of each instance (0: all read).
+	Bytes int64
+	Lines int
+}
+
+// InstanceLog is the end of one instance's log, secrets redacted.
+type InstanceLog struct {
+	Instance string      `json:"instance"`
+	Addr     string      `json:"addr,omitempty"`
+	Colour   core.Colour `json:"colour,omitempty"`
+	Release  int         `json:"release"`
+	Log      string      `json:"log"`
+	Error    string      `json:"error,omitempty"` // why the log could not be read
+}
+
+// Logs returns the end of the logs of an environment's instances: a
+// colour's current ones, or the ones a deployment started. Secrets are
+// redacted from the whole text before it is cut.
+func (s *Service) Logs(ctx context.Context, req LogsRequest) ([]InstanceLog, error) {
+	if _, err := s.App(ctx, req.App); err != nil {
+		return nil, err
 	}
-	if err := core.ValidateName("env", env); err != nil {
-		return err
+	if err := core.ValidateName("env", req.Env); err != nil {
+		return nil, err
 	}
-	if max <= 0 || max > MaxLogBytes {
-		max = MaxLogBytes
+	if req.Bytes <= 0 || req.Bytes > MaxLogBytes {
+		req.Bytes = MaxLogBytes
 	}
-	st, err := s.cfg.Store.GetEnvState(ctx, app, env)
-	if err != nil {
-		return err
+	if req.Lines < 0 {
+		return nil, fmt.Errorf("%w: lines %d: want a positive number", core.ErrInvalid, req.Lines)
 	}
-	if colour == "" {
-		colour = st.Live
-	}
-	if colour != "" && !colour.Valid() {
-		return fmt.Errorf("%w: colour %q: want blue or green", core.ErrInvalid, colour)
-	}
-	sl := st.Slots[colour]
-	if sl == nil || len(sl.Instances) == 0 {
-		return fmt.Errorf("%w: no instances in %s/%s %s", core.ErrNotFound, app, env, colour)
+	var insts []core.Instance
+	var release int
+	if req.Deployment > 0 {
+		d, err := s.cfg.Store.GetDeployment(ctx, req.Deployment)
+		if err != nil {
+			return nil, fmt.Errorf("deployment %d: %w", req.Deployment, err)
+		}
+		if d.App != req.App || d.Env != req.Env {
+			return nil, fmt.Errorf("%w: deployment %d is of %s/%s, not %s/%s", core.ErrInvalid, d.ID, d.App, d.Env, req.App, req.Env)
+		}
+		if len(d.Instances) == 0 {
+			return nil, fmt.Errorf("%w: deployment %d started no instance (it ended at %s: %s)", core.ErrNotFound, d.ID, d.Step, d.Reason)
+		}
+		release = d.Release
+		for _, id := range d.Instances {
+			insts = append(insts, core.Instance{ID: id, App: d.App, Env: d.Env, Colour: d.Colour, Release: d.Release})
+		}
+	} else {
+		st, err := s.cfg.Store.GetEnvState(ctx, req.App, req.Env)
+		if err != nil {
+			return nil, err
+		}
+		colour := req.Colour
+		if colour == "" {
+			colour = st.Live
+		}
+		if colour != "" && !colour.Valid() {
+			return nil, fmt.Errorf("%w: colour %q: want blue or green", core.ErrInvalid, colour)
+		}
+		sl := st.Slots[colour]
+		if sl == nil || len(sl.Instances) == 0 {
+			return nil, fmt.Errorf("%w: no instances run in %s/%s %s now (the logs of a deployment's instances stay readable: --deployment ID)", core.ErrNotFound, req.App, req.Env, colour)
+		}
+		insts, release = sl.Instances, sl.Release
 	}
 	// An app may print its environment: its secrets never leave the server.
 	var secrets map[string]string
-	if rel, err := s.cfg.Store.GetRelease(ctx, app, sl.Release); err == nil && rel.ConfigVersion > 0 {
-		secrets, _ = s.cfg.Store.GetConfigSecrets(ctx, app, env, rel.ConfigVersion)
+	if rel, err := s.cfg.Store.GetRelease(ctx, req.App, release); err == nil && rel.ConfigVersion > 0 {
+		secrets, _ = s.cfg.Store.GetConfigSecrets(ctx, req.App, req.Env, rel.ConfigVersion)
 	}
-	per := max / int64(len(sl.Instances))
-	for _, in := range sl.Instances {
-		fmt.Fprintf(w, "==> %s (%s, v%d) <==\n", in.ID, where(in), in.Release)
-		// Redact the whole text before anything is cut or written.
+	per := req.Bytes / int64(len(insts))
+	out := make([]InstanceLog, 0, len(insts))
+	for _, in := range insts {
+		il := InstanceLog{Instance: in.ID, Addr: in.Addr, Colour: in.Colour, Release: in.Release}
+		// Read a little further back than asked, so a secret cut by the
+		// window is still recognised, and redact before cutting.
 		buf := &limitedBuffer{max: int(per), secrets: secrets}
 		if err := s.cfg.Driver.Logs(ctx, in, per+int64(longest(secrets)), buf); err != nil {
-			fmt.Fprintf(w, "(%v)\n", err)
-			continue
+			il.Error = err.Error()
+		} else {
+			il.Log = lastLines(buf.String(), req.Lines)
 		}
-		io.WriteString(w, buf.String())
+		out = append(out, il)
 	}
-	return nil
+	return out, nil
+}
+
+// lastLines keeps the last n lines of text (all when n is 0).
+func lastLines(text string, n int) string {
+	if n <= 0 {
+		return text
+	}
+	trimmed := strings.TrimSuffix(text, "\n")
+	lines := strings.Split(trimmed, "\n")
+	if len(lines) <= n {
+		return text
+	}
+	return strings.Join(lines[len(lines)-n:], "\n") + "\n"
 }
 
 // longest is the length of the longest secret value: logs are read that

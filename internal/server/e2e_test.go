@@ -274,6 +274,11 @@ func TestFailuresBeforeSwitchKeepOldRelease(t *testing.T) {
 				t.Errorf("failed colour still has instances: %+v", g)
 			}
 			e.noOrphans()
+			// The stopped instances' logs stay readable through the deployment.
+			logs, err := e.svc.Logs(context.Background(), deploy.LogsRequest{App: "hello", Env: "staging", Deployment: d.ID, Lines: 1})
+			if err != nil || len(logs) != 1 || !strings.Contains(logs[0].Log, "hello v2") || strings.Count(logs[0].Log, "\n") != 1 {
+				t.Errorf("logs of the failed deployment = %+v, %v; want the last line of v2's log", logs, err)
+			}
 		})
 	}
 }

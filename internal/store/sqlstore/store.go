@@ -454,13 +454,17 @@ func (s *Store) ListReleases(ctx context.Context, app string, limit int) ([]core
 	return out, rows.Err()
 }
 
-const deploymentCols = `id, app, env, kind, release, previous_release, sha, colour, state, step, reason, requested_by, created_at, updated_at, switched_at, finished_at, waiting_on, wait_until, replace_held`
+const deploymentCols = `id, app, env, kind, release, previous_release, sha, colour, state, step, reason, requested_by, created_at, updated_at, switched_at, finished_at, waiting_on, wait_until, replace_held, instances`
 
 func scanDeployment(sc interface{ Scan(...any) error }) (core.Deployment, error) {
 	var d core.Deployment
 	var created, updated int64
 	var switched, finished, until sql.NullInt64
-	err := sc.Scan(&d.ID, &d.App, &d.Env, &d.Kind, &d.Release, &d.PreviousRelease, &d.SHA, &d.Colour, &d.State, &d.Step, &d.Reason, &d.RequestedBy, &created, &updated, &switched, &finished, &d.WaitingOn, &until, &d.ReplaceHeld)
+	var instances string
+	err := sc.Scan(&d.ID, &d.App, &d.Env, &d.Kind, &d.Release, &d.PreviousRelease, &d.SHA, &d.Colour, &d.State, &d.Step, &d.Reason, &d.RequestedBy, &created, &updated, &switched, &finished, &d.WaitingOn, &until, &d.ReplaceHeld, &instances)
+	if instances != "" {
+		d.Instances = strings.Split(instances, ",")
+	}
 	d.CreatedAt, d.UpdatedAt = fromNS(created), fromNS(updated)
 	d.SwitchedAt, d.FinishedAt, d.WaitUntil = ptrFromNS(switched), ptrFromNS(finished), ptrFromNS(until)
 	return d, err
@@ -469,10 +473,10 @@ func scanDeployment(sc interface{ Scan(...any) error }) (core.Deployment, error)
 // CreateDeployment implements deploy.Store.
 func (s *Store) CreateDeployment(ctx context.Context, d core.Deployment) (core.Deployment, error) {
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		return tx.QueryRowContext(ctx, s.q(`INSERT INTO deployments (app, env, kind, release, previous_release, sha, colour, state, step, reason, requested_by, created_at, updated_at, switched_at, finished_at, waiting_on, wait_until, replace_held)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+		return tx.QueryRowContext(ctx, s.q(`INSERT INTO deployments (app, env, kind, release, previous_release, sha, colour, state, step, reason, requested_by, created_at, updated_at, switched_at, finished_at, waiting_on, wait_until, replace_held, instances)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
 			d.App, d.Env, d.Kind, d.Release, d.PreviousRelease, d.SHA, d.Colour, d.State, d.Step, d.Reason, d.RequestedBy,
-			ns(d.CreatedAt), ns(d.UpdatedAt), nsPtr(d.SwitchedAt), nsPtr(d.FinishedAt), d.WaitingOn, nsPtr(d.WaitUntil), d.ReplaceHeld).Scan(&d.ID)
+			ns(d.CreatedAt), ns(d.UpdatedAt), nsPtr(d.SwitchedAt), nsPtr(d.FinishedAt), d.WaitingOn, nsPtr(d.WaitUntil), d.ReplaceHeld, strings.Join(d.Instances, ",")).Scan(&d.ID)
 	})
 	return d, err
 }
@@ -481,9 +485,9 @@ func (s *Store) CreateDeployment(ctx context.Context, d core.Deployment) (core.D
 func (s *Store) UpdateDeployment(ctx context.Context, d core.Deployment) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.q(`UPDATE deployments SET kind = ?, release = ?, previous_release = ?, sha = ?, colour = ?, state = ?, step = ?, reason = ?,
-		requested_by = ?, updated_at = ?, switched_at = ?, finished_at = ?, waiting_on = ?, wait_until = ? WHERE id = ?`),
+		requested_by = ?, updated_at = ?, switched_at = ?, finished_at = ?, waiting_on = ?, wait_until = ?, instances = ? WHERE id = ?`),
 			d.Kind, d.Release, d.PreviousRelease, d.SHA, d.Colour, d.State, d.Step, d.Reason, d.RequestedBy, ns(d.UpdatedAt), nsPtr(d.SwitchedAt), nsPtr(d.FinishedAt),
-			d.WaitingOn, nsPtr(d.WaitUntil), d.ID)
+			d.WaitingOn, nsPtr(d.WaitUntil), strings.Join(d.Instances, ","), d.ID)
 		if err != nil {
 			return err
 		}

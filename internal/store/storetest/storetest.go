@@ -247,11 +247,12 @@ func deployments(t *testing.T, s deploy.Store) {
 	d, _ := s.GetDeployment(ctx, ids[3])
 	sw := now.Add(time.Second)
 	d.State, d.Step, d.SwitchedAt, d.FinishedAt, d.Reason = core.StateSucceeded, core.StepDone, &sw, &sw, "ok"
+	d.Instances = []string{"hello-prod-blue-r4-0-abc", "hello-prod-blue-r4-1-def"}
 	if err := s.UpdateDeployment(ctx, d); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := s.GetDeployment(ctx, ids[3])
-	if got.State != core.StateSucceeded || got.SwitchedAt == nil || !got.SwitchedAt.Equal(sw) || !got.CreatedAt.Equal(now) {
+	if got.State != core.StateSucceeded || got.SwitchedAt == nil || !got.SwitchedAt.Equal(sw) || !got.CreatedAt.Equal(now) || len(got.Instances) != 2 || got.Instances[1] != "hello-prod-blue-r4-1-def" {
 		t.Errorf("round trip = %+v", got)
 	}
 	if err := s.UpdateDeployment(ctx, core.Deployment{ID: 999999}); !errors.Is(err, core.ErrNotFound) {

@@ -3,6 +3,7 @@
 ALTER TABLE deployments ADD COLUMN waiting_on TEXT NOT NULL DEFAULT '';
 ALTER TABLE deployments ADD COLUMN wait_until BIGINT;
 ALTER TABLE deployments ADD COLUMN replace_held BOOLEAN NOT NULL DEFAULT FALSE;
+ALTER TABLE deployments ADD COLUMN instances TEXT NOT NULL DEFAULT '';
 DROP INDEX deployments_unfinished;
 CREATE INDEX deployments_unfinished ON deployments (id) WHERE state IN ('waiting', 'pending', 'running');
 
