@@ -399,7 +399,7 @@ func (a *api) logs(w http.ResponseWriter, r *http.Request) {
 	}
 	var buf strings.Builder
 	for _, l := range logs {
-		fmt.Fprintf(&buf, "==> %s (%s, v%d) <==\n", l.Instance, cmp.Or(l.Addr, string(l.Colour)), l.Release)
+		fmt.Fprintf(&buf, "==> %s (%s, #%d) <==\n", l.Instance, cmp.Or(l.Addr, string(l.Colour)), l.Release)
 		if l.Error != "" {
 			fmt.Fprintf(&buf, "(%s)\n", l.Error)
 			continue

@@ -264,7 +264,7 @@ func interrupted(cmd *cobra.Command, d core.Deployment) error {
 // it has one.
 func what(d core.Deployment) string {
 	if d.Release > 0 {
-		return fmt.Sprintf("v%d (%s)", d.Release, core.ShortSHA(d.SHA))
+		return fmt.Sprintf("#%d (%s)", d.Release, core.ShortSHA(d.SHA))
 	}
 	return core.ShortSHA(d.SHA)
 }

@@ -248,7 +248,7 @@ func newDiffCmd(c *control) *cobra.Command {
 			if c.json() {
 				return printJSON(cmd.OutOrStdout(), ch)
 			}
-			printf(cmd, "v%d -> v%d: %d commit(s) by %s\n", a, b, len(ch.Commits), strings.Join(ch.Authors, ", "))
+			printf(cmd, "#%d -> #%d: %d commit(s) by %s\n", a, b, len(ch.Commits), strings.Join(ch.Authors, ", "))
 			for _, cm := range ch.Commits {
 				printf(cmd, "  %s %s (%s)\n", core.ShortSHA(cm.SHA)[:8], cm.Subject, cm.Author)
 			}

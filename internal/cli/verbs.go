@@ -137,7 +137,7 @@ func newConfirmCmd(c *control) *cobra.Command {
 			if c.json() {
 				return printJSON(cmd.OutOrStdout(), d)
 			}
-			printf(cmd, "v%d confirmed in %s: %s\n", d.Release, d.Env, d.State)
+			printf(cmd, "#%d confirmed in %s: %s\n", d.Release, d.Env, d.State)
 			if d.State != core.StateSucceeded {
 				return fmt.Errorf("%w: %s", errDeployFailed, d.Reason)
 			}
@@ -173,7 +173,7 @@ func newHoldCmd(c *control) *cobra.Command {
 			}
 			for _, sl := range st.Slots {
 				if sl.State == core.SlotFailed {
-					printf(cmd, "failed %s (v%d) held until %s at %s\n", sl.Colour, sl.Release, sl.HeldUntil.Format(time.RFC3339), addrList(sl.Instances))
+					printf(cmd, "failed %s (#%d) held until %s at %s\n", sl.Colour, sl.Release, sl.HeldUntil.Format(time.RFC3339), addrList(sl.Instances))
 				}
 			}
 			return nil
@@ -224,7 +224,7 @@ func newStatusCmd(c *control) *cobra.Command {
 					if !sl.HeldUntil.IsZero() && sl.HeldUntil.After(sl.Until) {
 						until = "held until " + sl.HeldUntil.Local().Format(time.DateTime)
 					}
-					rel := fmt.Sprintf("v%d", sl.Release)
+					rel := fmt.Sprintf("#%d", sl.Release)
 					if e.Live != nil && e.Live.Number == sl.Release {
 						rel += " (" + core.ShortSHA(e.Live.SHA) + ")"
 					}
@@ -312,7 +312,7 @@ func newReleasesCmd(c *control) *cobra.Command {
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "RELEASE\tENV\tCOMMIT\tCONFIG\tDIGEST\tCREATED")
 			for _, r := range rs {
-				fmt.Fprintf(tw, "v%d\t%s\t%s\tv%d\t%s\t%s\n", r.Number, r.Env, core.ShortSHA(r.SHA), r.ConfigVersion, r.Digest, r.CreatedAt.Local().Format(time.DateTime))
+				fmt.Fprintf(tw, "#%d\t%s\t%s\tv%d\t%s\t%s\n", r.Number, r.Env, core.ShortSHA(r.SHA), r.ConfigVersion, r.Digest, r.CreatedAt.Local().Format(time.DateTime))
 			}
 			return tw.Flush()
 		},
@@ -445,7 +445,7 @@ func releaseLabel(n int) string {
 	if n == 0 {
 		return "-"
 	}
-	return "v" + strconv.Itoa(n)
+	return "#" + strconv.Itoa(n)
 }
 
 func orAPI(by string) string {

@@ -117,7 +117,7 @@ type Release struct {
 
 // Label renders a release for people: "v12 (3dffdc17a1b2)".
 func (r Release) Label() string {
-	return fmt.Sprintf("v%d (%s)", r.Number, ShortSHA(r.SHA))
+	return fmt.Sprintf("#%d (%s)", r.Number, ShortSHA(r.SHA))
 }
 
 // Colour names one of an environment's two slots.

@@ -112,7 +112,7 @@ func Run(ctx context.Context, opt Options) (Result, error) {
 	if _, err := d.svc.AddApp(ctx, appName, repo); err != nil {
 		return Result{}, err
 	}
-	d.say("3. build v1 once and deploy the same artifact to staging, then promote it to production\n   (release numbers vN count every release of the app across environments; the app's own\n   version is what GET / answers)")
+	d.say("3. build v1 once and deploy the same artifact to staging, then promote it to production\n   (release numbers #N count every release of the app across environments; the app's own\n   version, vN, is what GET / answers)")
 	if err := d.deploy(ctx, "staging", "", core.StateSucceeded); err != nil {
 		return Result{}, err
 	}
@@ -317,5 +317,5 @@ func releaseLabel(n int) string {
 	if n == 0 {
 		return "-"
 	}
-	return fmt.Sprintf("v%d", n)
+	return fmt.Sprintf("#%d", n)
 }

@@ -84,7 +84,7 @@ func (s *Service) Rollback(ctx context.Context, req RollbackRequest) (core.Deplo
 			target = targetRel.Number
 		} else if change, err := s.configChange(ctx, req.App, req.Env, liveRel.ConfigVersion, targetRel.ConfigVersion); err == nil && !change.Empty() {
 			// Going back to a release goes back to its config too: say so.
-			configNote = fmt.Sprintf("rolling %s back to v%d also changes its config (v%d -> v%d): %s; roll back with --keep-config to keep today's config",
+			configNote = fmt.Sprintf("rolling %s back to #%d also changes its config (v%d -> v%d): %s; roll back with --keep-config to keep today's config",
 				req.Env, target, liveRel.ConfigVersion, targetRel.ConfigVersion, change)
 			configChange = change.String()
 		}
@@ -184,7 +184,7 @@ func (s *Service) Confirm(ctx context.Context, app, env, by string) (core.Deploy
 	if err != nil {
 		return core.Deployment{}, err
 	}
-	s.emit(ctx, event(d, core.EventDeployQueued, fmt.Sprintf("confirm of v%d in %s queued", live, env)))
+	s.emit(ctx, event(d, core.EventDeployQueued, fmt.Sprintf("confirm of #%d in %s queued", live, env)))
 	q.push(task{holder: holderOf(d), key: holderOf(d), run: func(ctx context.Context) { s.runConfirm(ctx, d) }}, false)
 	return d, nil
 }
@@ -203,7 +203,7 @@ func (s *Service) runConfirm(ctx context.Context, d core.Deployment) {
 		}
 		r.state = st
 		if st.LiveRelease() != d.Release {
-			return fmt.Errorf("v%d is no longer live (v%d is)", d.Release, st.LiveRelease())
+			return fmt.Errorf("#%d is no longer live (#%d is)", d.Release, st.LiveRelease())
 		}
 		if r.rel, err = s.cfg.Store.GetRelease(ctx, d.App, d.Release); err != nil {
 			return err
@@ -215,7 +215,7 @@ func (s *Service) runConfirm(ctx context.Context, d core.Deployment) {
 		r.state.Verified = d.Release
 		idle := st.Live.Other()
 		r.d.Colour = idle
-		if err := s.step(ctx, r, core.StepStart, fmt.Sprintf("v%d confirmed; standby colour %s: %s", d.Release, idle, r.m.OnConfirm)); err != nil {
+		if err := s.step(ctx, r, core.StepStart, fmt.Sprintf("#%d confirmed; standby colour %s: %s", d.Release, idle, r.m.OnConfirm)); err != nil {
 			return err
 		}
 		if r.m.OnConfirm == "scale_in" {
@@ -287,7 +287,7 @@ func (s *Service) Hold(ctx context.Context, app, env string, d time.Duration, by
 			return core.EnvState{}, fmt.Errorf("hold %s/%s: %w", app, env, err)
 		}
 		s.emit(ctx, core.Event{App: app, Env: env, Type: core.EventColourHeld, Release: failed.Release, Actor: by,
-			Message: fmt.Sprintf("failed %s (v%d) held for investigation until %s by %s", failed.Colour, failed.Release, failed.HeldUntil.Format(time.RFC3339), orSomeone(by))})
+			Message: fmt.Sprintf("failed %s (#%d) held for investigation until %s by %s", failed.Colour, failed.Release, failed.HeldUntil.Format(time.RFC3339), orSomeone(by))})
 		return stored, nil
 	}
 }
@@ -389,7 +389,7 @@ func (s *Service) queueScaleIn(app, env string, c core.Colour, release int) {
 	if err != nil {
 		return
 	}
-	key := fmt.Sprintf("scale-in of %s v%d", c, release)
+	key := fmt.Sprintf("scale-in of %s #%d", c, release)
 	q.push(task{holder: key, key: key, run: func(ctx context.Context) {
 		st, err := s.cfg.Store.GetEnvState(ctx, app, env)
 		if err != nil {
@@ -404,7 +404,7 @@ func (s *Service) queueScaleIn(app, env string, c core.Colour, release int) {
 			s.log.Error("scale in standby", "app", app, "env", env, "colour", c, "err", err)
 			return
 		}
-		s.emit(ctx, core.Event{App: app, Env: env, Type: core.EventColourScaledIn, Release: release, Actor: "cutover", Message: fmt.Sprintf("standby %s (v%d) scaled in after its standby time", c, release)})
+		s.emit(ctx, core.Event{App: app, Env: env, Type: core.EventColourScaledIn, Release: release, Actor: "cutover", Message: fmt.Sprintf("standby %s (#%d) scaled in after its standby time", c, release)})
 	}}, false)
 }
 
@@ -416,7 +416,7 @@ func (s *Service) queueRevert(app, env string, c core.Colour, failedRelease int)
 	if err != nil {
 		return
 	}
-	key := fmt.Sprintf("revert of %s v%d", c, failedRelease)
+	key := fmt.Sprintf("revert of %s #%d", c, failedRelease)
 	q.push(task{holder: key, key: key, run: func(ctx context.Context) {
 		st, err := s.cfg.Store.GetEnvState(ctx, app, env)
 		if err != nil {
@@ -446,7 +446,7 @@ func (s *Service) queueRevert(app, env string, c core.Colour, failedRelease int)
 				return err
 			}
 			r.env, _ = r.m.Env(env)
-			if err := s.step(ctx, r, core.StepStart, fmt.Sprintf("reverting failed %s (v%d) to v%d", c, failedRelease, live)); err != nil {
+			if err := s.step(ctx, r, core.StepStart, fmt.Sprintf("reverting failed %s (#%d) to #%d", c, failedRelease, live)); err != nil {
 				return err
 			}
 			if err := s.stopSlot(ctx, &r.state, c, r.m.StopGrace); err != nil {
@@ -659,7 +659,7 @@ func (s *Service) reroute(app, env string) {
 		delete(s.unrouted, envKey(app, env))
 		s.mu.Unlock()
 		s.emit(ctx, core.Event{App: app, Env: env, Type: core.EventDeployInfo, Release: sl.Release, Actor: "cutover",
-			Message: fmt.Sprintf("%s/%s routed to its live %s (v%d) again", app, env, st.Live, sl.Release)})
+			Message: fmt.Sprintf("%s/%s routed to its live %s (#%d) again", app, env, st.Live, sl.Release)})
 		// A colour a recovery had to leave running while the proxy might
 		// still send to it is stopped now that it does not.
 		st.App, st.Env = app, env

@@ -85,7 +85,7 @@ func (s *Service) finish(ctx context.Context, r *run, state core.DeploymentState
 		_ = s.cfg.Store.Unlock(ctx, r.d.App, r.d.Env, s.lockHolder(r.d))
 		r.locked = false
 	}
-	label := fmt.Sprintf("v%d", r.d.Release)
+	label := fmt.Sprintf("#%d", r.d.Release)
 	var msg string
 	switch state {
 	case core.StateSucceeded:
@@ -226,7 +226,7 @@ func (s *Service) execute(ctx context.Context, r *run) error {
 			if err := s.checkNotHeld(ctx, r, colour); err != nil {
 				return err
 			}
-			s.emit(ctx, event(*d, core.EventDeployInfo, fmt.Sprintf("replacing the failed %s colour (v%d) kept for investigation", colour, idle.Release)))
+			s.emit(ctx, event(*d, core.EventDeployInfo, fmt.Sprintf("replacing the failed %s colour (#%d) kept for investigation", colour, idle.Release)))
 		}
 		if err := s.stopSlot(ctx, &r.state, colour, r.m.StopGrace); err != nil {
 			return fmt.Errorf("clear %s colour: %w", colour, err)
@@ -312,7 +312,7 @@ func (s *Service) switchBack(ctx context.Context, r *run, failed, old core.Colou
 		s.finish(ctx, r, core.StateFailed, "verification failed ("+reason+") and there is no previous release to switch back to; "+r.rel.Label()+" keeps serving")
 		return nil
 	}
-	if err := s.step(ctx, r, core.StepSwitchBack, fmt.Sprintf("verification failed (%s): switching back to %s (v%d)", reason, old, prev.Release)); err != nil {
+	if err := s.step(ctx, r, core.StepSwitchBack, fmt.Sprintf("verification failed (%s): switching back to %s (#%d)", reason, old, prev.Release)); err != nil {
 		return err
 	}
 	if err := s.route(context.WithoutCancel(ctx), routeSpec(d.App, r.env, r.m, old, *prev)); err != nil {
@@ -328,7 +328,7 @@ func (s *Service) switchBack(ctx context.Context, r *run, failed, old core.Colou
 	if err := s.putState(ctx, &r.state); err != nil {
 		s.log.Error("persist state after switch back", "deployment", d.ID, "err", err)
 	}
-	s.emit(ctx, event(*d, core.EventDeploySwitchedBack, fmt.Sprintf("traffic back on %s (v%d); failed %s kept for investigation at %s until %s", old, prev.Release, failed, addrs(fs.Instances), fs.Until.Format(time.RFC3339))))
+	s.emit(ctx, event(*d, core.EventDeploySwitchedBack, fmt.Sprintf("traffic back on %s (#%d); failed %s kept for investigation at %s until %s", old, prev.Release, failed, addrs(fs.Instances), fs.Until.Format(time.RFC3339))))
 	s.finish(ctx, r, core.StateRolledBack, reason)
 	return nil
 }
@@ -513,7 +513,7 @@ func (s *Service) checkNotHeld(ctx context.Context, r *run, colour core.Colour) 
 	if sl == nil || sl.State != core.SlotFailed || !s.now().Before(sl.HeldUntil) {
 		return nil
 	}
-	return fmt.Errorf("%w: the failed %s colour (v%d) is held for investigation until %s; deploy again with --replace-held to replace it, or wait",
+	return fmt.Errorf("%w: the failed %s colour (#%d) is held for investigation until %s; deploy again with --replace-held to replace it, or wait",
 		core.ErrLocked, colour, sl.Release, sl.HeldUntil.Format(time.RFC3339))
 }
 

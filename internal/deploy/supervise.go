@@ -120,7 +120,7 @@ func (s *Service) repairLive(ctx context.Context, app, env string) {
 	slot := st.Slots[colour]
 	ev := core.Event{App: app, Env: env, Release: slot.Release, Actor: "cutover"}
 	ev.Type, ev.Reason = core.EventInstanceExited, strings.Join(why, ", ")
-	ev.Message = fmt.Sprintf("live %s instance(s) of v%d exited: %s; restarting (attempt %d of %d)", colour, slot.Release, ev.Reason, attempt, restartLimit)
+	ev.Message = fmt.Sprintf("live %s instance(s) of #%d exited: %s; restarting (attempt %d of %d)", colour, slot.Release, ev.Reason, attempt, restartLimit)
 	s.emit(ctx, ev)
 
 	err = s.replaceInstances(ctx, &st, colour, dead)
@@ -129,7 +129,7 @@ func (s *Service) repairLive(ctx context.Context, app, env string) {
 		delete(s.restarts, k)
 		s.mu.Unlock()
 		ev.Type, ev.Reason = core.EventInstanceRestarted, ""
-		ev.Message = fmt.Sprintf("live %s of v%d restarted: %s", colour, slot.Release, addrs(st.Slots[colour].Instances))
+		ev.Message = fmt.Sprintf("live %s of #%d restarted: %s", colour, slot.Release, addrs(st.Slots[colour].Instances))
 		s.emit(ctx, ev)
 		return
 	}
@@ -140,9 +140,9 @@ func (s *Service) repairLive(ctx context.Context, app, env string) {
 	gaveUp := r.gaveUp
 	s.mu.Unlock()
 	ev.Type, ev.Reason = core.EventInstanceRestartFailed, err.Error()
-	ev.Message = fmt.Sprintf("restarting live %s of v%d failed: %v; next attempt in %s", colour, slot.Release, err, backoff)
+	ev.Message = fmt.Sprintf("restarting live %s of #%d failed: %v; next attempt in %s", colour, slot.Release, err, backoff)
 	if gaveUp {
-		ev.Message = fmt.Sprintf("restarting live %s of v%d failed %d times (%v); giving up: %s/%s is degraded until a deploy or rollback repairs it", colour, slot.Release, attempt, err, app, env)
+		ev.Message = fmt.Sprintf("restarting live %s of #%d failed %d times (%v); giving up: %s/%s is degraded until a deploy or rollback repairs it", colour, slot.Release, attempt, err, app, env)
 	}
 	s.emit(ctx, ev)
 }

@@ -233,7 +233,7 @@ func (s *Store) GetRelease(ctx context.Context, app string, number int) (core.Re
 	defer s.mu.Unlock()
 	rs := s.releases[app]
 	if number < 1 || number > len(rs) {
-		return core.Release{}, fmt.Errorf("release v%d of %s: %w", number, app, core.ErrNotFound)
+		return core.Release{}, fmt.Errorf("release #%d of %s: %w", number, app, core.ErrNotFound)
 	}
 	return rs[number-1], nil
 }

@@ -431,7 +431,7 @@ func scanRelease(sc interface{ Scan(...any) error }) (core.Release, error) {
 func (s *Store) GetRelease(ctx context.Context, app string, number int) (core.Release, error) {
 	r, err := scanRelease(s.db.QueryRowContext(ctx, s.q(`SELECT `+releaseCols+` FROM releases WHERE app = ? AND number = ?`), app, number))
 	if errors.Is(err, sql.ErrNoRows) {
-		return r, fmt.Errorf("release v%d of %s: %w", number, app, core.ErrNotFound)
+		return r, fmt.Errorf("release #%d of %s: %w", number, app, core.ErrNotFound)
 	}
 	return r, err
 }
