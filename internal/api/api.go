@@ -136,6 +136,9 @@ func errorStatus(err error) (int, string) {
 		return http.StatusNotFound, err.Error()
 	case errors.Is(err, core.ErrConflict), errors.Is(err, core.ErrLocked):
 		return http.StatusConflict, err.Error()
+	case errors.Is(err, core.ErrBuildFailed):
+		// The request was fine; the commit does not build.
+		return http.StatusUnprocessableEntity, err.Error()
 	case errors.Is(err, core.ErrStandby), errors.Is(err, core.ErrFenced):
 		// Another server is active: the message names it.
 		return http.StatusServiceUnavailable, err.Error()

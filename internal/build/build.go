@@ -124,7 +124,7 @@ func (b *Builder) build(ctx context.Context, app core.App, sha string, logw io.W
 	}
 	m, err := manifest.Load(work)
 	if err != nil {
-		return core.Artifact{}, nil, fmt.Errorf("commit %s: %w", core.ShortSHA(sha), err)
+		return core.Artifact{}, nil, fmt.Errorf("%w: commit %s: %v", core.ErrInvalid, core.ShortSHA(sha), err)
 	}
 	logPath := dst + logSuffix
 	logFile, err := os.Create(logPath)
@@ -136,12 +136,14 @@ func (b *Builder) build(ctx context.Context, app core.App, sha string, logw io.W
 	err = run(ctx, work, m.Build.Command, m.Build.Timeout, out)
 	_ = out.Close()
 	if err != nil {
-		return core.Artifact{}, nil, fmt.Errorf("%w (log: %s)", err, logPath)
+		// The output went to the caller and the log; the server's paths stay on the server.
+		b.logger().Warn("build failed", "app", app.Name, "sha", sha, "log", logPath, "err", err)
+		return core.Artifact{}, nil, fmt.Errorf("%w: %v", core.ErrBuildFailed, err)
 	}
 	// Sized before it is digested: a huge artifact is refused without
 	// reading it.
 	if err := checkSize(work, cmp.Or(b.MaxArtifactBytes, DefaultMaxArtifactBytes)); err != nil {
-		return core.Artifact{}, nil, fmt.Errorf("build of %s at %s: %w", app.Name, core.ShortSHA(sha), err)
+		return core.Artifact{}, nil, fmt.Errorf("%w: %s at %s: %w", core.ErrBuildFailed, app.Name, core.ShortSHA(sha), err)
 	}
 	digest, size, err := Digest(work)
 	if err != nil {
@@ -334,4 +336,11 @@ func (b *Builder) Manifest(ctx context.Context, a core.Artifact) (*manifest.Mani
 		return nil, fmt.Errorf("artifact of %s has no directory", core.ShortSHA(a.SHA))
 	}
 	return manifest.Load(Dir(b.Root, a.Ref))
+}
+
+func (b *Builder) logger() *slog.Logger {
+	if b.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return b.Logger
 }

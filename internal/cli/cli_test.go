@@ -262,3 +262,27 @@ func TestVersion(t *testing.T) {
 		t.Errorf("version = %d %q", code, out)
 	}
 }
+
+// A commit that does not build: cutover build shows the compiler's output as
+// it runs and exits 1 with the build's error, naming no server-side path.
+func TestBuildShowsOutputAndFails(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the example app")
+	}
+	t.Parallel()
+	srv, repo, cli := startCLIServer(t, "v1", 300*time.Millisecond)
+	if code, out := cli("app", "add", "hello", "--repo", repo); code != 0 {
+		t.Fatalf("app add: %d %s", code, out)
+	}
+	if err := os.WriteFile(filepath.Join(repo, "broken.go"), []byte("package main\n\nthis does not compile\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	commit(t, repo, "broken")
+	code, out := cli("build", "hello")
+	if code != exitFail || !strings.Contains(out, "build failed") || !strings.Contains(out, "broken.go") {
+		t.Fatalf("build of a broken commit = %d\n%s", code, out)
+	}
+	if strings.Contains(out, srv.DataDir()) {
+		t.Errorf("the error names a server-side path:\n%s", out)
+	}
+}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -92,8 +93,11 @@ next to the server and give its path.`,
 func newBuildCmd(c *control) *cobra.Command {
 	var commit string
 	cmd := &cobra.Command{
-		Use:     "build APP",
-		Short:   "Build a commit once into an immutable artifact (a second build is a no-op)",
+		Use:   "build APP",
+		Short: "Build a commit once into an immutable artifact (a second build is a no-op)",
+		Long: `Builds a commit from a clean export, once: a second build of the same commit
+returns the stored artifact. The build's output is shown as it runs; a commit
+that does not build exits 1 with the build command's error.`,
 		Example: "  cutover build hello\n  cutover build hello --commit v1.2.3",
 		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -101,7 +105,34 @@ func newBuildCmd(c *control) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// Show the build's output as it happens (on stderr with
+			// --output json, so the answer stays one document).
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel()
+			out := cmd.OutOrStdout()
+			if c.json() {
+				out = cmd.ErrOrStderr()
+			}
+			begin := time.Now()
+			opened := make(chan struct{})
+			streamDone := make(chan struct{})
+			go func() {
+				defer close(streamDone)
+				_ = cl.Stream(ctx, args[0], -1, func() { close(opened) }, func(e core.Event) bool {
+					if e.DeploymentID == 0 && strings.HasPrefix(string(e.Type), "build.") {
+						fmt.Fprintf(out, "  %6.2fs  %s\n", time.Since(begin).Seconds(), e.Message)
+					}
+					return true
+				})
+			}()
+			select {
+			case <-opened:
+			case <-streamDone: // no stream: build without showing its output
+			case <-time.After(5 * time.Second):
+			}
 			a, err := cl.Build(cmd.Context(), args[0], commit)
+			cancel()
+			<-streamDone
 			if err != nil {
 				return err
 			}

@@ -17,6 +17,10 @@ var (
 	ErrConflict = errors.New("conflict")
 	ErrLocked   = errors.New("environment locked")
 	ErrInvalid  = errors.New("invalid input")
+	// ErrBuildFailed means the app's own build did not succeed (its
+	// command failed or timed out, or the artifact is too large): a
+	// failure of the commit, not of cutover.
+	ErrBuildFailed = errors.New("build failed")
 	// ErrFenced means a write came from a server that no longer holds the
 	// server lease: another server took over, and this one must stop.
 	ErrFenced = errors.New("server lease lost")

@@ -300,6 +300,9 @@ func (w *deadlineWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter 
 // URL is the API's base URL.
 func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
 
+// DataDir is the absolute data directory the server keeps its state in.
+func (s *Server) DataDir() string { return s.cfg.DataDir }
+
 // Close stops the API, the deploy machine and the proxies. Instances keep
 // running: a restarted server adopts them.
 func (s *Server) Close() error {
