@@ -71,6 +71,8 @@ type fakeDriver struct {
 	TaskFn   func(ctx context.Context, spec core.TaskSpec, out io.Writer) error
 	ExitedFn func(in core.Instance) (string, bool)
 	StopFn   func(insts []core.Instance)
+	// LogsFn returns what an instance's log holds, cut to maxBytes.
+	LogsFn func(in core.Instance, maxBytes int64) string
 }
 
 func newFakeDriver() *fakeDriver { return &fakeDriver{running: map[string]core.Instance{}} }
@@ -130,7 +132,11 @@ func (f *fakeDriver) RunTask(ctx context.Context, spec core.TaskSpec, out io.Wri
 }
 
 func (f *fakeDriver) Logs(ctx context.Context, in core.Instance, maxBytes int64, w io.Writer) error {
-	_, err := io.WriteString(w, "listening\n")
+	text := "listening\n"
+	if f.LogsFn != nil {
+		text = f.LogsFn(in, maxBytes)
+	}
+	_, err := io.WriteString(w, text)
 	return err
 }
 

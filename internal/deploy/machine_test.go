@@ -7,8 +7,8 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"sync"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 

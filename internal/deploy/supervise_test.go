@@ -3,6 +3,7 @@ package deploy_test
 import (
 	"context"
 	"errors"
+	"io"
 	"slices"
 	"strings"
 	"sync"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/internal/core"
+	"github.com/cutover/cutover/internal/deploy"
 )
 
 // deaths lets a test kill fake instances.
@@ -135,5 +137,61 @@ func TestDeployOfLiveReleaseRepairs(t *testing.T) {
 	}
 	if s, _ := r.svc.Status(context.Background(), "hello"); s[0].Degraded != "" {
 		t.Errorf("still degraded: %q", s[0].Degraded)
+	}
+}
+
+// Secrets never leak in part: a log window that starts inside a secret,
+// and a migration that prints 64 KiB before one, show no piece of it.
+func TestSecretsRedactedAcrossCuts(t *testing.T) {
+	t.Parallel()
+	const secret = "s3cret-value-that-is-long-enough"
+	r := newRig(t)
+	ctx := context.Background()
+	filler := strings.Repeat("x", 70<<10)
+	r.driver.TaskFn = func(ctx context.Context, spec core.TaskSpec, out io.Writer) error {
+		_, _ = io.WriteString(out, filler+"connecting with "+spec.Secrets["DB_PASSWORD"]+"\n")
+		return nil
+	}
+	r.start()
+	if _, err := r.svc.SetConfig(ctx, "hello", "staging", nil, map[string]string{"DB_PASSWORD": secret}); err != nil {
+		t.Fatal(err)
+	}
+	r.deployAndWait("staging", "c1", core.StateSucceeded)
+	es, _ := r.svc.Events(ctx, "hello", 0, 1000)
+	sawOutput := false
+	for _, e := range es {
+		if e.Type == core.EventDeployOutput {
+			sawOutput = true
+			if strings.Contains(e.Message, secret[1:]) || strings.Contains(e.Message, secret[:len(secret)-1]) {
+				t.Errorf("migration output leaks part of the secret: ...%s", e.Message[len(e.Message)-80:])
+			}
+			if !strings.Contains(e.Message, "[redacted]") {
+				t.Errorf("migration output lost the redaction marker: ...%s", e.Message[len(e.Message)-80:])
+			}
+		}
+	}
+	if !sawOutput {
+		t.Fatal("no migration output recorded")
+	}
+	// Every window that cuts the secret shows no part of it longer than the cut.
+	r.driver.LogsFn = func(in core.Instance, maxBytes int64) string {
+		text := "boot\nconnected with password=" + secret + "\nready\n"
+		if maxBytes > 0 && int64(len(text)) > maxBytes {
+			text = text[int64(len(text))-maxBytes:]
+		}
+		return text
+	}
+	for cut := int64(8); cut < 60; cut++ {
+		logs, err := r.svc.Logs(ctx, deploy.LogsRequest{App: "hello", Env: "staging", Bytes: cut * 2}) // two instances
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range logs {
+			for n := 4; n <= len(secret); n++ {
+				if strings.Contains(l.Log, secret[len(secret)-n:]) && n > 3 {
+					t.Fatalf("a %d-byte window shows %q of the secret: %q", cut, secret[len(secret)-n:], l.Log)
+				}
+			}
+		}
 	}
 }
