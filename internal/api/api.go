@@ -62,6 +62,7 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("POST /api/v1/apps/{app}/envs/{env}/deployments", a.json(withBody(a.deploy)))
 	mux.HandleFunc("POST /api/v1/apps/{app}/envs/{env}/rollback", a.json(withBody(a.rollback)))
 	mux.HandleFunc("POST /api/v1/apps/{app}/envs/{env}/confirm", a.json(a.confirm))
+	mux.HandleFunc("POST /api/v1/apps/{app}/envs/{env}/stop", a.json(a.stop))
 	mux.HandleFunc("POST /api/v1/apps/{app}/envs/{env}/hold", a.json(withBody(a.hold)))
 	mux.HandleFunc("GET /api/v1/apps/{app}/envs/{env}/config", a.json(a.getConfig))
 	mux.HandleFunc("PUT /api/v1/apps/{app}/envs/{env}/config", a.json(withBody(a.replaceConfig)))
@@ -311,6 +312,14 @@ func (a *api) confirm(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	return accepted(a.svc.Confirm(r.Context(), app, env, "api"))
+}
+
+func (a *api) stop(r *http.Request) (int, any, error) {
+	app, env, err := names(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	return accepted(a.svc.Stop(r.Context(), app, env, "api"))
 }
 
 type holdRequest struct {

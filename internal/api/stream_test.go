@@ -33,6 +33,7 @@ func (unused) Probe(context.Context, core.Instance, core.ProbeRequest) (core.Pro
 }
 func (unused) Exited(context.Context, core.Instance) (string, bool) { return "", false }
 func (unused) Route(context.Context, deploy.RouteSpec) error        { return nil }
+func (unused) Remove(context.Context, string) error                 { return nil }
 func (unused) Stats(context.Context, string) (deploy.RouteStats, error) {
 	return deploy.RouteStats{}, nil
 }

@@ -86,7 +86,7 @@ func addControlCommands(root *cobra.Command) {
 	cmds := []*cobra.Command{
 		newAppCmd(c), newBuildCmd(c), newDeployCmd(c), newRollbackCmd(c), newConfirmCmd(c), newHoldCmd(c),
 		newConfigCmd(c), newStatusCmd(c), newHistoryCmd(c), newReleasesCmd(c), newLogsCmd(c), newEventsCmd(c),
-		newReleaseCmd(c), newDiffCmd(c), newFollowCmd(c), newCancelCmd(c),
+		newReleaseCmd(c), newDiffCmd(c), newFollowCmd(c), newCancelCmd(c), newStopCmd(c),
 	}
 	for _, cmd := range cmds {
 		c.register(cmd)

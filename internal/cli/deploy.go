@@ -269,6 +269,31 @@ func what(d core.Deployment) string {
 	return core.ShortSHA(d.SHA)
 }
 
+func newStopCmd(c *control) *cobra.Command {
+	var detach bool
+	cmd := &cobra.Command{
+		Use:   "stop APP ENV",
+		Short: "Take an environment out of service: remove its route, stop its instances",
+		Long: `Records a deployment of kind stop: the proxy stops routing the environment (its
+listener answers 503), then every instance of both colours is stopped. Nothing
+is deleted: a deploy, or a rollback with --to N, brings it back.`,
+		Example: `  cutover stop hello staging
+  cutover deploy hello staging    # back in service`,
+		Args: exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := c.forApp(args...)
+			if err != nil {
+				return err
+			}
+			return follow(cmd, c, cl, args[0], detach, func(ctx context.Context) (core.Deployment, error) {
+				return cl.Stop(ctx, args[0], args[1])
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&detach, "detach", false, "return once recorded")
+	return cmd
+}
+
 func newFollowCmd(c *control) *cobra.Command {
 	return &cobra.Command{
 		Use:   "follow ID",

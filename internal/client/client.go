@@ -136,6 +136,13 @@ type RollbackOptions struct {
 	KeepConfig bool `json:"keep_config"`
 }
 
+// Stop takes an environment out of service.
+func (c *Client) Stop(ctx context.Context, app, env string) (core.Deployment, error) {
+	var d core.Deployment
+	err := c.do(ctx, "POST", "/api/v1/apps/"+esc(app)+"/envs/"+esc(env)+"/stop", nil, &d)
+	return d, err
+}
+
 // Confirm marks the live release verified.
 func (c *Client) Confirm(ctx context.Context, app, env string) (core.Deployment, error) {
 	var d core.Deployment

@@ -12,6 +12,7 @@ const (
 	KindRollback DeploymentKind = "rollback" // back to an earlier release, on request
 	KindRevert   DeploymentKind = "revert"   // the failed standby colour reverted to the last good release
 	KindConfirm  DeploymentKind = "confirm"  // the standby colour brought to the confirmed release
+	KindStop     DeploymentKind = "stop"     // the environment taken out of service: route removed, instances stopped
 )
 
 // DeploymentState is where a deployment stands.

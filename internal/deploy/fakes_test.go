@@ -219,6 +219,13 @@ func (f *fakeRouter) Stats(ctx context.Context, service string) (deploy.RouteSta
 	return f.StatsFn(r.Release), nil
 }
 
+func (f *fakeRouter) Remove(ctx context.Context, service string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.routes, service)
+	return nil
+}
+
 func (f *fakeRouter) route(service string) deploy.RouteSpec {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -505,6 +505,17 @@ func (s *Service) recoverDeployment(ctx context.Context, d core.Deployment) erro
 	switch {
 	case d.State == core.StateWaiting:
 		return nil // the tick evaluates it again
+	case d.Kind == core.KindStop:
+		// Every step of a stop can run again: finish it.
+		if holder, herr := s.cfg.Store.LockHolder(ctx, d.App, d.Env); herr == nil && strings.HasPrefix(holder, holderOf(d)+" on ") {
+			_ = s.cfg.Store.Unlock(ctx, d.App, d.Env, holder)
+		}
+		q, err := s.queue(d.App, d.Env)
+		if err != nil {
+			return err
+		}
+		q.push(task{holder: holderOf(d), key: holderOf(d), run: func(ctx context.Context) { s.runStop(ctx, d.ID) }}, false)
+		return nil
 	case d.State == core.StatePending && d.Step != core.StepQueued && d.Kind != core.KindConfirm:
 		// Recorded but not yet queued (gates or build): prepare it again.
 		// A build is once per SHA, so one that finished is not redone.

@@ -328,3 +328,43 @@ func TestRollbackConfigChange(t *testing.T) {
 		t.Errorf("config change said = %q", said)
 	}
 }
+
+// Stop takes an environment out of service (route removed before the
+// instances stop) as a recorded deployment; a deploy brings it back.
+func TestStopAndBringBack(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	r.start()
+	r.deployAndWait("staging", "c1", core.StateSucceeded)
+	r.deployAndWait("staging", "c2", core.StateSucceeded)
+	var mu sync.Mutex
+	routed := true
+	r.driver.StopFn = func([]core.Instance) {
+		mu.Lock()
+		defer mu.Unlock()
+		routed = r.router.route("hello-staging").Service != ""
+	}
+	d, err := r.svc.Stop(context.Background(), "hello", "staging", "ann")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d = r.wait(d); d.State != core.StateSucceeded || d.Kind != core.KindStop {
+		t.Fatalf("stop = %s %s %q", d.Kind, d.State, d.Reason)
+	}
+	mu.Lock()
+	if routed {
+		t.Error("instances were stopped while the proxy still routed to them")
+	}
+	mu.Unlock()
+	st := r.state("staging")
+	if st.LiveRelease() != 0 || len(r.driver.runningReleases()) != 0 {
+		t.Errorf("after stop: live v%d, running %v", st.LiveRelease(), r.driver.runningReleases())
+	}
+	if _, err := r.svc.Stop(context.Background(), "hello", "staging", "ann"); !errors.Is(err, core.ErrNotFound) {
+		t.Errorf("stopping a stopped environment: %v, want ErrNotFound", err)
+	}
+	back := r.deployAndWait("staging", "c2", core.StateSucceeded)
+	if st := r.state("staging"); st.LiveRelease() != back.Release || r.router.route("hello-staging").Release != back.Release {
+		t.Errorf("after the deploy: live v%d", st.LiveRelease())
+	}
+}

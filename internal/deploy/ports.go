@@ -142,6 +142,9 @@ type Router interface {
 	Route(ctx context.Context, spec RouteSpec) error
 	// Stats returns cumulative counters for the service's active set.
 	Stats(ctx context.Context, service string) (RouteStats, error)
+	// Remove stops routing the service (an environment taken out of
+	// service). Removing a service that is not routed is not an error.
+	Remove(ctx context.Context, service string) error
 }
 
 // RouteSpec is where an environment's traffic goes: a colour running a

@@ -549,3 +549,25 @@ func TestKilledInstanceIsRestarted(t *testing.T) {
 		t.Errorf("instance events = %v", types)
 	}
 }
+
+// cutover stop takes an environment out of service through the real proxy
+// and processes; a deploy brings it back.
+func TestStopEnvironment(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.deploy("staging", core.StateSucceeded)
+	d, err := e.svc.Stop(context.Background(), "hello", "staging", "tester")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.wait(d, core.StateSucceeded)
+	if code, _ := get(t, e.staging); code == 200 {
+		t.Errorf("a stopped environment still answers 200")
+	}
+	e.noOrphans()
+	if pids := helloPIDs(t, e.data); len(pids) != 0 {
+		t.Errorf("instances still run after stop: %v", pids)
+	}
+	e.deploy("staging", core.StateSucceeded)
+	e.serves(e.staging, "v1")
+}

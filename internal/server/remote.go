@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"time"
 
@@ -54,4 +56,19 @@ func (r *RemoteRouter) Stats(ctx context.Context, service string) (deploy.RouteS
 	}
 	c := st.Active.Counters
 	return deploy.RouteStats{Requests: c.Requests, Errors5xx: c.Errors5xx, ConnErrors: c.ConnErrors}, nil
+}
+
+// Remove implements deploy.Router.
+func (r *RemoteRouter) Remove(ctx context.Context, service string) error {
+	ctx, cancel := context.WithTimeout(ctx, remoteTimeout)
+	defer cancel()
+	err := r.admin.Do(ctx, "DELETE", "/services/"+url.PathEscape(service), nil, nil)
+	var ae *proxy.AdminError
+	if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("remove %s from the proxy: %w", service, err)
+	}
+	return nil
 }

@@ -122,3 +122,19 @@ func (r *Router) Close() {
 		_ = p.Shutdown(context.Background())
 	}
 }
+
+// Remove implements deploy.Router.
+func (r *Router) Remove(ctx context.Context, service string) error {
+	r.mu.Lock()
+	listen := r.services[service]
+	p := r.proxies[listen]
+	delete(r.services, service)
+	r.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	if err := p.RemoveService(ctx, service); err != nil && !errors.Is(err, proxy.ErrNotFound) {
+		return fmt.Errorf("remove %s from %s: %w", service, listen, err)
+	}
+	return nil
+}
