@@ -32,7 +32,7 @@ func (manifestSource) ReadFile(context.Context, string, string, string) ([]byte,
 func TestConfigRoutes(t *testing.T) {
 	t.Parallel()
 	st := memstore.New()
-	svc, err := deploy.New(deploy.Config{Store: st, Driver: unused{}, Router: unused{}, Builder: unused{}, Source: manifestSource{}, TickInterval: time.Hour})
+	svc, err := deploy.New(deploy.Config{Store: st, Driver: unused{}, Router: unused{}, Builder: noBuilder{}, Source: manifestSource{}, TickInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

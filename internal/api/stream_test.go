@@ -23,6 +23,9 @@ import (
 // never reached: only its timeline is.
 type unused struct{}
 
+// noBuilder is the builder such a machine never calls.
+type noBuilder struct{}
+
 func (unused) Start(context.Context, core.GroupSpec) ([]core.Instance, error) { return nil, nil }
 func (unused) Stop(context.Context, []core.Instance, time.Duration) error     { return nil }
 func (unused) List(context.Context) ([]core.Instance, error)                  { return nil, nil }
@@ -41,17 +44,20 @@ func (unused) ResolveCommit(context.Context, string, string) (string, error) { r
 func (unused) ReadFile(context.Context, string, string, string) ([]byte, error) {
 	return nil, nil
 }
-func (unused) Build(context.Context, core.App, string, io.Writer) (core.Artifact, *manifest.Manifest, error) {
+func (noBuilder) Build(context.Context, core.App, string, io.Writer) (core.Artifact, *manifest.Manifest, error) {
 	return core.Artifact{}, nil, nil
 }
-func (unused) Manifest(context.Context, core.Artifact) (*manifest.Manifest, error) { return nil, nil }
+func (noBuilder) Remove(context.Context, core.Artifact) error { return nil }
+func (noBuilder) Manifest(context.Context, core.Artifact) (*manifest.Manifest, error) {
+	return nil, nil
+}
 
 const token = "stream-test-token-0123456789"
 
 func newAPI(t *testing.T) (*httptest.Server, *deploy.Service, *memstore.Store) {
 	t.Helper()
 	st := memstore.New()
-	svc, err := deploy.New(deploy.Config{Store: st, Driver: unused{}, Router: unused{}, Builder: unused{}, Source: unused{}, TickInterval: time.Hour})
+	svc, err := deploy.New(deploy.Config{Store: st, Driver: unused{}, Router: unused{}, Builder: noBuilder{}, Source: unused{}, TickInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

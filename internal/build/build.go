@@ -344,3 +344,19 @@ func (b *Builder) logger() *slog.Logger {
 	}
 	return b.Logger
 }
+
+// Remove deletes an artifact's directory (read-only files included).
+func (b *Builder) Remove(ctx context.Context, a core.Artifact) error {
+	if a.Ref == "" || strings.Contains(a.Ref, "..") {
+		return fmt.Errorf("%w: artifact reference %q", core.ErrInvalid, a.Ref)
+	}
+	dir := Dir(b.Root, a.Ref)
+	if err := makeWritable(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove artifact %s: %w", core.ShortSHA(a.SHA), err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove artifact %s: %w", core.ShortSHA(a.SHA), err)
+	}
+	_ = os.Remove(dir + logSuffix)
+	return nil
+}

@@ -11,12 +11,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cutover/cutover/internal/deploy"
 	"github.com/cutover/cutover/internal/server"
 )
 
 func newServerCmd() *cobra.Command {
 	var dataDir, listen, logLevel, proxyAdmin, database, driver, name string
 	var leaseTTL time.Duration
+	var keepReleases int
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the control plane: API, deploy machine and embedded proxies",
@@ -45,7 +47,7 @@ refuse changes with a message naming the active server, and take over within
 			srv, err := server.Open(ctx, server.Config{
 				DataDir: dataDir, Listen: listen, Logger: log, Token: os.Getenv("CUTOVER_TOKEN"),
 				ProxyAdmin: proxyAdmin, ProxyToken: os.Getenv("CUTOVER_PROXY_TOKEN"), DatabaseURL: database,
-				Driver: driver, Name: name, LeaseTTL: leaseTTL,
+				Driver: driver, Name: name, LeaseTTL: leaseTTL, KeepReleases: keepReleases,
 			})
 			if err != nil {
 				return err
@@ -72,6 +74,7 @@ refuse changes with a message naming the active server, and take over within
 	cmd.Flags().StringVar(&driver, "driver", server.DriverProcess, "runtime that runs instances: process (local child processes)")
 	cmd.Flags().StringVar(&name, "name", "", "this server's name in the lease and in locks (default HOST:DATA_DIR); a restart with the same name takes over at once")
 	cmd.Flags().DurationVar(&leaseTTL, "lease-ttl", server.DefaultLeaseTTL, "how long the server lease lasts unrenewed: how soon a standby takes over from a dead server")
+	cmd.Flags().IntVar(&keepReleases, "keep-releases", deploy.DefaultKeepReleases, "rollback targets per environment whose artifacts are kept; older artifacts are collected hourly")
 	cmd.Flags().StringVar(&proxyAdmin, "proxy-admin", "", "route traffic through a separate `cutover proxy run` at this admin endpoint (its token in CUTOVER_PROXY_TOKEN) instead of the embedded proxies, so a control-plane restart never interrupts traffic")
 	return cmd
 }

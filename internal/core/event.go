@@ -15,6 +15,8 @@ const (
 	EventBuildFinished EventType = "build.finished"
 	EventBuildFailed   EventType = "build.failed"
 
+	EventArtifactsCollected EventType = "artifacts.collected" // the retention removed artifacts no rollback can target
+
 	EventDeployWaiting      EventType = "deploy.waiting"  // recorded; waits on a condition before the queue
 	EventDeployAdmitted     EventType = "deploy.admitted" // a waiting deployment's condition was met
 	EventDeployQueued       EventType = "deploy.queued"

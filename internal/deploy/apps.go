@@ -3,6 +3,7 @@ package deploy
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -108,6 +109,10 @@ func (s *Service) build(ctx context.Context, app core.App, sha string, logw io.W
 // manifestFor loads the manifest stored with a release's artifact.
 func (s *Service) manifestFor(ctx context.Context, app string, rel core.Release) (core.Artifact, *manifest.Manifest, error) {
 	a, err := s.cfg.Store.GetArtifact(ctx, app, rel.SHA)
+	if errors.Is(err, core.ErrNotFound) {
+		return core.Artifact{}, nil, fmt.Errorf("%w: the artifact of %s was collected by the retention (it keeps the newest rollback targets of each environment); deploy commit %s again to rebuild it",
+			core.ErrNotFound, rel.Label(), core.ShortSHA(rel.SHA))
+	}
 	if err != nil {
 		return core.Artifact{}, nil, fmt.Errorf("artifact of %s: %w", rel.Label(), err)
 	}

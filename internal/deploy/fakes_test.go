@@ -233,9 +233,10 @@ func (f *fakeRouter) route(service string) deploy.RouteSpec {
 }
 
 type fakeBuilder struct {
-	m      *manifest.Manifest
-	mu     sync.Mutex
-	builds int
+	m       *manifest.Manifest
+	mu      sync.Mutex
+	builds  int
+	removed map[string]bool
 }
 
 func (f *fakeBuilder) Build(ctx context.Context, app core.App, sha string, logw io.Writer) (core.Artifact, *manifest.Manifest, error) {
@@ -246,7 +247,22 @@ func (f *fakeBuilder) Build(ctx context.Context, app core.App, sha string, logw 
 }
 
 func (f *fakeBuilder) Manifest(ctx context.Context, a core.Artifact) (*manifest.Manifest, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.removed[a.SHA] {
+		return nil, fmt.Errorf("artifact %s: no such directory", a.Ref)
+	}
 	return f.m, nil
+}
+
+func (f *fakeBuilder) Remove(ctx context.Context, a core.Artifact) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.removed == nil {
+		f.removed = map[string]bool{}
+	}
+	f.removed[a.SHA] = true
+	return nil
 }
 
 // fakeSource resolves refs named c1, c2, ... to SHAs of repeated digits

@@ -343,6 +343,7 @@ func (s *Service) Tick(ctx context.Context) {
 		return
 	}
 	s.evaluateWaiting(ctx)
+	s.maybeCollect(ctx)
 	apps, err := s.cfg.Store.ListApps(ctx)
 	if err != nil {
 		s.log.Error("tick: list apps", "err", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -367,4 +368,61 @@ func TestStopAndBringBack(t *testing.T) {
 	if st := r.state("staging"); st.LiveRelease() != back.Release || r.router.route("hello-staging").Release != back.Release {
 		t.Errorf("after the deploy: live v%d", st.LiveRelease())
 	}
+}
+
+// The retention collects the artifacts no rollback can target any more,
+// and never one a colour runs or a rollback may still choose.
+func TestArtifactRetention(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	r.start()
+	svc, err := deploy.New(deploy.Config{Store: r.store, Driver: r.driver, Router: r.router, Builder: r.builder,
+		Source: fakeSource{manifest: []byte(testManifest)}, TickInterval: time.Hour, Now: r.now, KeepReleases: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.svc.Close()
+	if err := svc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svc.Close)
+	r.svc = svc
+	for _, c := range []string{"c1", "c2", "c3", "c4", "c5", "c6"} {
+		r.deployAndWait("staging", c, core.StateSucceeded) // #1..#6; #5 stays warm as the standby
+	}
+	removed, err := svc.CollectArtifacts(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gone []string
+	for _, a := range removed {
+		gone = append(gone, a.SHA)
+	}
+	slices.Sort(gone)
+	// Kept: #6 live, #5 standby and rollback target, #4 the second rollback target.
+	if want := []string{sha(1), sha(2), sha(3)}; !slices.Equal(gone, want) {
+		t.Fatalf("collected %d artifact(s) %v, want those of c1, c2 and c3", len(gone), gone)
+	}
+	for _, n := range []int{4, 5, 6} {
+		if _, err := r.store.GetArtifact(context.Background(), "hello", sha(n)); err != nil {
+			t.Errorf("the artifact of c%d was collected: %v", n, err)
+		}
+	}
+	// The two newest rollback targets still work; an older one says why not.
+	if d := r.wait(mustRollback(t, r, deploy.RollbackRequest{Steps: 2})); d.State != core.StateSucceeded || d.Release != 4 {
+		t.Errorf("rollback two steps = #%d %s %q", d.Release, d.State, d.Reason)
+	}
+	if _, err := svc.Rollback(context.Background(), deploy.RollbackRequest{App: "hello", Env: "staging", To: 1}); !errors.Is(err, core.ErrNotFound) || !strings.Contains(err.Error(), "collected") {
+		t.Errorf("rollback to a collected release: %v", err)
+	}
+}
+
+func mustRollback(t *testing.T, r *rig, req deploy.RollbackRequest) core.Deployment {
+	t.Helper()
+	req.App, req.Env = "hello", "staging"
+	d, err := r.svc.Rollback(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }

@@ -30,6 +30,9 @@ type ArtifactStore interface {
 	PutArtifact(ctx context.Context, a core.Artifact) (core.Artifact, error)
 	GetArtifact(ctx context.Context, app, sha string) (core.Artifact, error)
 	ListArtifacts(ctx context.Context, app string, limit int) ([]core.Artifact, error)
+	// DeleteArtifact forgets an artifact the retention collected (its
+	// files are gone); deleting a missing one is not an error.
+	DeleteArtifact(ctx context.Context, app, sha string) error
 }
 
 // ConfigStore records config versions. secrets holds plain values; the
@@ -176,6 +179,9 @@ type Builder interface {
 	Build(ctx context.Context, app core.App, sha string, logw io.Writer) (core.Artifact, *manifest.Manifest, error)
 	// Manifest returns the manifest an artifact was built with.
 	Manifest(ctx context.Context, a core.Artifact) (*manifest.Manifest, error)
+	// Remove deletes an artifact's files (the retention collects
+	// artifacts no rollback can target any more).
+	Remove(ctx context.Context, a core.Artifact) error
 }
 
 // Source answers questions about an app's repository (internal/gitx).

@@ -52,6 +52,9 @@ type Config struct {
 	// Gates decide whether a deployment may enter its environment's queue
 	// (the promotion chain is always the first).
 	Gates []Gate
+	// KeepReleases is how many rollback targets per environment (and
+	// newest artifacts per app) the artifact retention keeps; 0 = default.
+	KeepReleases int
 }
 
 // Service is the deploy machine. All methods are safe for concurrent use.
@@ -71,9 +74,10 @@ type Service struct {
 	act     *activation               // nil when inactive
 	standby string                    // why mutations are refused while inactive
 
-	evaluating map[string]bool      // waiting deployments being evaluated now
-	restarts   map[string]*restarts // supervision of live colours, by app/env
-	unrouted   map[string]string    // environments whose live colour the proxy could not be told about, why
+	evaluating  map[string]bool      // waiting deployments being evaluated now
+	restarts    map[string]*restarts // supervision of live colours, by app/env
+	unrouted    map[string]string    // environments whose live colour the proxy could not be told about, why
+	lastCollect time.Time            // when the artifact retention last ran
 
 	// amu guards preparing: the deployments of each environment being
 	// prepared, by ID; turn is signalled when one leaves it.

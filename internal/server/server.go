@@ -84,6 +84,9 @@ type Config struct {
 	// LeaseTTL is how long the lease lasts without renewal: the time a
 	// standby waits before taking over from a server that died.
 	LeaseTTL time.Duration
+	// KeepReleases is how many rollback targets per environment keep their
+	// artifacts (0 = deploy.DefaultKeepReleases).
+	KeepReleases int
 	// Limits bound the API server's connections; zero fields take the
 	// defaults.
 	Limits Limits
@@ -227,7 +230,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	s.Deploy, err = deploy.New(deploy.Config{
 		Store: st, Driver: s.driver, Router: router, Builder: builder, Source: gitSource{},
 		Logger: log.With("part", "deploy"), TickInterval: cfg.TickInterval, Gates: []deploy.Gate{compatGate{s.Release}},
-		Holder: s.name,
+		Holder: s.name, KeepReleases: cfg.KeepReleases,
 	})
 	if err != nil {
 		return nil, err

@@ -129,6 +129,17 @@ func (s *Store) GetArtifact(ctx context.Context, app, sha string) (core.Artifact
 	return a, nil
 }
 
+// DeleteArtifact implements deploy.Store.
+func (s *Store) DeleteArtifact(ctx context.Context, app, sha string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.fail("DeleteArtifact", sha); err != nil {
+		return err
+	}
+	delete(s.artifacts, key(app, sha))
+	return nil
+}
+
 // ListArtifacts implements deploy.Store: newest first.
 func (s *Store) ListArtifacts(ctx context.Context, app string, limit int) ([]core.Artifact, error) {
 	s.mu.Lock()

@@ -268,6 +268,12 @@ func (s *Store) GetArtifact(ctx context.Context, app, sha string) (core.Artifact
 }
 
 // ListArtifacts implements deploy.Store.
+// DeleteArtifact implements deploy.Store.
+func (s *Store) DeleteArtifact(ctx context.Context, app, sha string) error {
+	_, err := s.db.ExecContext(ctx, s.q(`DELETE FROM artifacts WHERE app = ? AND sha = ?`), app, sha)
+	return err
+}
+
 func (s *Store) ListArtifacts(ctx context.Context, app string, limit int) ([]core.Artifact, error) {
 	rows, err := s.db.QueryContext(ctx, s.q(`SELECT app, sha, digest, path, size, build_log, created_at FROM artifacts WHERE app = ? ORDER BY created_at DESC LIMIT ?`), app, limit)
 	if err != nil {

@@ -152,6 +152,15 @@ func artifacts(t *testing.T, s deploy.Store) {
 	if l, _ := s.ListArtifacts(ctx, "a", 10); len(l) != 1 {
 		t.Errorf("list = %d", len(l))
 	}
+	if err := s.DeleteArtifact(ctx, "a", sha1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetArtifact(ctx, "a", sha1); !errors.Is(err, core.ErrNotFound) {
+		t.Errorf("deleted artifact: %v, want ErrNotFound", err)
+	}
+	if err := s.DeleteArtifact(ctx, "a", sha1); err != nil {
+		t.Errorf("deleting twice: %v", err)
+	}
 }
 
 func configs(t *testing.T, s deploy.Store) {

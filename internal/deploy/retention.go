@@ -1,0 +1,134 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/cutover/cutover/internal/core"
+)
+
+// Artifact retention: every commit's export costs disk (42 MB for a real
+// app), so artifacts nothing can use any more are collected. An artifact
+// is kept while a colour runs it, a deployment not yet ended ships it, it
+// is among the KeepReleases newest rollback targets of an environment, or
+// among the KeepReleases newest artifacts of the app (built, perhaps not
+// yet deployed). A rollback further back than that (--to N) is refused
+// with the reason; deploying the commit again builds it again.
+const (
+	DefaultKeepReleases = 10
+	collectEvery        = time.Hour
+)
+
+// CollectArtifacts removes the artifacts no rollback can target any more
+// and returns them. The tick runs it every hour.
+func (s *Service) CollectArtifacts(ctx context.Context) ([]core.Artifact, error) {
+	if _, err := s.activation(); err != nil {
+		return nil, err
+	}
+	apps, err := s.cfg.Store.ListApps(ctx)
+	if err != nil {
+		return nil, err
+	}
+	keep := s.cfg.KeepReleases
+	if keep <= 0 {
+		keep = DefaultKeepReleases
+	}
+	unfinished, err := s.cfg.Store.UnfinishedDeployments(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var removed []core.Artifact
+	for _, app := range apps {
+		protected, err := s.protectedCommits(ctx, app.Name, keep, unfinished)
+		if err != nil {
+			return removed, fmt.Errorf("retention of %s: %w", app.Name, err)
+		}
+		arts, err := s.cfg.Store.ListArtifacts(ctx, app.Name, MaxHistoryLimit)
+		if err != nil {
+			return removed, err
+		}
+		var gone []string
+		for i, a := range arts { // newest first
+			if i < keep || protected[a.SHA] {
+				continue
+			}
+			if err := s.cfg.Builder.Remove(ctx, a); err != nil {
+				s.log.Error("collect artifact", "app", app.Name, "sha", a.SHA, "err", err)
+				continue
+			}
+			if err := s.cfg.Store.DeleteArtifact(ctx, app.Name, a.SHA); err != nil {
+				return removed, err
+			}
+			removed = append(removed, a)
+			gone = append(gone, core.ShortSHA(a.SHA))
+		}
+		if len(gone) > 0 {
+			s.emit(ctx, core.Event{App: app.Name, Type: core.EventArtifactsCollected, Actor: "cutover", Reason: strings.Join(gone, ", "),
+				Message: fmt.Sprintf("collected %d artifact(s) no rollback can target any more (keeping %d per environment): %s", len(gone), keep, strings.Join(gone, ", "))})
+		}
+	}
+	return removed, nil
+}
+
+// protectedCommits lists the commits of app whose artifacts must stay.
+func (s *Service) protectedCommits(ctx context.Context, app string, keep int, unfinished []core.Deployment) (map[string]bool, error) {
+	protected := map[string]bool{}
+	releaseSHA := func(n int) error {
+		if n <= 0 {
+			return nil
+		}
+		rel, err := s.cfg.Store.GetRelease(ctx, app, n)
+		if err != nil {
+			return err
+		}
+		protected[rel.SHA] = true
+		return nil
+	}
+	for _, d := range unfinished {
+		if d.App == app {
+			protected[d.SHA] = true
+		}
+	}
+	sts, err := s.cfg.Store.ListEnvStates(ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	for _, st := range sts {
+		for _, sl := range st.Slots {
+			if err := releaseSHA(sl.Release); err != nil {
+				return nil, err
+			}
+		}
+		earlier, err := s.earlierReleases(ctx, app, st.Env)
+		if err != nil {
+			return nil, err
+		}
+		for i, n := range earlier {
+			if i >= keep {
+				break
+			}
+			if err := releaseSHA(n); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return protected, nil
+}
+
+// maybeCollect runs the retention once per collectEvery.
+func (s *Service) maybeCollect(ctx context.Context) {
+	s.mu.Lock()
+	due := s.now().Sub(s.lastCollect) >= collectEvery
+	if due {
+		s.lastCollect = s.now()
+	}
+	s.mu.Unlock()
+	if !due {
+		return
+	}
+	if _, err := s.CollectArtifacts(ctx); err != nil && ctx.Err() == nil {
+		s.log.Error("artifact retention", "err", err)
+	}
+}
