@@ -58,6 +58,7 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("GET /api/v1/apps", a.json(a.listApps))
 	mux.HandleFunc("POST /api/v1/apps", a.json(withBody(a.addApp)))
 	mux.HandleFunc("GET /api/v1/apps/{app}", a.json(a.getApp))
+	mux.HandleFunc("DELETE /api/v1/apps/{app}", a.json(a.removeApp))
 	mux.HandleFunc("POST /api/v1/apps/{app}/builds", a.json(withBody(a.build)))
 	mux.HandleFunc("POST /api/v1/apps/{app}/envs/{env}/deployments", a.json(withBody(a.deploy)))
 	mux.HandleFunc("POST /api/v1/apps/{app}/envs/{env}/rollback", a.json(withBody(a.rollback)))
@@ -263,6 +264,17 @@ func (a *api) getApp(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	return ok(a.svc.App(r.Context(), app))
+}
+
+func (a *api) removeApp(r *http.Request) (int, any, error) {
+	app, _, err := names(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := a.svc.RemoveApp(r.Context(), app, "api"); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, map[string]string{"removed": app}, nil
 }
 
 type buildRequest struct {

@@ -86,7 +86,31 @@ next to the server and give its path.`,
 			return tw.Flush()
 		},
 	}
-	cmd.AddCommand(add, list)
+	remove := &cobra.Command{
+		Use:   "remove NAME",
+		Short: "Forget an app: releases, deployments, config and artifacts (its timeline stays)",
+		Long: `Removes an app from cutover: its releases, deployments, config versions and
+artifacts (files included). Its timeline stays. Refused while one of its
+environments runs (stop each with cutover stop APP ENV first) or has a
+deployment not yet ended. The repository itself is not touched.`,
+		Example: "  cutover stop hello staging && cutover stop hello production && cutover app remove hello",
+		Args:    exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := c.forApp(args[0])
+			if err != nil {
+				return err
+			}
+			if err := cl.RemoveApp(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			if c.json() {
+				return printJSON(cmd.OutOrStdout(), map[string]string{"removed": args[0]})
+			}
+			printf(cmd, "app %s removed\n", args[0])
+			return nil
+		},
+	}
+	cmd.AddCommand(add, list, remove)
 	return cmd
 }
 

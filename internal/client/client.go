@@ -93,6 +93,11 @@ func (c *Client) AddApp(ctx context.Context, name, repo string) (core.App, error
 	return a, err
 }
 
+// RemoveApp forgets an app (its environments must be stopped).
+func (c *Client) RemoveApp(ctx context.Context, name string) error {
+	return c.do(ctx, "DELETE", "/api/v1/apps/"+esc(name), nil, nil)
+}
+
 // Apps lists apps.
 func (c *Client) Apps(ctx context.Context) ([]core.App, error) {
 	var a []core.App

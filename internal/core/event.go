@@ -8,7 +8,8 @@ type EventType string
 
 // Event types. Deployment outcomes are "deploy." + the terminal state.
 const (
-	EventAppAdded EventType = "app.added"
+	EventAppAdded   EventType = "app.added"
+	EventAppRemoved EventType = "app.removed"
 
 	EventBuildStarted  EventType = "build.started"
 	EventBuildOutput   EventType = "build.output"

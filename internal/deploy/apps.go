@@ -40,6 +40,54 @@ func (s *Service) AddApp(ctx context.Context, name, repo string) (core.App, erro
 	return app, nil
 }
 
+// RemoveApp forgets an app: its releases, deployments, config and
+// artifacts (files included). Its timeline stays. It is refused while any
+// of its environments runs instances or has a deployment not yet ended:
+// stop them first (cutover stop APP ENV).
+func (s *Service) RemoveApp(ctx context.Context, name, by string) error {
+	if _, err := s.activation(); err != nil {
+		return err
+	}
+	if _, err := s.App(ctx, name); err != nil {
+		return err
+	}
+	sts, err := s.cfg.Store.ListEnvStates(ctx, name)
+	if err != nil {
+		return err
+	}
+	for _, st := range sts {
+		for _, sl := range st.Slots {
+			if len(sl.Instances) > 0 {
+				return fmt.Errorf("%w: %s/%s still runs %d instance(s) of #%d; stop it first: cutover stop %s %s", core.ErrConflict, name, st.Env, len(sl.Instances), sl.Release, name, st.Env)
+			}
+		}
+	}
+	unfinished, err := s.cfg.Store.UnfinishedDeployments(ctx)
+	if err != nil {
+		return err
+	}
+	for _, d := range unfinished {
+		if d.App == name {
+			return fmt.Errorf("%w: deployment %d of %s to %s has not ended (%s); cancel it or wait", core.ErrConflict, d.ID, name, d.Env, d.State)
+		}
+	}
+	arts, err := s.cfg.Store.ListArtifacts(ctx, name, MaxHistoryLimit)
+	if err != nil {
+		return err
+	}
+	for _, a := range arts {
+		if err := s.cfg.Builder.Remove(ctx, a); err != nil {
+			return fmt.Errorf("remove app %s: %w", name, err)
+		}
+	}
+	if err := s.cfg.Store.DeleteApp(ctx, name); err != nil {
+		return fmt.Errorf("remove app %s: %w", name, err)
+	}
+	s.emit(ctx, core.Event{App: name, Type: core.EventAppRemoved, Actor: by,
+		Message: fmt.Sprintf("app %s removed by %s (%d artifact(s) deleted; its timeline stays)", name, orSomeone(by), len(arts))})
+	return nil
+}
+
 // Build builds ref of app once and records the artifact. Building a commit
 // that already has an artifact returns it unchanged.
 func (s *Service) Build(ctx context.Context, appName, ref string, logw io.Writer) (core.Artifact, error) {

@@ -20,6 +20,9 @@ type AppStore interface {
 	CreateApp(ctx context.Context, app core.App) error // ErrConflict if the name exists
 	GetApp(ctx context.Context, name string) (core.App, error)
 	ListApps(ctx context.Context) ([]core.App, error)
+	// DeleteApp forgets an app and everything recorded for it but its
+	// events (the timeline keeps its history); a missing app is ErrNotFound.
+	DeleteApp(ctx context.Context, name string) error
 }
 
 // ArtifactStore records artifacts. They are immutable: PutArtifact with an

@@ -571,3 +571,40 @@ func TestStopEnvironment(t *testing.T) {
 	e.deploy("staging", core.StateSucceeded)
 	e.serves(e.staging, "v1")
 }
+
+// An app can be removed once its environments are stopped; its artifacts
+// go with it, its timeline stays, and the name can be added again.
+func TestRemoveApp(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	e.deploy("staging", core.StateSucceeded)
+	if err := e.svc.RemoveApp(ctx, "hello", "tester"); !errors.Is(err, core.ErrConflict) || !strings.Contains(err.Error(), "cutover stop hello staging") {
+		t.Fatalf("remove a running app: %v", err)
+	}
+	d, err := e.svc.Stop(ctx, "hello", "staging", "tester")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.wait(d, core.StateSucceeded)
+	arts := filepath.Join(e.data, "artifacts", "hello")
+	if entries, _ := os.ReadDir(arts); len(entries) == 0 {
+		t.Fatal("no artifact on disk before the removal")
+	}
+	if err := e.svc.RemoveApp(ctx, "hello", "tester"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.App(ctx, "hello"); !errors.Is(err, core.ErrNotFound) {
+		t.Errorf("removed app: %v", err)
+	}
+	if entries, _ := os.ReadDir(arts); len(entries) != 0 {
+		t.Errorf("artifacts left on disk: %v", entries)
+	}
+	if es, _ := e.svc.Events(ctx, "", 0, 1000); len(es) == 0 || es[len(es)-1].Type != core.EventAppRemoved {
+		t.Errorf("the timeline does not end with the removal")
+	}
+	if _, err := e.svc.AddApp(ctx, "hello", e.repo); err != nil {
+		t.Fatalf("add the name again: %v", err)
+	}
+	e.deploy("staging", core.StateSucceeded)
+}

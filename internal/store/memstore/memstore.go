@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -98,6 +99,48 @@ func (s *Store) ListApps(ctx context.Context) ([]core.App, error) {
 	}
 	slices.SortFunc(out, func(a, b core.App) int { return cmp.Compare(a.Name, b.Name) })
 	return out, nil
+}
+
+// DeleteApp implements deploy.Store.
+func (s *Store) DeleteApp(ctx context.Context, name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.apps[name]; !ok {
+		return fmt.Errorf("app %s: %w", name, core.ErrNotFound)
+	}
+	delete(s.apps, name)
+	prefix := name + "/"
+	for k := range s.artifacts {
+		if strings.HasPrefix(k, prefix) {
+			delete(s.artifacts, k)
+		}
+	}
+	for _, m := range []map[string][]config{s.configs} {
+		for k := range m {
+			if strings.HasPrefix(k, prefix) {
+				delete(m, k)
+			}
+		}
+	}
+	delete(s.releases, name)
+	for k := range s.states {
+		if strings.HasPrefix(k, prefix) {
+			delete(s.states, k)
+		}
+	}
+	for k := range s.locks {
+		if strings.HasPrefix(k, prefix) {
+			delete(s.locks, k)
+		}
+	}
+	// Deployment IDs are positions: a removed app's deployments stay as
+	// tombstones nobody lists (ListDeployments filters by app).
+	for i, d := range s.deployments {
+		if d.App == name {
+			s.deployments[i] = core.Deployment{ID: d.ID, State: core.StateCancelled}
+		}
+	}
+	return nil
 }
 
 // PutArtifact implements deploy.Store.

@@ -218,6 +218,26 @@ func (s *Store) ListApps(ctx context.Context) ([]core.App, error) {
 	return out, rows.Err()
 }
 
+// DeleteApp implements deploy.Store: in one transaction, every row of the
+// app but its events.
+func (s *Store) DeleteApp(ctx context.Context, name string) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		for _, table := range []string{"checks", "candidates", "locks", "env_states", "deployments", "releases", "configs", "artifacts"} {
+			if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM `+table+` WHERE app = ?`), name); err != nil {
+				return fmt.Errorf("delete %s of %s: %w", table, name, err)
+			}
+		}
+		res, err := tx.ExecContext(ctx, s.q(`DELETE FROM apps WHERE name = ?`), name)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("app %s: %w", name, core.ErrNotFound)
+		}
+		return nil
+	})
+}
+
 // PutArtifact implements deploy.Store: artifacts are immutable.
 func (s *Store) PutArtifact(ctx context.Context, a core.Artifact) (core.Artifact, error) {
 	tx, err := s.db.BeginTx(ctx, nil)

@@ -20,6 +20,7 @@ const sha1 = "1111111111111111111111111111111111111111"
 // fresh, empty store.
 func Run(t *testing.T, open func(t *testing.T) deploy.Store) {
 	t.Run("apps", func(t *testing.T) { apps(t, open(t)) })
+	t.Run("delete an app", func(t *testing.T) { deleteApp(t, open(t)) })
 	t.Run("artifacts are immutable", func(t *testing.T) { artifacts(t, open(t)) })
 	t.Run("config versions and secrets", func(t *testing.T) { configs(t, open(t)) })
 	t.Run("release numbering", func(t *testing.T) { releases(t, open(t)) })
@@ -436,5 +437,60 @@ func locks(t *testing.T, s deploy.Store) {
 			t.Fatalf("expired lock not taken over: %v", err)
 		}
 		time.Sleep(5 * time.Millisecond) // poll until the 10 ms lock has expired
+	}
+}
+
+func deleteApp(t *testing.T, s deploy.Store) {
+	mustApp(t, s, "a")
+	mustApp(t, s, "b")
+	now := time.Now().UTC()
+	for _, app := range []string{"a", "b"} {
+		if _, err := s.PutArtifact(ctx, core.Artifact{App: app, SHA: sha1, Digest: "d", Ref: "x", CreatedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.PutConfig(ctx, app, "prod", map[string]string{"K": "v"}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.CreateRelease(ctx, core.Release{App: app, Env: "prod", SHA: sha1, Digest: "d", CreatedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.CreateDeployment(ctx, core.Deployment{App: app, Env: "prod", Kind: core.KindDeploy, Release: 1, State: core.StateSucceeded, Step: core.StepDone, CreatedAt: now, UpdatedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.PutEnvState(ctx, core.EnvState{App: app, Env: "prod", Live: core.Blue}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.AppendEvent(ctx, core.Event{App: app, Type: core.EventAppAdded, Time: now, Message: "x"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.DeleteApp(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetApp(ctx, "a"); !errors.Is(err, core.ErrNotFound) {
+		t.Errorf("deleted app: %v", err)
+	}
+	if ds, _ := s.ListDeployments(ctx, "a", "", 0, 10); len(ds) != 0 {
+		t.Errorf("deployments of a deleted app: %v", ds)
+	}
+	if sts, _ := s.ListEnvStates(ctx, "a"); len(sts) != 0 {
+		t.Errorf("states of a deleted app: %v", sts)
+	}
+	if _, err := s.GetArtifact(ctx, "a", sha1); !errors.Is(err, core.ErrNotFound) {
+		t.Errorf("artifact of a deleted app: %v", err)
+	}
+	if es, _ := s.ListEvents(ctx, "a", 0, 10); len(es) != 1 {
+		t.Errorf("the timeline of a deleted app must stay: %d events", len(es))
+	}
+	if ds, _ := s.ListDeployments(ctx, "b", "", 0, 10); len(ds) != 1 {
+		t.Errorf("another app lost its deployments: %v", ds)
+	}
+	if err := s.DeleteApp(ctx, "a"); !errors.Is(err, core.ErrNotFound) {
+		t.Errorf("deleting twice: %v", err)
+	}
+	// The name can be used again.
+	mustApp(t, s, "a")
+	if r, err := s.CreateRelease(ctx, core.Release{App: "a", Env: "prod", SHA: sha1, Digest: "d", CreatedAt: now}); err != nil || r.Number != 1 {
+		t.Errorf("first release of a new app with an old name = %+v, %v", r, err)
 	}
 }
