@@ -92,8 +92,13 @@ func TestRun_CancelKillsProcessGroup(t *testing.T) {
 	if !errors.As(err, &xe) || !errors.Is(err, context.Canceled) || xe.Code != -1 {
 		t.Errorf("err = %#v, want an ExitError wrapping context.Canceled with code -1", err)
 	}
-	if alive(pid) {
-		t.Errorf("grandchild %d still running", pid)
+	// SIGKILL is delivered asynchronously: poll until the grandchild is gone.
+	deadline := time.Now().Add(10 * time.Second)
+	for alive(pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("grandchild %d still running", pid)
+		}
+		time.Sleep(5 * time.Millisecond) // poll /proc
 	}
 }
 
