@@ -19,6 +19,7 @@ func (a *api) routeReleases(mux *http.ServeMux) {
 	mux.HandleFunc("PUT /api/v1/apps/{app}/candidates/{rc}/notes", a.json(withBody(a.setNotes)))
 	mux.HandleFunc("POST /api/v1/apps/{app}/candidates/{rc}/check", a.json(a.checkCandidate))
 	mux.HandleFunc("POST /api/v1/apps/{app}/candidates/{rc}/finish", a.json(withBody(a.finishCandidate)))
+	mux.HandleFunc("POST /api/v1/apps/{app}/candidates/{rc}/abandon", a.json(a.abandonCandidate))
 	mux.HandleFunc("GET /api/v1/apps/{app}/diff", a.json(a.diff))
 }
 
@@ -39,6 +40,7 @@ type cutRequest struct {
 	From    string `json:"from"`
 	Version string `json:"version"`
 	Bump    string `json:"bump"`
+	Since   string `json:"since"`
 }
 
 func (a *api) cutCandidate(r *http.Request, req cutRequest) (int, any, error) {
@@ -46,7 +48,7 @@ func (a *api) cutCandidate(r *http.Request, req cutRequest) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	c, err := a.rel.Cut(r.Context(), release.CutRequest{App: app, Patch: req.Patch, From: req.From, Version: req.Version, Bump: req.Bump})
+	c, err := a.rel.Cut(r.Context(), release.CutRequest{App: app, Patch: req.Patch, From: req.From, Version: req.Version, Bump: req.Bump, Since: req.Since})
 	return http.StatusCreated, c, err
 }
 
@@ -79,7 +81,8 @@ func (a *api) checkCandidate(r *http.Request) (int, any, error) {
 }
 
 type finishRequest struct {
-	TrueUp bool `json:"true_up"`
+	TrueUp bool     `json:"true_up"`
+	Drop   []string `json:"drop"`
 }
 
 func (a *api) finishCandidate(r *http.Request, req finishRequest) (int, any, error) {
@@ -87,7 +90,15 @@ func (a *api) finishCandidate(r *http.Request, req finishRequest) (int, any, err
 	if err != nil {
 		return 0, nil, err
 	}
-	return ok(a.rel.Finish(r.Context(), app, r.PathValue("rc"), req.TrueUp))
+	return ok(a.rel.Finish(r.Context(), app, r.PathValue("rc"), release.FinishOptions{TrueUp: req.TrueUp, Drop: req.Drop}))
+}
+
+func (a *api) abandonCandidate(r *http.Request) (int, any, error) {
+	app, _, err := names(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	return ok(a.rel.Abandon(r.Context(), app, r.PathValue("rc")))
 }
 
 func (a *api) diff(r *http.Request) (int, any, error) {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -253,6 +254,51 @@ func TestReleaseCLI(t *testing.T) {
 	code, out := cli("diff", "hello", "1", "2")
 	if code != 0 || !strings.Contains(out, "config keys changed: MODE, TOKEN") || strings.Contains(out, "very-secret-token") {
 		t.Errorf("diff: %d %s", code, out)
+	}
+
+	// A hotfix on the production line and a different change on main: check
+	// says the release conflicts with the production line and lacks the
+	// hotfix, exits 1, and says nothing about a deployment.
+	git := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("git", append([]string{"-C", repo}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v %s", args, err, out)
+		}
+	}
+	git("checkout", "-q", "-b", "hotfix", "stages/prod")
+	writeFile(t, filepath.Join(repo, "settings.txt"), "hotfix\n")
+	commit(t, repo, "fix: hotfix setting")
+	for _, args := range [][]string{{"release", "cut", "hello", "--hotfix", "hotfix"}, {"release", "finish", "hello", "1.1"}} {
+		if code, out := cli(args...); code != 0 {
+			t.Fatalf("%v: %s", args, out)
+		}
+	}
+	git("checkout", "-q", "main")
+	writeFile(t, filepath.Join(repo, "settings.txt"), "main\n")
+	commit(t, repo, "feat: main setting")
+	if code, out := cli("release", "cut", "hello", "--from", "main"); code != 0 || !strings.Contains(out, "Not in this release") {
+		t.Fatalf("cut: %d %s", code, out)
+	}
+	code, out = cli("release", "check", "hello", "2")
+	if code != exitFail || !strings.Contains(out, "conflicts with the production line stages/prod") || !strings.Contains(out, "hotfix setting") || strings.Contains(out, "deployment") {
+		t.Errorf("check of a conflicting release: exit %d\n%s", code, out)
+	}
+	code, out = cli("release", "finish", "hello", "2")
+	if code != exitFail || !strings.Contains(out, "--drop") {
+		t.Errorf("finish of a release lacking a hotfix: exit %d\n%s", code, out)
+	}
+	if code, out := cli("release", "abandon", "hello", "2"); code != 0 || !strings.Contains(out, "RC 2 abandoned") {
+		t.Errorf("abandon: %d %s", code, out)
+	}
+	if code, out := cli("release", "finish", "hello", "2", "--true-up"); code != exitFail || !strings.Contains(out, "abandoned") {
+		t.Errorf("finish of an abandoned release: %d %s", code, out)
+	}
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 

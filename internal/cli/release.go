@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -23,22 +24,28 @@ func newReleaseCmd(c *control) *cobra.Command {
 release branch (stages/rc-YYYY-MM-DD) from the commit live in staging, numbers
 the candidate (RC 112, or RC 112.1 for a hotfix) and writes its notes; "check"
 reports merge conflicts with the production line without changing anything;
-"finish" merges into the production line, tags, makes both branches meet and
-pushes, and is safe to rerun.`,
+"finish" moves the production line to the candidate's commit (the one built
+and deployed), tags that commit and pushes both at once, and is safe to rerun;
+"abandon" gives a candidate up.`,
 	}
-	cmd.AddCommand(newReleaseCutCmd(c), newReleaseListCmd(c), newReleaseNotesCmd(c), newReleaseCheckCmd(c), newReleaseFinishCmd(c))
+	cmd.AddCommand(newReleaseCutCmd(c), newReleaseListCmd(c), newReleaseNotesCmd(c), newReleaseCheckCmd(c), newReleaseFinishCmd(c), newReleaseAbandonCmd(c))
 	return cmd
 }
 
+// errReleaseNotReady makes "release check" exit 1 after it printed why the
+// candidate cannot simply replace the production line.
+var errReleaseNotReady = errors.New("the release candidate cannot replace the production line as it is")
+
 func newReleaseCutCmd(c *control) *cobra.Command {
-	var hotfix, from, version string
+	var hotfix, from, version, since string
 	var major, minor, patch bool
 	cmd := &cobra.Command{
 		Use:   "cut APP",
 		Short: "Cut a release candidate from what is live in staging (or a hotfix)",
 		Example: `  cutover release cut hello --minor              # RC N+1 from staging, version bumped
   cutover release cut hello --version 2.4.5
-  cutover release cut hello --hotfix hotfix/login   # RC N.1 from a hotfix branch`,
+  cutover release cut hello --hotfix hotfix/login   # RC N.1 from a hotfix branch
+  cutover release cut hello --since v2.4.4          # notes start at v2.4.4`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := validName("app", args[0]); err != nil {
@@ -60,7 +67,7 @@ func newReleaseCutCmd(c *control) *cobra.Command {
 					return usageError{err}
 				}
 			}
-			req := map[string]any{"version": version, "bump": bump, "from": from}
+			req := map[string]any{"version": version, "bump": bump, "from": from, "since": since}
 			if hotfix != "" {
 				if from != "" {
 					return usagef("--hotfix takes the ref; do not also give --from")
@@ -84,6 +91,7 @@ func newReleaseCutCmd(c *control) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&hotfix, "hotfix", "", "cut a patch release (RC N.k) from this hotfix branch or commit")
 	cmd.Flags().StringVar(&from, "from", "", "cut a full release from this ref instead of what is live in staging")
+	cmd.Flags().StringVar(&since, "since", "", "start the notes at this ref (default: the production line, or the latest release tag)")
 	cmd.Flags().StringVar(&version, "version", "", "semantic version, greater than the last (e.g. 2.4.5)")
 	cmd.Flags().BoolVar(&major, "major", false, "bump the major version")
 	cmd.Flags().BoolVar(&minor, "minor", false, "bump the minor version")
@@ -154,8 +162,12 @@ func newReleaseNotesCmd(c *control) *cobra.Command {
 
 func newReleaseCheckCmd(c *control) *cobra.Command {
 	return &cobra.Command{
-		Use:     "check APP RC",
-		Short:   "Report whether the candidate merges cleanly into the production line (changes nothing)",
+		Use:   "check APP RC",
+		Short: "Report whether the candidate can replace the production line (changes nothing)",
+		Long: `Reports whether the candidate contains the production line (finish then
+fast-forwards it), which of the production line's commits it lacks (compared
+by patch, so a fix cherry-picked into the release counts as present) and where
+merging them would conflict. Exits 1 when finish would refuse.`,
 		Example: "  cutover release check hello 112",
 		Args:    exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -172,54 +184,106 @@ func newReleaseCheckCmd(c *control) *cobra.Command {
 					return err
 				}
 			} else {
-				switch {
-				case res.Merged:
-					printf(cmd, "%s is already in %s\n", res.Candidate, res.Production)
-				case res.Clean:
-					printf(cmd, "%s merges cleanly into %s\n", res.Candidate, res.Production)
-				default:
-					printf(cmd, "%s conflicts with %s in:\n  %s\n", res.Candidate, res.Production, strings.Join(res.Conflicts, "\n  "))
-				}
+				printCheck(cmd, res)
 			}
-			if !res.Clean {
-				return fmt.Errorf("%w: %d file(s) conflict", errDeployFailed, len(res.Conflicts))
+			switch {
+			case res.Clean:
+				return nil
+			case len(res.Conflicts) > 0:
+				return fmt.Errorf("%w: %s conflicts with the production line %s in %d file(s) and lacks %d of its commit(s)", errReleaseNotReady, res.Candidate, res.Production, len(res.Conflicts), len(res.Missing))
+			default:
+				return fmt.Errorf("%w: %s lacks %d commit(s) of the production line %s", errReleaseNotReady, res.Candidate, len(res.Missing), res.Production)
 			}
-			return nil
 		},
 	}
 }
 
+func printCheck(cmd *cobra.Command, res release.CheckResult) {
+	switch {
+	case res.Merged:
+		printf(cmd, "%s is already in %s\n", res.Candidate, res.Production)
+		return
+	case res.FastForward:
+		printf(cmd, "%s merges cleanly into %s (it contains the production line: a fast-forward)\n", res.Candidate, res.Production)
+		return
+	case res.Clean:
+		printf(cmd, "%s has every change of %s (by patch) but not its history: finish moves %s to the release's commit, dropping nothing\n", res.Candidate, res.Production, res.Production)
+		return
+	}
+	printf(cmd, "%s lacks %d commit(s) of %s:\n", res.Candidate, len(res.Missing), res.Production)
+	for _, m := range res.Missing {
+		printf(cmd, "  %s %s (%s)\n", core.ShortSHA(m.SHA)[:8], m.Subject, m.Author)
+	}
+	if len(res.Conflicts) > 0 {
+		printf(cmd, "%s conflicts with %s in:\n  %s\n", res.Candidate, res.Production, strings.Join(res.Conflicts, "\n  "))
+	}
+	printf(cmd, "Merge %s into the release's source and cut again, or finish with --drop SHA for each commit to lose (--true-up: all of them).\n", res.Production)
+}
+
 func newReleaseFinishCmd(c *control) *cobra.Command {
 	var trueUp bool
+	var drop []string
 	cmd := &cobra.Command{
 		Use:   "finish APP RC",
-		Short: "Merge into the production line, tag, make both branches meet, push (safe to rerun)",
-		Long: `Merges the candidate into the production line with a merge commit, fast-forwards
-the release branch to it, creates an annotated tag (signed when release.signing_key
-is set) and pushes all three. Each step checks what is already done, so rerunning
-after a failure, or on a finished release, is safe. On conflicts nothing changes;
---true-up resolves a divergence (a full release after a patch) by taking the
-release's tree wholesale, like "git merge -s ours" from the release branch.`,
-		Example: "  cutover release finish hello 112\n  cutover release finish hello 113 --true-up",
+		Short: "Move the production line to the candidate's commit, tag it, push (safe to rerun)",
+		Long: `Moves the production line to the candidate's commit (the one built and deployed)
+and creates an annotated tag on that same commit (signed when
+release.signing_key is set), pushing both in one atomic push; then records the
+candidate finished. The production line moves when the candidate contains it,
+or has all of its changes by patch. When the production line has commits the
+candidate lacks (a hotfix not brought to main), finish refuses and names them:
+merge them and cut again, or drop them on purpose with --drop SHA (repeatable)
+or --true-up (all of them); what is dropped is listed in the notes and the tag.
+A refused or failed finish changes nothing; rerunning is safe. A version never
+goes backwards, and an abandoned candidate cannot be finished.`,
+		Example: "  cutover release finish hello 112\n  cutover release finish hello 113 --drop 4f2a9c1e\n  cutover release finish hello 113 --true-up",
 		Args:    exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := c.forCandidate(args[0], args[1])
 			if err != nil {
 				return err
 			}
-			rc, err := cl.FinishRelease(cmd.Context(), args[0], args[1], trueUp)
+			if trueUp && len(drop) > 0 {
+				return usagef("give --drop or --true-up, not both")
+			}
+			rc, err := cl.FinishRelease(cmd.Context(), args[0], args[1], trueUp, drop)
 			if err != nil {
 				return err
 			}
 			if c.json() {
 				return printJSON(cmd.OutOrStdout(), rc)
 			}
-			printf(cmd, "%s finished: %s at %s, tagged %s\n", rc.Label(), rc.Branch, core.ShortSHA(rc.Merge), rc.Tag)
+			printf(cmd, "%s finished: production line at %s, tagged %s\n", rc.Label(), core.ShortSHA(rc.Head), rc.Tag)
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&trueUp, "true-up", false, "take the release's tree wholesale instead of stopping on conflicts")
+	cmd.Flags().BoolVar(&trueUp, "true-up", false, "drop every commit of the production line the release lacks (listed in the notes)")
+	cmd.Flags().StringArrayVar(&drop, "drop", nil, "drop this commit of the production line the release lacks (SHA; repeatable; listed in the notes)")
 	return cmd
+}
+
+func newReleaseAbandonCmd(c *control) *cobra.Command {
+	return &cobra.Command{
+		Use:     "abandon APP RC",
+		Short:   "Give a candidate up: recorded, and it can no longer be finished",
+		Example: "  cutover release abandon hello 112",
+		Args:    exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := c.forCandidate(args[0], args[1])
+			if err != nil {
+				return err
+			}
+			rc, err := cl.AbandonRelease(cmd.Context(), args[0], args[1])
+			if err != nil {
+				return err
+			}
+			if c.json() {
+				return printJSON(cmd.OutOrStdout(), rc)
+			}
+			printf(cmd, "%s abandoned (branch %s left as it is)\n", rc.Label(), rc.Branch)
+			return nil
+		},
+	}
 }
 
 func newDiffCmd(c *control) *cobra.Command {

@@ -382,15 +382,24 @@ func (c *Client) SetNotes(ctx context.Context, app, rc, notes string) (core.Cand
 	return out, err
 }
 
-// CheckRelease reports merge conflicts without changing anything.
+// CheckRelease reports, without changing anything, whether a candidate
+// contains the production line, what it lacks and where merging conflicts.
 func (c *Client) CheckRelease(ctx context.Context, app, rc string, out any) error {
 	return c.do(ctx, "POST", "/api/v1/apps/"+esc(app)+"/candidates/"+esc(rc)+"/check", nil, out)
 }
 
-// FinishRelease merges, tags and pushes a candidate.
-func (c *Client) FinishRelease(ctx context.Context, app, rc string, trueUp bool) (core.Candidate, error) {
+// FinishRelease moves the production line to a candidate, tags and pushes
+// it; drop names the production line's commits it may lose (trueUp: all).
+func (c *Client) FinishRelease(ctx context.Context, app, rc string, trueUp bool, drop []string) (core.Candidate, error) {
 	var out core.Candidate
-	err := c.do(ctx, "POST", "/api/v1/apps/"+esc(app)+"/candidates/"+esc(rc)+"/finish", map[string]bool{"true_up": trueUp}, &out)
+	err := c.do(ctx, "POST", "/api/v1/apps/"+esc(app)+"/candidates/"+esc(rc)+"/finish", map[string]any{"true_up": trueUp, "drop": drop}, &out)
+	return out, err
+}
+
+// AbandonRelease records a candidate abandoned: it can no longer be finished.
+func (c *Client) AbandonRelease(ctx context.Context, app, rc string) (core.Candidate, error) {
+	var out core.Candidate
+	err := c.do(ctx, "POST", "/api/v1/apps/"+esc(app)+"/candidates/"+esc(rc)+"/abandon", nil, &out)
 	return out, err
 }
 

@@ -41,10 +41,11 @@ const (
 
 	EventConfigSet EventType = "config.set"
 
-	EventReleaseCut      EventType = "release.cut"
-	EventReleaseFinished EventType = "release.finished"
-	EventCompatRaised    EventType = "compat.oldest_raised"
-	EventCheckRecorded   EventType = "check.recorded"
+	EventReleaseCut       EventType = "release.cut"
+	EventReleaseFinished  EventType = "release.finished"
+	EventReleaseAbandoned EventType = "release.abandoned"
+	EventCompatRaised     EventType = "compat.oldest_raised"
+	EventCheckRecorded    EventType = "check.recorded"
 
 	EventServerActive EventType = "server.active" // a server took the lease and runs the queues
 )

@@ -13,8 +13,9 @@ type CandidateState string
 
 // Candidate states.
 const (
-	CandidateCut      CandidateState = "cut"      // branch created, notes written
-	CandidateFinished CandidateState = "finished" // merged into the production line, tagged, pushed
+	CandidateCut       CandidateState = "cut"       // branch created, notes written
+	CandidateFinished  CandidateState = "finished"  // on the production line, tagged, pushed
+	CandidateAbandoned CandidateState = "abandoned" // given up: never finished
 )
 
 // Candidate is a release of the app's code to production, numbered like the
@@ -29,7 +30,7 @@ type Candidate struct {
 	Branch     string         `json:"branch"`            // e.g. stages/rc-2026-11-24
 	Base       string         `json:"base"`              // production line head when cut (range start, excluded)
 	Head       string         `json:"head"`              // the commit released (range end, included)
-	Merge      string         `json:"merge,omitempty"`   // the commit on the production line after finish
+	Merge      string         `json:"merge,omitempty"`   // the commit on the production line after finish (Head)
 	Tag        string         `json:"tag,omitempty"`
 	Notes      string         `json:"notes"` // Markdown, generated then editable
 	State      CandidateState `json:"state"`

@@ -235,6 +235,11 @@ func logCommits(ctx context.Context, repo, from, to string, extra ...string) ([]
 	if from != "" {
 		rng = from + ".." + to
 	}
+	return logRange(ctx, repo, rng, extra...)
+}
+
+// logRange logs a range already validated by its caller.
+func logRange(ctx context.Context, repo, rng string, extra ...string) ([]core.Commit, error) {
 	const sep, end = "\x1f", "\x1e"
 	args := append([]string{"log", "--format=%H" + sep + "%P" + sep + "%an" + sep + "%ae" + sep + "%aI" + sep + "%s" + sep + "%b" + end}, extra...)
 	out, err := Run(ctx, repo, append(args, rng, "--")...)

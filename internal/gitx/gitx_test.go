@@ -193,3 +193,97 @@ func TestExport_MissingCommit(t *testing.T) {
 		t.Errorf("err = %v, want a git archive error", err)
 	}
 }
+
+func TestMissing_ComparesByPatch(t *testing.T) {
+	repo, shas := newRepo(t)
+	ctx := context.Background()
+	git := func(args ...string) string {
+		cmd := exec.Command("git", append([]string{"-c", "user.name=t", "-c", "user.email=t@x.invalid", "-c", "commit.gpgsign=false"}, args...)...)
+		cmd.Dir = repo
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v %s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	// prod gets two fixes; main cherry-picks one of them.
+	git("checkout", "-q", "-b", "prod", shas[1])
+	os.WriteFile(filepath.Join(repo, "a.txt"), []byte("a"), 0o644)
+	git("add", "-A")
+	git("commit", "-q", "-m", "fix: a")
+	fixA := git("rev-parse", "HEAD")
+	os.WriteFile(filepath.Join(repo, "b.txt"), []byte("b"), 0o644)
+	git("add", "-A")
+	git("commit", "-q", "-m", "fix: b")
+	fixB := git("rev-parse", "HEAD")
+	git("checkout", "-q", "-b", "main2", shas[1])
+	git("cherry-pick", fixA)
+	missing, err := Missing(ctx, repo, "main2", "prod")
+	if err != nil || len(missing) != 1 || missing[0].SHA != fixB {
+		t.Fatalf("missing = %+v, %v; want only %s", missing, err, fixB)
+	}
+	if got, _ := Missing(ctx, repo, "prod", "main2"); len(got) != 0 {
+		t.Errorf("prod lacks %+v", got)
+	}
+	// Tags, and the nearest one.
+	git("tag", "rc-1", shas[0])
+	git("tag", "-a", "--cleanup=verbatim", "-m", "# RC 2 (1.0.0)\n\nnotes", "v1.0.0", shas[1])
+	tags, err := Tags(ctx, repo)
+	if err != nil || len(tags) != 2 || tags[0].Name != "rc-1" || tags[0].Commit != shas[0] || tags[1].Commit != shas[1] || tags[1].Subject != "# RC 2 (1.0.0)" {
+		t.Fatalf("tags = %+v, %v", tags, err)
+	}
+	if got, err := NearestTag(ctx, repo, fixB, "rc-*", "v[0-9]*"); err != nil || got != "v1.0.0" {
+		t.Errorf("nearest = %q, %v", got, err)
+	}
+	if got, err := NearestTag(ctx, repo, fixB, "nomatch-*"); err != nil || got != "" {
+		t.Errorf("nearest without a match = %q, %v", got, err)
+	}
+}
+
+func TestPushAtomic_AllOrNothing(t *testing.T) {
+	repo, shas := newRepo(t)
+	ctx := context.Background()
+	origin := filepath.Join(t.TempDir(), "origin.git")
+	if out, err := exec.Command("git", "clone", "-q", "--bare", repo, origin).CombinedOutput(); err != nil {
+		t.Fatal(err, string(out))
+	}
+	mirror := filepath.Join(t.TempDir(), "m.git")
+	if err := Mirror(ctx, origin, mirror); err != nil {
+		t.Fatal(err)
+	}
+	branch := strings.TrimPrefix(strings.TrimSpace(string(must(exec.Command("git", "-C", origin, "symbolic-ref", "HEAD").Output()))), "refs/heads/")
+	if err := ResetRef(ctx, mirror, "refs/heads/prod", shas[1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := ResetRef(ctx, mirror, "refs/heads/"+branch, shas[0]); err != nil {
+		t.Fatal(err)
+	}
+	// The lease on the main branch is stale (origin has shas[1]): nothing is pushed.
+	err := PushAtomic(ctx, mirror, origin, RefUpdate{Ref: "refs/heads/prod"}, RefUpdate{Ref: "refs/heads/" + branch, Old: shas[0]})
+	if err == nil {
+		t.Fatal("a stale lease was pushed")
+	}
+	if out, _ := exec.Command("git", "-C", origin, "rev-parse", "--verify", "--quiet", "refs/heads/prod").Output(); len(out) != 0 {
+		t.Error("an atomic push that failed created a ref")
+	}
+	// With the right lease, a non-fast-forward move goes through.
+	if err := PushAtomic(ctx, mirror, origin, RefUpdate{Ref: "refs/heads/prod"}, RefUpdate{Ref: "refs/heads/" + branch, Old: shas[1]}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := RefSHA(ctx, origin, "refs/heads/"+branch); got != shas[0] {
+		t.Errorf("%s = %s, want %s", branch, got, shas[0])
+	}
+	if err := ResetRef(ctx, mirror, "refs/heads/prod", ""); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := RefSHA(ctx, mirror, "refs/heads/prod"); got != "" {
+		t.Error("ResetRef to nothing left the ref")
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}

@@ -193,3 +193,111 @@ func ChangedFiles(ctx context.Context, repo, from, to string) ([]string, error) 
 	}
 	return files, nil
 }
+
+// Missing returns the commits of line that head lacks: reachable from line
+// and not from head, and with no commit of the same patch in head (what
+// `git cherry head line` marks "+"), so a fix cherry-picked into head counts
+// as present. Merge commits carry no patch of their own and are skipped.
+// Newest first.
+func Missing(ctx context.Context, repo, head, line string) ([]core.Commit, error) {
+	for _, r := range []string{head, line} {
+		if err := ValidateRef(r); err != nil {
+			return nil, err
+		}
+	}
+	return logRange(ctx, repo, head+"..."+line, "--cherry-pick", "--right-only", "--no-merges")
+}
+
+// Tag is a tag and the commit it names.
+type Tag struct {
+	Name    string // without refs/tags/
+	Commit  string // the commit it names (peeled)
+	Subject string // the first line of an annotated tag's message
+}
+
+// Tags lists the repository's tags that name commits.
+func Tags(ctx context.Context, repo string) ([]Tag, error) {
+	out, err := Run(ctx, repo, "for-each-ref", "--format=%(refname:strip=2)%1f%(objecttype)%1f%(objectname)%1f%(*objecttype)%1f%(*objectname)%1f%(contents:subject)", "refs/tags/")
+	if err != nil {
+		return nil, err
+	}
+	var tags []Tag
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Split(line, "\x1f")
+		if len(f) != 6 {
+			continue
+		}
+		switch {
+		case f[1] == "commit":
+			tags = append(tags, Tag{Name: f[0], Commit: f[2]})
+		case f[1] == "tag" && f[3] == "commit":
+			tags = append(tags, Tag{Name: f[0], Commit: f[4], Subject: f[5]})
+		}
+	}
+	return tags, nil
+}
+
+// NearestTag returns the tag reachable from commit that is fewest commits
+// away from it among those matching one of the glob patterns, or "" when
+// there is none.
+func NearestTag(ctx context.Context, repo, commit string, patterns ...string) (string, error) {
+	if err := ValidateRef(commit); err != nil {
+		return "", err
+	}
+	args := []string{"describe", "--tags", "--abbrev=0"}
+	for _, p := range patterns {
+		args = append(args, "--match", p)
+	}
+	out, err := Run(ctx, repo, append(args, "--end-of-options", commit)...)
+	if err != nil {
+		var ge *Error
+		if errors.As(err, &ge) && ge.Code == 128 {
+			return "", nil // no names found
+		}
+		return "", err
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// RefUpdate is one ref of an atomic push: Ref (full name) is set on the
+// remote to the mirror's value only if the remote still has Old there ("" =
+// the ref must not exist yet).
+type RefUpdate struct {
+	Ref string
+	Old string
+}
+
+// PushAtomic pushes refs to origin all or nothing (git push --atomic), each
+// a compare-and-swap against its Old value (--force-with-lease), so a ref
+// that moved on the remote since it was read is never overwritten.
+func PushAtomic(ctx context.Context, repo, origin string, updates ...RefUpdate) error {
+	if err := ValidateRepo(origin); err != nil {
+		return err
+	}
+	args := []string{"push", "-q", "--atomic"}
+	var specs []string
+	for _, u := range updates {
+		if err := ValidateRef(u.Ref); err != nil {
+			return err
+		}
+		args = append(args, "--force-with-lease="+u.Ref+":"+u.Old)
+		specs = append(specs, u.Ref+":"+u.Ref) // no "+": it would override the lease
+	}
+	args = append(append(args, "--", origin), specs...)
+	_, err := Run(ctx, repo, args...)
+	return err
+}
+
+// ResetRef points ref (a full name) at commit, or deletes it when commit is
+// "": used to put the mirror back after a push that failed.
+func ResetRef(ctx context.Context, repo, ref, commit string) error {
+	if err := ValidateRef(ref); err != nil {
+		return err
+	}
+	if commit == "" {
+		_, err := Run(ctx, repo, "update-ref", "-d", ref)
+		return err
+	}
+	_, err := Run(ctx, repo, "update-ref", ref, commit)
+	return err
+}

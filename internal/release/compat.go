@@ -23,6 +23,25 @@ const maxCompatOutput = 8 << 10
 // toolchains, no secrets.
 var compatEnvAllow = []string{"GOCACHE", "GOPATH", "GOMODCACHE", "GOPROXY", "GOFLAGS", "GOTOOLCHAIN"}
 
+// ErrCompatRefused is wrapped by the refusals of the backwards-compatibility
+// gate. They also match core.ErrInvalid, which the deploy gate adapter and
+// the API take for "refused, not an internal failure".
+var ErrCompatRefused = errors.New("refused by the backwards-compatibility gate")
+
+// RefusedError is a refusal by a check: the request was valid, a check said no.
+type RefusedError struct {
+	Reason string
+}
+
+func (e *RefusedError) Error() string { return ErrCompatRefused.Error() + ": " + e.Reason }
+
+// Unwrap makes a refusal match ErrCompatRefused and core.ErrInvalid.
+func (e *RefusedError) Unwrap() []error { return []error{ErrCompatRefused, core.ErrInvalid} }
+
+func refused(format string, args ...any) error {
+	return &RefusedError{Reason: fmt.Sprintf(format, args...)}
+}
+
 // BeforePromotion is the backwards-compatibility gate: before sha goes from
 // the environment `from` to the next one, the tests of the oldest compatible
 // version (the tag TagPrefix+compat.oldest) run against the new release live
@@ -46,8 +65,7 @@ func (s *Service) BeforePromotion(ctx context.Context, app core.App, sha string,
 		}
 	}
 	if liveSHA != sha {
-		return fmt.Errorf("%w: backwards-compatibility gate: %s must be live in %s to run the tests of %s against it (deploy it there again)",
-			core.ErrInvalid, core.ShortSHA(sha), from.Name, m.Compat.Oldest)
+		return refused("%s must be live in %s to run the tests of %s against it (deploy it there again)", core.ShortSHA(sha), from.Name, m.Compat.Oldest)
 	}
 	defer s.lock(app.Name)()
 	w, err := s.open(ctx, app.Name)
@@ -60,7 +78,7 @@ func (s *Service) BeforePromotion(ctx context.Context, app core.App, sha string,
 		return err
 	}
 	if old == "" {
-		return fmt.Errorf("%w: backwards-compatibility gate: tag %s (compat.oldest %s) does not exist in %s", core.ErrInvalid, tag, m.Compat.Oldest, app.Repo)
+		return refused("tag %s (compat.oldest %s) does not exist in %s", tag, m.Compat.Oldest, app.Repo)
 	}
 	passed, detail := s.runCompat(ctx, w.mirror, old, tag, m.Compat, from)
 	check := core.Check{App: app.Name, SHA: sha, Env: from.Name, Name: CompatCheck, Passed: passed, Detail: detail, CreatedAt: s.cfg.Now().UTC()}
@@ -74,7 +92,7 @@ func (s *Service) BeforePromotion(ctx context.Context, app core.App, sha string,
 	s.emit(ctx, core.Event{App: app.Name, Env: from.Name, Type: core.EventCheckRecorded,
 		Message: fmt.Sprintf("backwards-compatibility tests of %s %s against %s in %s", tag, verdict, core.ShortSHA(sha), from.Name)})
 	if !passed {
-		return fmt.Errorf("%w: backwards-compatibility gate: the tests of %s failed against %s in %s:\n%s", core.ErrInvalid, tag, core.ShortSHA(sha), from.Name, detail)
+		return refused("the tests of %s failed against %s in %s:\n%s", tag, core.ShortSHA(sha), from.Name, detail)
 	}
 	return nil
 }

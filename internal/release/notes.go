@@ -23,6 +23,9 @@ const (
 	CatDocs        = "Documentation"
 	CatMaintenance = "Maintenance"
 	CatOther       = "Other"
+	// CatReverted lists a commit and its revert, both in the same range:
+	// together they ship nothing.
+	CatReverted = "Reverted"
 )
 
 var categoryOrder = []string{CatBreaking, CatFeatures, CatFixes, CatPerformance, CatSecurity, CatDocs, CatMaintenance}
@@ -42,7 +45,31 @@ var (
 	prMerge      = regexp.MustCompile(`^Merge pull request #(\d+) from (\S+)`)
 	prSuffix     = regexp.MustCompile(`\(#(\d+)\)\s*$`)
 	plainMerge   = regexp.MustCompile(`^Merge (branch|remote-tracking branch|tag|commit) `)
+	revertOf     = regexp.MustCompile(`This reverts commit ([0-9a-f]{7,64})`)
 )
+
+// reverted pairs each commit with a revert of it in the same list (git's
+// "This reverts commit X" message), oldest first: it returns the reverted
+// commits (SHA -> the revert's SHA) and the reverts that pair with them.
+// A revert of a commit outside the list stays an ordinary entry.
+func reverted(commits []core.Commit) (by map[string]string, reverts map[string]bool) {
+	by, reverts = map[string]string{}, map[string]bool{}
+	for i := len(commits) - 1; i >= 0; i-- {
+		c := commits[i]
+		m := revertOf.FindStringSubmatch(c.Body)
+		if m == nil || by[c.SHA] != "" {
+			continue
+		}
+		for j := len(commits) - 1; j > i; j-- {
+			t := commits[j]
+			if strings.HasPrefix(t.SHA, m[1]) && by[t.SHA] == "" && !reverts[t.SHA] {
+				by[t.SHA], reverts[c.SHA] = c.SHA, true
+				break
+			}
+		}
+	}
+	return by, reverts
+}
 
 // Entry is one line of the notes.
 type Entry struct {
@@ -115,12 +142,23 @@ func firstLine(s string) string {
 	return strings.TrimSpace(line)
 }
 
-// Notes renders Markdown notes for a title and the commits of a release,
-// grouped by category; nothing unrecognised is dropped (it goes under Other).
+// Notes renders Markdown notes for a title and the commits of a release
+// (newest first, as git log lists them), grouped by category; nothing
+// unrecognised is dropped (it goes under Other). A commit reverted in the
+// same range is listed with its revert under Reverted, not as shipped.
 func Notes(title, rangeText string, commits []core.Commit) string {
 	groups := map[string][]Entry{}
 	var extra []string
+	revertedBy, reverts := reverted(commits)
+	var undone []string
 	for _, c := range commits {
+		if reverts[c.SHA] {
+			continue
+		}
+		if by := revertedBy[c.SHA]; by != "" {
+			undone = append(undone, fmt.Sprintf("- %s (%s, %s), reverted by %s", strings.TrimSpace(c.Subject), core.ShortSHA(c.SHA)[:8], c.Author, core.ShortSHA(by)[:8]))
+			continue
+		}
 		e, ok := Classify(c)
 		if !ok {
 			continue
@@ -152,6 +190,9 @@ func Notes(title, rangeText string, commits []core.Commit) string {
 			}
 			fmt.Fprintf(&b, " (%s, %s)\n", core.ShortSHA(e.SHA)[:8], e.Author)
 		}
+	}
+	if len(undone) > 0 {
+		fmt.Fprintf(&b, "\n## %s\n\n%s\n", CatReverted, strings.Join(undone, "\n"))
 	}
 	if len(written) == 0 {
 		b.WriteString("\nNo changes.\n")

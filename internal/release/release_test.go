@@ -146,7 +146,7 @@ func TestNumberingVersionsAndNotes(t *testing.T) {
 	if strings.Contains(rc1.Notes, "wip") {
 		t.Errorf("notes list a commit from inside a merged branch:\n%s", rc1.Notes)
 	}
-	if _, err := f.svc.Finish(ctx, "hello", "1", false); err != nil {
+	if _, err := f.svc.Finish(ctx, "hello", "1", FinishOptions{}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -200,7 +200,7 @@ func TestConflictIsReportedAndNothingChanges(t *testing.T) {
 	if _, err := f.svc.Cut(ctx, CutRequest{App: "hello"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.svc.Finish(ctx, "hello", "1", false); err != nil {
+	if _, err := f.svc.Finish(ctx, "hello", "1", FinishOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	// A patch release changes settings.txt on the production line...
@@ -210,7 +210,7 @@ func TestConflictIsReportedAndNothingChanges(t *testing.T) {
 	if _, err := f.svc.Cut(ctx, CutRequest{App: "hello", Patch: true, From: "hotfix"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.svc.Finish(ctx, "hello", "1.1", false); err != nil {
+	if _, err := f.svc.Finish(ctx, "hello", "1.1", FinishOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	// ...while main changes it differently: the next full release conflicts.
@@ -229,28 +229,34 @@ func TestConflictIsReportedAndNothingChanges(t *testing.T) {
 	if res.Clean || len(res.Conflicts) != 1 || res.Conflicts[0] != "settings.txt" {
 		t.Fatalf("check = %+v", res)
 	}
-	_, err = f.svc.Finish(ctx, "hello", "2", false)
-	if !errors.Is(err, core.ErrConflict) || !strings.Contains(err.Error(), "settings.txt") {
+	_, err = f.svc.Finish(ctx, "hello", "2", FinishOptions{})
+	if !errors.Is(err, core.ErrConflict) || !errors.Is(err, ErrConflicts) || !errors.Is(err, ErrLacksProduction) || !strings.Contains(err.Error(), "settings.txt") || !strings.Contains(err.Error(), "hotfix setting") {
 		t.Fatalf("finish with a conflict: %v", err)
 	}
 	if after := f.originRefs(); after != before {
 		t.Errorf("a refused finish changed the origin:\n%s\n---\n%s", before, after)
 	}
 	// The documented true-up takes the release wholesale.
-	done, err := f.svc.Finish(ctx, "hello", "2", true)
+	done, err := f.svc.Finish(ctx, "hello", "2", FinishOptions{TrueUp: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	prod := f.originRef("refs/heads/stages/prod")
-	if prod != done.Merge || f.git(f.origin, "show", prod+":settings.txt") != "main" {
+	if prod != head || prod != done.Merge || f.originRef("refs/tags/rc-2") != head || f.git(f.origin, "show", prod+":settings.txt") != "main" {
 		t.Errorf("true-up: production at %s has settings.txt %q", prod, f.git(f.origin, "show", prod+":settings.txt"))
+	}
+	// The true-up says what it dropped, in the notes and the tag.
+	for _, notes := range []string{done.Notes, f.git(f.origin, "tag", "-l", "--format=%(contents)", "rc-2")} {
+		if !strings.Contains(notes, "## Dropped from stages/prod") || !strings.Contains(notes, "hotfix setting") || !strings.Contains(notes, "--true-up") {
+			t.Errorf("true-up notes do not list the dropped hotfix:\n%s", notes)
+		}
 	}
 	if rc2.Head != head {
 		t.Error("rc2 head")
 	}
 }
 
-func TestFinishMeetsTagsAndIsSafeToRerun(t *testing.T) {
+func TestFinish_TagsTheBuiltCommitAndIsSafeToRerun(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	f.commit("feat: first", nil)
@@ -260,36 +266,29 @@ func TestFinishMeetsTagsAndIsSafeToRerun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A production line that already exists and has moved (so a real merge happens).
+	// A production line that already exists, behind the candidate.
 	f.git(f.work, "push", "-q", "origin", head+"~1:refs/heads/stages/prod")
-	f.git(f.work, "fetch", "-q", "origin")
-	f.git(f.work, "checkout", "-q", "-b", "prodfix", "origin/stages/prod")
-	f.commit("fix: on prod only", map[string]string{"prodonly.txt": "p"})
-	f.git(f.work, "push", "-q", "origin", "prodfix:stages/prod")
 
-	// Half-finished: merged and tagged locally, never pushed (a crash).
+	// Half-finished: refs written in the mirror, never pushed (a crash).
 	w, err := f.svc.open(ctx, "hello")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.svc.finish(ctx, w, rc, false, false); err != nil {
+	if _, err := f.svc.finish(ctx, w, rc, FinishOptions{}, false); err != nil {
 		t.Fatal(err)
 	}
 	if f.originRef("refs/tags/v2.0.0") != "" {
 		t.Fatal("nothing should be pushed yet")
 	}
 	for range 2 { // the rerun completes it; a second rerun changes nothing
-		got, err := f.svc.Finish(ctx, "hello", "1", false)
+		got, err := f.svc.Finish(ctx, "hello", "1", FinishOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		prod, branch, tag := f.originRef("refs/heads/stages/prod"), f.originRef("refs/heads/"+rc.Branch), f.originRef("refs/tags/v2.0.0")
-		if prod == "" || prod != branch || prod != tag || prod != got.Merge || got.State != core.CandidateFinished || got.Tag != "v2.0.0" {
-			t.Fatalf("prod %s branch %s tag %s merge %s state %s", prod, branch, tag, got.Merge, got.State)
-		}
-		parents := strings.Fields(f.git(f.origin, "rev-list", "--parents", "-n", "1", prod))
-		if len(parents) != 3 || parents[2] != head {
-			t.Errorf("production head is not a merge of the release: %v", parents)
+		// Production runs, and the tag names, the commit that was built.
+		prod, tag := f.originRef("refs/heads/stages/prod"), f.originRef("refs/tags/v2.0.0")
+		if prod != head || tag != head || got.Merge != head || got.State != core.CandidateFinished || got.Tag != "v2.0.0" {
+			t.Fatalf("prod %s tag %s merge %s state %s, want all at %s", prod, tag, got.Merge, got.State, head)
 		}
 		if typ := f.git(f.origin, "cat-file", "-t", "v2.0.0"); typ != "tag" {
 			t.Errorf("tag is %s, want an annotated tag", typ)

@@ -153,17 +153,25 @@ type CutRequest struct {
 	// derives it from the last one. Both are optional.
 	Version string
 	Bump    string
+	// Since starts the notes at this ref instead of the production line
+	// (or, without one, the latest release tag the candidate contains).
+	Since string
 }
 
 // Cut creates the release branch, pushes it, writes the notes and records
-// the candidate. Nothing is merged.
+// the candidate. Nothing is merged. Numbers and versions continue from the
+// store and from the repository's release tags; commits of the production
+// line the candidate lacks are listed in its notes.
 func (s *Service) Cut(ctx context.Context, req CutRequest) (core.Candidate, error) {
 	if req.Patch && req.From == "" {
 		return core.Candidate{}, fmt.Errorf("%w: a patch release needs --from REF (the hotfix branch or commit)", core.ErrInvalid)
 	}
-	if req.From != "" {
-		if err := gitx.ValidateRef(req.From); err != nil {
-			return core.Candidate{}, err
+	for name, ref := range map[string]string{"--from": req.From, "--since": req.Since} {
+		if ref == "" {
+			continue
+		}
+		if err := gitx.ValidateRef(ref); err != nil {
+			return core.Candidate{}, fmt.Errorf("%s: %w", name, err)
 		}
 	}
 	defer s.lock(req.App)()
@@ -171,7 +179,11 @@ func (s *Service) Cut(ctx context.Context, req CutRequest) (core.Candidate, erro
 	if err != nil {
 		return core.Candidate{}, err
 	}
-	version, err := s.nextVersion(ctx, req)
+	h, err := s.loadHistory(ctx, w, nil)
+	if err != nil {
+		return core.Candidate{}, err
+	}
+	version, err := nextVersion(h, req)
 	if err != nil {
 		return core.Candidate{}, err
 	}
@@ -190,6 +202,17 @@ func (s *Service) Cut(ctx context.Context, req CutRequest) (core.Candidate, erro
 			return core.Candidate{}, fmt.Errorf("%w: commit %s is already in the production line %s: nothing to release", core.ErrInvalid, core.ShortSHA(head), w.lines.Production)
 		}
 	}
+	base := prod
+	switch {
+	case req.Since != "":
+		if base, err = gitx.ResolveCommit(ctx, w.mirror, req.Since); err != nil {
+			return core.Candidate{}, fmt.Errorf("--since %q: %w", req.Since, err)
+		}
+	case prod == "":
+		if base, err = notesStart(ctx, w, head); err != nil {
+			return core.Candidate{}, err
+		}
+	}
 	branch, err := s.branch(ctx, w, head)
 	if err != nil {
 		return core.Candidate{}, err
@@ -197,18 +220,19 @@ func (s *Service) Cut(ctx context.Context, req CutRequest) (core.Candidate, erro
 	if err := gitx.Push(ctx, w.mirror, w.app.Repo, "refs/heads/"+branch); err != nil {
 		return core.Candidate{}, fmt.Errorf("push %s: %w", branch, err)
 	}
-	patch := 0
+	// The store numbers the candidate; the tags' numbers are floors.
+	floor := core.Candidate{Number: h.last.Number + 1}
 	if req.Patch {
-		patch = 1
+		floor = core.Candidate{Number: h.last.Number, Patch: h.lastPatch[h.last.Number] + 1}
 	}
 	c, err := s.cfg.Store.CreateCandidate(ctx, core.Candidate{
-		App: w.app.Name, Patch: patch, Version: version, Branch: branch, Base: prod, Head: head,
+		App: w.app.Name, Number: floor.Number, Patch: floor.Patch, Version: version, Branch: branch, Base: base, Head: head,
 		State: core.CandidateCut, CreatedAt: s.cfg.Now().UTC(),
 	})
 	if err != nil {
 		return core.Candidate{}, err
 	}
-	if c.Notes, err = s.notes(ctx, w, c); err != nil {
+	if c.Notes, err = s.notes(ctx, w, c, prod); err != nil {
 		return c, err
 	}
 	if err := s.cfg.Store.UpdateCandidate(ctx, c); err != nil {
@@ -251,20 +275,32 @@ func (s *Service) source(ctx context.Context, w *workspace, req CutRequest) (str
 }
 
 // branch creates PREFIX+DATE at head (PREFIX+DATE-2 ... when that name is
-// taken by another commit) in the mirror.
+// taken by another commit or by another candidate) in the mirror: two
+// candidates never share a branch.
 func (s *Service) branch(ctx context.Context, w *workspace, head string) (string, error) {
+	cs, err := s.cfg.Store.ListCandidates(ctx, w.app.Name, 10000)
+	if err != nil {
+		return "", err
+	}
+	used := map[string]bool{}
+	for _, c := range cs {
+		used[c.Branch] = true
+	}
 	base := w.lines.BranchPrefix + s.cfg.Now().UTC().Format("2006-01-02")
 	for i := 1; i < 100; i++ {
 		name := base
 		if i > 1 {
 			name = fmt.Sprintf("%s-%d", base, i)
 		}
+		if used[name] {
+			continue
+		}
 		cur, err := gitx.RefSHA(ctx, w.mirror, "refs/heads/"+name)
 		if err != nil {
 			return "", err
 		}
 		switch cur {
-		case head:
+		case head: // left by a cut that stopped before recording its candidate
 			return name, nil
 		case "":
 			if err := gitx.UpdateBranch(ctx, w.mirror, name, head, ""); err != nil {
@@ -276,49 +312,6 @@ func (s *Service) branch(ctx context.Context, w *workspace, head string) (string
 	return "", fmt.Errorf("too many release branches named %s-N today", base)
 }
 
-// nextVersion validates or derives the semantic version.
-func (s *Service) nextVersion(ctx context.Context, req CutRequest) (string, error) {
-	if req.Version != "" && req.Bump != "" {
-		return "", fmt.Errorf("%w: give --version or a bump, not both", core.ErrInvalid)
-	}
-	if req.Version == "" && req.Bump == "" {
-		return "", nil
-	}
-	last, err := s.lastVersion(ctx, req.App)
-	if err != nil {
-		return "", err
-	}
-	if req.Bump != "" {
-		v, err := last.Bump(req.Bump)
-		return v.String(), err
-	}
-	v, err := core.ParseVersion(req.Version)
-	if err != nil {
-		return "", err
-	}
-	if !last.Less(v) {
-		return "", fmt.Errorf("%w: version %s is not greater than the last release's %s", core.ErrInvalid, v, last)
-	}
-	return v.String(), nil
-}
-
-func (s *Service) lastVersion(ctx context.Context, app string) (core.Version, error) {
-	cs, err := s.cfg.Store.ListCandidates(ctx, app, 1000)
-	if err != nil {
-		return core.Version{}, err
-	}
-	var last core.Version
-	for _, c := range cs {
-		if c.Version == "" {
-			continue
-		}
-		if v, err := core.ParseVersion(c.Version); err == nil && last.Less(v) {
-			last = v
-		}
-	}
-	return last, nil
-}
-
 func title(c core.Candidate) string {
 	if c.Version != "" {
 		return fmt.Sprintf("%s (%s)", c.Label(), c.Version)
@@ -327,18 +320,44 @@ func title(c core.Candidate) string {
 }
 
 // notes generates the candidate's notes from the first-parent history
-// between the production line and the candidate, and says when the oldest
-// compatible version was raised.
-func (s *Service) notes(ctx context.Context, w *workspace, c core.Candidate) (string, error) {
+// between its base and its head, credits each merge to the authors of the
+// commits it brings in, lists the commits of the production line (prod)
+// the candidate lacks, and says when the oldest compatible version was
+// raised.
+func (s *Service) notes(ctx context.Context, w *workspace, c core.Candidate, prod string) (string, error) {
 	commits, err := gitx.LogFirstParent(ctx, w.mirror, c.Base, c.Head)
 	if err != nil {
 		return "", err
+	}
+	for i, cm := range commits {
+		if len(cm.Parents) < 2 {
+			continue
+		}
+		// A merge is credited to whoever wrote what it merges, not to
+		// whoever pressed the button.
+		inside, err := gitx.Log(ctx, w.mirror, cm.Parents[0], cm.Parents[1])
+		if err != nil {
+			return "", err
+		}
+		if authors := authorsOf(inside); authors != "" {
+			commits[i].Author = authors
+		}
 	}
 	rng := fmt.Sprintf("%d commit(s) up to %s", len(commits), core.ShortSHA(c.Head))
 	if c.Base != "" {
 		rng = fmt.Sprintf("%d commit(s), %s..%s", len(commits), core.ShortSHA(c.Base), core.ShortSHA(c.Head))
 	}
 	notes := Notes(title(c), rng+".", commits)
+	if prod != "" {
+		lacks, err := gitx.Missing(ctx, w.mirror, c.Head, prod)
+		if err != nil {
+			return "", err
+		}
+		if len(lacks) > 0 {
+			notes += fmt.Sprintf("\n## Not in this release\n\n%d commit(s) of the production line %s are missing from %s; finish refuses to drop them unless told to (--drop SHA, or --true-up):\n\n", len(lacks), w.lines.Production, c.Label())
+			notes += commitList(lacks)
+		}
+	}
 	if c.Base != "" {
 		if raised := compatRaised(ctx, w.mirror, c.Base, c.Head); raised != "" {
 			notes += "\n## Compatibility\n\n- " + raised + "\n"
@@ -346,6 +365,28 @@ func (s *Service) notes(ctx context.Context, w *workspace, c core.Candidate) (st
 		}
 	}
 	return notes, nil
+}
+
+// authorsOf lists the distinct authors of commits, oldest first.
+func authorsOf(commits []core.Commit) string {
+	var names []string
+	seen := map[string]bool{}
+	for i := len(commits) - 1; i >= 0; i-- {
+		if a := commits[i].Author; a != "" && !seen[a] {
+			seen[a] = true
+			names = append(names, a)
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
+// commitList renders commits as Markdown list items: short SHA, subject, author.
+func commitList(commits []core.Commit) string {
+	var b strings.Builder
+	for _, c := range commits {
+		fmt.Fprintf(&b, "- %s %s (%s)\n", core.ShortSHA(c.SHA)[:8], c.Subject, c.Author)
+	}
+	return b.String()
 }
 
 // compatRaised describes a change of compat.oldest between two commits.
@@ -420,167 +461,6 @@ func (s *Service) SetNotes(ctx context.Context, app, id, notes string) (core.Can
 	}
 	c.Notes = notes
 	return c, s.cfg.Store.UpdateCandidate(ctx, c)
-}
-
-// CheckResult says whether a candidate merges cleanly into the production line.
-type CheckResult struct {
-	Candidate  string   `json:"candidate"`
-	Production string   `json:"production"`
-	Clean      bool     `json:"clean"`
-	Merged     bool     `json:"already_merged"`
-	Conflicts  []string `json:"conflicts,omitempty"`
-}
-
-// Check reports, without changing anything, whether merging the candidate
-// into the production line conflicts, and in which files.
-func (s *Service) Check(ctx context.Context, app, id string) (CheckResult, error) {
-	defer s.lock(app)()
-	c, err := s.Get(ctx, app, id)
-	if err != nil {
-		return CheckResult{}, err
-	}
-	w, err := s.open(ctx, app)
-	if err != nil {
-		return CheckResult{}, err
-	}
-	return s.check(ctx, w, c)
-}
-
-func (s *Service) check(ctx context.Context, w *workspace, c core.Candidate) (CheckResult, error) {
-	res := CheckResult{Candidate: c.Label(), Production: w.lines.Production}
-	prod, err := gitx.RefSHA(ctx, w.mirror, "refs/heads/"+w.lines.Production)
-	if err != nil {
-		return res, err
-	}
-	if prod == "" {
-		res.Clean = true
-		return res, nil
-	}
-	if res.Merged, err = gitx.IsAncestor(ctx, w.mirror, c.Head, prod); err != nil || res.Merged {
-		res.Clean = res.Merged
-		return res, err
-	}
-	_, res.Conflicts, err = gitx.MergeTree(ctx, w.mirror, prod, c.Head)
-	res.Clean = err == nil && len(res.Conflicts) == 0
-	return res, err
-}
-
-// ErrConflicts is wrapped when a finish stops on merge conflicts.
-var ErrConflicts = errors.New("merge conflicts")
-
-// Finish merges the candidate into the production line (a merge commit),
-// fast-forwards the release branch to it so both meet, tags it (annotated,
-// signed when a key is configured) and pushes all three. Every step checks
-// what is already done, so a rerun after a failure, or of a finished
-// release, is safe. On conflicts nothing changes, unless trueUp, which
-// resolves them by taking the candidate's tree wholesale.
-func (s *Service) Finish(ctx context.Context, app, id string, trueUp bool) (core.Candidate, error) {
-	defer s.lock(app)()
-	c, err := s.Get(ctx, app, id)
-	if err != nil {
-		return c, err
-	}
-	w, err := s.open(ctx, app)
-	if err != nil {
-		return c, err
-	}
-	return s.finish(ctx, w, c, trueUp, true)
-}
-
-func (s *Service) finish(ctx context.Context, w *workspace, c core.Candidate, trueUp, push bool) (core.Candidate, error) {
-	prodRef := "refs/heads/" + w.lines.Production
-	prod, err := gitx.RefSHA(ctx, w.mirror, prodRef)
-	if err != nil {
-		return c, err
-	}
-	merge := ""
-	switch {
-	case prod == "":
-		merge = c.Head // the production line starts here
-		if err := gitx.UpdateBranch(ctx, w.mirror, w.lines.Production, merge, ""); err != nil {
-			return c, fmt.Errorf("create %s: %w", w.lines.Production, err)
-		}
-	default:
-		done, err := gitx.IsAncestor(ctx, w.mirror, c.Head, prod)
-		if err != nil {
-			return c, err
-		}
-		if done {
-			merge = prod // merged by an earlier run
-			if c.Merge != "" {
-				if ok, _ := gitx.IsAncestor(ctx, w.mirror, c.Merge, prod); ok {
-					merge = c.Merge
-				}
-			}
-		}
-	}
-	if merge == "" {
-		var tree string
-		if trueUp {
-			if tree, err = gitx.TreeOf(ctx, w.mirror, c.Head); err != nil {
-				return c, err
-			}
-		} else {
-			var conflicts []string
-			if tree, conflicts, err = gitx.MergeTree(ctx, w.mirror, prod, c.Head); err != nil {
-				return c, err
-			}
-			if len(conflicts) > 0 {
-				return c, fmt.Errorf("%w: %w merging %s into %s: %s (nothing was changed; resolve them on %s, or finish with --true-up to take the release wholesale)",
-					core.ErrConflict, ErrConflicts, c.Label(), w.lines.Production, strings.Join(conflicts, ", "), c.Branch)
-			}
-		}
-		msg := fmt.Sprintf("Release %s\n\nMerge %s (%s) into %s.", title(c), c.Branch, core.ShortSHA(c.Head), w.lines.Production)
-		if trueUp {
-			msg += "\nTrue-up: the production line takes the release's tree wholesale."
-		}
-		if merge, err = gitx.CommitTree(ctx, w.mirror, tree, msg, prod, c.Head); err != nil {
-			return c, err
-		}
-		if err := gitx.UpdateBranch(ctx, w.mirror, w.lines.Production, merge, prod); err != nil {
-			return c, fmt.Errorf("update %s: %w", w.lines.Production, err)
-		}
-	}
-	// Both lines meet: fast-forward the release branch to the merge.
-	br, err := gitx.RefSHA(ctx, w.mirror, "refs/heads/"+c.Branch)
-	if err != nil {
-		return c, err
-	}
-	if br != merge {
-		if ff, err := gitx.IsAncestor(ctx, w.mirror, br, merge); err != nil {
-			return c, err
-		} else if ff {
-			if err := gitx.UpdateBranch(ctx, w.mirror, c.Branch, merge, br); err != nil {
-				return c, err
-			}
-		}
-	}
-	tag := "rc-" + c.ID()
-	if c.Version != "" {
-		tag = w.lines.TagPrefix + c.Version
-	}
-	if err := gitx.CreateTag(ctx, w.mirror, tag, merge, c.Notes, w.lines.SigningKey); err != nil {
-		return c, err
-	}
-	c.Merge, c.Tag = merge, tag
-	if err := s.cfg.Store.UpdateCandidate(ctx, c); err != nil {
-		return c, err
-	}
-	if !push {
-		return c, nil
-	}
-	if err := gitx.Push(ctx, w.mirror, w.app.Repo, prodRef, "refs/heads/"+c.Branch, "refs/tags/"+tag); err != nil {
-		return c, fmt.Errorf("push: %w (rerun finish: every step is safe to repeat)", err)
-	}
-	if c.State != core.CandidateFinished {
-		now := s.cfg.Now().UTC()
-		c.State, c.FinishedAt = core.CandidateFinished, &now
-		if err := s.cfg.Store.UpdateCandidate(ctx, c); err != nil {
-			return c, err
-		}
-		s.emit(ctx, core.Event{App: c.App, Type: core.EventReleaseFinished, Message: fmt.Sprintf("%s merged into %s at %s and tagged %s", title(c), w.lines.Production, core.ShortSHA(merge), tag)})
-	}
-	return c, nil
 }
 
 // Change is what differs between two releases.

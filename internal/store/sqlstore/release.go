@@ -35,16 +35,20 @@ func (s *Store) CreateCandidate(ctx context.Context, c core.Candidate) (core.Can
 	if err := tx.QueryRowContext(ctx, s.q(`SELECT COALESCE(MAX(number), 0) FROM candidates WHERE app = ?`), c.App).Scan(&last); err != nil {
 		return c, err
 	}
+	// c.Number and c.Patch, when set, are floors: the caller knows of
+	// releases the store does not (the repository's existing tags).
 	if c.Patch > 0 {
+		last = max(last, c.Number)
 		if last == 0 {
 			return c, fmt.Errorf("%w: %s has no full release yet to patch", core.ErrInvalid, c.App)
 		}
-		c.Number = last
-		if err := tx.QueryRowContext(ctx, s.q(`SELECT MAX(patch) + 1 FROM candidates WHERE app = ? AND number = ?`), c.App, last).Scan(&c.Patch); err != nil {
+		var next int
+		if err := tx.QueryRowContext(ctx, s.q(`SELECT COALESCE(MAX(patch), 0) + 1 FROM candidates WHERE app = ? AND number = ?`), c.App, last).Scan(&next); err != nil {
 			return c, err
 		}
+		c.Number, c.Patch = last, max(next, c.Patch)
 	} else {
-		c.Number = last + 1
+		c.Number = max(last+1, c.Number)
 	}
 	if c.CreatedAt.IsZero() {
 		c.CreatedAt = time.Now().UTC()

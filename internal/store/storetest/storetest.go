@@ -86,6 +86,16 @@ func candidates(t *testing.T, s ReleaseStore) {
 	if len(l) != 3 || l[0].ID() != "3.1" || l[2].ID() != "2.2" {
 		t.Errorf("list = %v", l)
 	}
+	// Number and Patch are floors (releases the repository's tags know of).
+	for _, tc := range []struct {
+		number, patch int
+		want          string
+	}{{7, 0, "7"}, {2, 0, "8"}, {8, 4, "8.4"}, {0, 1, "8.5"}, {9, 2, "9.2"}} {
+		c, err := s.CreateCandidate(ctx, core.Candidate{App: "a", Number: tc.number, Patch: tc.patch, Head: sha1, State: core.CandidateCut})
+		if err != nil || c.ID() != tc.want {
+			t.Errorf("floor %d.%d: candidate = %s, %v; want %s", tc.number, tc.patch, c.ID(), err, tc.want)
+		}
+	}
 }
 
 func checks(t *testing.T, s ReleaseStore) {
