@@ -28,7 +28,9 @@ func (g compatGate) Decide(ctx context.Context, in deploy.GateInput) (deploy.Dec
 	case err == nil:
 		return deploy.Allowed(), nil
 	case errors.Is(err, core.ErrInvalid), errors.Is(err, core.ErrConflict):
-		return deploy.Denied(strings.TrimPrefix(err.Error(), core.ErrInvalid.Error()+": ")), nil
+		msg := strings.TrimPrefix(err.Error(), core.ErrInvalid.Error()+": ")
+		msg = strings.TrimPrefix(msg, "refused by the backwards-compatibility gate: ")
+		return deploy.Denied(msg), nil
 	default:
 		return deploy.Decision{}, err
 	}
