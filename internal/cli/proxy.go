@@ -207,7 +207,7 @@ not when drained.`,
 	cmd.Flags().StringVar(&healthPath, "health-path", "", "health check path (default /up)")
 	cmd.Flags().StringVar(&drain, "drain-timeout", "", "how long the old set may finish in-flight requests (default 30s)")
 	cmd.Flags().BoolVar(&force, "force", false, "switch without waiting for the health check")
-	cmd.Flags().StringVar(&output, "output", "text", "text or json")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
 	_ = cmd.MarkFlagRequired("target")
 	return cmd
 }
@@ -249,7 +249,7 @@ in the background.`,
 		},
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "switch without waiting for the health check")
-	cmd.Flags().StringVar(&output, "output", "text", "text or json")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
 	return cmd
 }
 
@@ -284,7 +284,7 @@ func newProxyWeightCmd(client func() (*proxy.AdminClient, error)) *cobra.Command
 	cmd.Flags().StringVar(&canary, "canary", "", "host:port[,host:port...] of the canary set")
 	cmd.Flags().IntVar(&percent, "percent", 0, "share of requests for the canary, 0-100")
 	cmd.Flags().BoolVar(&sticky, "sticky", false, "keep each client on its side with a cookie")
-	cmd.Flags().StringVar(&output, "output", "text", "text or json")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
 	return cmd
 }
 
@@ -320,7 +320,7 @@ func newProxyStatusCmd(client func() (*proxy.AdminClient, error)) *cobra.Command
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&output, "output", "text", "text or json")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
 	return cmd
 }
 
@@ -351,7 +351,7 @@ func printProxyStatus(w io.Writer, list []proxy.ServiceStatus) {
 }
 
 func newProxyPauseCmd(client func() (*proxy.AdminClient, error)) *cobra.Command {
-	var mode, message, timeout string
+	var mode, message, timeout, output string
 	cmd := &cobra.Command{
 		Use:     "pause SERVICE",
 		Short:   "Answer 503 with a maintenance page, or hold requests until resume",
@@ -362,9 +362,13 @@ func newProxyPauseCmd(client func() (*proxy.AdminClient, error)) *cobra.Command 
 			if err != nil {
 				return err
 			}
-			return c.Do(cmd.Context(), "PUT", "/services/"+args[0]+"/pause", proxy.PauseRequest{Mode: proxy.PauseMode(mode), Message: message, Timeout: timeout}, nil)
+			if err := c.Do(cmd.Context(), "PUT", "/services/"+args[0]+"/pause", proxy.PauseRequest{Mode: proxy.PauseMode(mode), Message: message, Timeout: timeout}, nil); err != nil {
+				return err
+			}
+			return done(cmd, output, map[string]string{"service": args[0], "paused": mode}, "%s paused (%s)\n", args[0], mode)
 		},
 	}
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
 	cmd.Flags().StringVar(&mode, "mode", "maintenance", "maintenance or queue")
 	cmd.Flags().StringVar(&message, "message", "", "maintenance page message")
 	cmd.Flags().StringVar(&timeout, "timeout", "", "longest a queued request waits (default 30s)")
@@ -372,29 +376,53 @@ func newProxyPauseCmd(client func() (*proxy.AdminClient, error)) *cobra.Command 
 }
 
 func newProxyResumeCmd(client func() (*proxy.AdminClient, error)) *cobra.Command {
-	return &cobra.Command{
+	var output string
+	cmd := &cobra.Command{
 		Use: "resume SERVICE", Short: "End a pause; queued requests proceed", Example: "  cutover proxy resume web", Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := client()
 			if err != nil {
 				return err
 			}
-			return c.Do(cmd.Context(), "DELETE", "/services/"+args[0]+"/pause", nil, nil)
+			if err := c.Do(cmd.Context(), "DELETE", "/services/"+args[0]+"/pause", nil, nil); err != nil {
+				return err
+			}
+			return done(cmd, output, map[string]string{"service": args[0], "resumed": "true"}, "%s resumed\n", args[0])
 		},
 	}
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	return cmd
 }
 
 func newProxyRemoveCmd(client func() (*proxy.AdminClient, error)) *cobra.Command {
-	return &cobra.Command{
+	var output string
+	cmd := &cobra.Command{
 		Use: "remove SERVICE", Short: "Stop routing a service (its sets drain)", Example: "  cutover proxy remove web", Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := client()
 			if err != nil {
 				return err
 			}
-			return c.Do(cmd.Context(), "DELETE", "/services/"+args[0], nil, nil)
+			if err := c.Do(cmd.Context(), "DELETE", "/services/"+args[0], nil, nil); err != nil {
+				return err
+			}
+			return done(cmd, output, map[string]string{"service": args[0], "removed": "true"}, "%s removed\n", args[0])
 		},
 	}
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	return cmd
+}
+
+// done reports a proxy change: as JSON with --output json, else as text.
+func done(cmd *cobra.Command, output string, v any, format string, args ...any) error {
+	switch output {
+	case "json":
+		return printJSON(cmd.OutOrStdout(), v)
+	case "text":
+		fmt.Fprintf(cmd.OutOrStdout(), format, args...)
+		return nil
+	}
+	return usagef("--output %q: want text or json", output)
 }
 
 func printJSON(w io.Writer, v any) error {
