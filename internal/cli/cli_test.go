@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -331,4 +332,76 @@ func TestBuildShowsOutputAndFails(t *testing.T) {
 	if strings.Contains(out, srv.DataDir()) {
 		t.Errorf("the error names a server-side path:\n%s", out)
 	}
+}
+
+// logs --follow keeps printing: a deploy that replaces the live colour
+// shows up as the new instance's output, until the context ends.
+func TestLogsFollow(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the example app")
+	}
+	t.Parallel()
+	srv, repo, cli := startCLIServer(t, "v1", 100*time.Millisecond)
+	if code, out := cli("app", "add", "hello", "--repo", repo); code != 0 {
+		t.Fatalf("app add: %d %s", code, out)
+	}
+	if code, out := cli("deploy", "hello", "staging"); code != 0 {
+		t.Fatalf("deploy: %d %s", code, out)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := &lockedBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		root := NewRoot()
+		root.SetOut(out)
+		root.SetErr(out)
+		root.SetArgs([]string{"logs", "hello", "staging", "--follow", "--server", srv.URL(), "--data-dir", srv.DataDir()})
+		done <- root.ExecuteContext(ctx)
+	}()
+	waitOutput := func(want string, n int) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for strings.Count(out.String(), want) < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("logs --follow never printed %q %d time(s):\n%s", want, n, out.String())
+			}
+			time.Sleep(20 * time.Millisecond) // poll the output
+		}
+	}
+	waitOutput("listening", 1)
+	// A config-only release replaces the live colour: its instance's log follows.
+	if code, out := cli("config", "set", "hello", "staging", "GREETING=hi"); code != 0 {
+		t.Fatalf("config set: %d %s", code, out)
+	}
+	if code, out := cli("deploy", "hello", "staging"); code != 0 {
+		t.Fatalf("config-only deploy: %d %s", code, out)
+	}
+	waitOutput("listening", 2)
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("logs --follow ended with %v after Ctrl-C", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("logs --follow did not stop")
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/cutover/cutover/internal/client"
 	"github.com/cutover/cutover/internal/core"
+	"github.com/cutover/cutover/internal/deploy"
 )
 
 func newAppCmd(c *control) *cobra.Command {
@@ -378,12 +379,15 @@ func newLogsCmd(c *control) *cobra.Command {
 	var colour string
 	var deployment int64
 	var lines int
+	var followLogs bool
 	cmd := &cobra.Command{
 		Use:   "logs APP ENV",
 		Short: "Show the end of the instance logs (live colour by default)",
 		Long: `Shows the end of each instance's log, secrets redacted: the live colour's
 instances, another colour's (--colour), or the instances a deployment started
-(--deployment ID), which stay readable after they stopped or failed.`,
+(--deployment ID), which stay readable after they stopped or failed. --follow
+keeps printing new output (every second) until Ctrl-C; with --output json it
+prints one JSON object per new chunk (JSON Lines).`,
 		Example: "  cutover logs hello production\n  cutover logs hello production --colour green --lines 50\n  cutover logs hello staging --deployment 42 --output json",
 		Args:    exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -398,6 +402,9 @@ instances, another colour's (--colour), or the instances a deployment started
 				return err
 			}
 			opts := client.LogsOptions{Colour: colour, Deployment: deployment, Lines: lines}
+			if followLogs {
+				return tailLogs(cmd, c, cl, args[0], args[1], opts)
+			}
 			if c.json() {
 				logs, err := cl.LogsJSON(cmd.Context(), args[0], args[1], opts)
 				if err != nil {
@@ -411,7 +418,53 @@ instances, another colour's (--colour), or the instances a deployment started
 	cmd.Flags().StringVar(&colour, "colour", "", "blue or green (default: the live colour)")
 	cmd.Flags().Int64Var(&deployment, "deployment", 0, "the instances this deployment started, running or not")
 	cmd.Flags().IntVar(&lines, "lines", 0, "only the last N lines of each instance (default: the last 64 KiB)")
+	cmd.Flags().BoolVarP(&followLogs, "follow", "f", false, "keep printing new output until Ctrl-C")
 	return cmd
+}
+
+// logsPoll is how often logs --follow asks for new output.
+const logsPoll = time.Second
+
+// tailLogs prints each instance's log, then what is new in it every
+// logsPoll: the new part is what follows the end of what was printed
+// before (a log rotated in between is printed again from its end).
+func tailLogs(cmd *cobra.Command, c *control, cl *client.Client, app, env string, opts client.LogsOptions) error {
+	printed := map[string]string{} // instance -> the last bytes printed
+	enc := json.NewEncoder(cmd.OutOrStdout())
+	for first := true; ; first = false {
+		logs, err := cl.LogsJSON(cmd.Context(), app, env, opts)
+		if err != nil {
+			if cmd.Context().Err() != nil {
+				return nil
+			}
+			return err
+		}
+		opts.Lines = 0 // after the first round, everything new
+		for _, l := range logs {
+			fresh := l.Log
+			if tail, ok := printed[l.Instance]; ok {
+				if i := strings.LastIndex(l.Log, tail); i >= 0 {
+					fresh = l.Log[i+len(tail):]
+				}
+			}
+			if fresh == "" {
+				continue
+			}
+			if c.json() {
+				_ = enc.Encode(deploy.InstanceLog{Instance: l.Instance, Addr: l.Addr, Colour: l.Colour, Release: l.Release, Log: fresh})
+			} else {
+				if first || len(logs) > 1 {
+					printf(cmd, "==> %s (#%d) <==\n", l.Instance, l.Release)
+				}
+				printf(cmd, "%s", fresh)
+			}
+			whole := printed[l.Instance] + fresh
+			printed[l.Instance] = whole[max(0, len(whole)-512):]
+		}
+		if pause(cmd.Context(), logsPoll) != nil {
+			return nil
+		}
+	}
 }
 
 func newEventsCmd(c *control) *cobra.Command {
