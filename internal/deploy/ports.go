@@ -97,6 +97,23 @@ type LockStore interface {
 	LockHolder(ctx context.Context, app, env string) (holder string, err error) // "" when free
 }
 
+// GovernanceStore holds what people and CI say about commits and
+// environments: CI results, reviews, approvals, locks, and the server-side
+// policy (versioned). The policy and lock gates read it.
+type GovernanceStore interface {
+	PutCommitStatus(ctx context.Context, c core.CommitStatus) error
+	CommitStatuses(ctx context.Context, app, sha string) ([]core.CommitStatus, error)
+	PutReview(ctx context.Context, r core.Review) error
+	Reviews(ctx context.Context, app, sha string) ([]core.Review, error)
+	PutApproval(ctx context.Context, a core.Approval) error
+	Approvals(ctx context.Context, app, env string) ([]core.Approval, error)
+	PutEnvLock(ctx context.Context, l core.EnvLock) error
+	EnvLock(ctx context.Context, app, env string) (core.EnvLock, error) // ErrNotFound when unlocked
+	DeleteEnvLock(ctx context.Context, app, env string) error           // ErrNotFound when unlocked
+	PutPolicy(ctx context.Context, p core.PolicyVersion) (core.PolicyVersion, error)
+	Policy(ctx context.Context, app string) (core.PolicyVersion, error) // the latest; ErrNotFound when none
+}
+
 // Store is everything the deploy machine persists.
 type Store interface {
 	AppStore

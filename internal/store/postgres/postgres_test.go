@@ -68,6 +68,7 @@ func open(t *testing.T) deploy.Store {
 func TestConformance(t *testing.T) {
 	storetest.Run(t, open)
 	storetest.RunRelease(t, func(t *testing.T) storetest.ReleaseStore { return open(t).(*Store) })
+	storetest.RunGovernance(t, func(t *testing.T) deploy.GovernanceStore { return open(t).(*Store) })
 	storetest.RunLease(t, func(t *testing.T) storetest.LeaseStore[*Store] { return open(t).(*Store) })
 }
 

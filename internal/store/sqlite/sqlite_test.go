@@ -31,6 +31,7 @@ func open(t testing.TB) *Store {
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) deploy.Store { return open(t) })
 	storetest.RunRelease(t, func(t *testing.T) storetest.ReleaseStore { return open(t) })
+	storetest.RunGovernance(t, func(t *testing.T) deploy.GovernanceStore { return open(t) })
 	storetest.RunLease(t, func(t *testing.T) storetest.LeaseStore[*Store] { return open(t) })
 }
 
