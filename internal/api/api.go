@@ -78,6 +78,7 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("GET /api/v1/events", a.json(a.events))
 	mux.HandleFunc("GET /api/v1/events/stream", a.stream)
 	a.routeReleases(mux)
+	a.routeGovernance(mux)
 	want := []byte("Bearer " + cfg.Token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/api/v1/healthz" {

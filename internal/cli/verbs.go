@@ -286,11 +286,14 @@ func newStatusCmd(c *control) *cobra.Command {
 					}
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Env, col, sl.State, rel, addrList(sl.Instances), until)
 				}
+				if e.Lock != nil {
+					fmt.Fprintf(tw, "%s\t\tlocked by %s since %s: %s\t\t\t\n", e.Env, e.Lock.By, e.Lock.At.Local().Format(time.DateTime), e.Lock.Reason)
+				}
 				if e.Degraded != "" {
 					fmt.Fprintf(tw, "%s\t\tdegraded: %s\t\t\t\n", e.Env, e.Degraded)
 				}
 				if e.LockedBy != "" {
-					fmt.Fprintf(tw, "%s\t\tlocked by %s\t\t\t\n", e.Env, e.LockedBy)
+					fmt.Fprintf(tw, "%s\t\tbusy with %s\t\t\t\n", e.Env, e.LockedBy)
 				}
 				for _, d := range e.Unfinished {
 					note := string(d.Step)

@@ -412,3 +412,43 @@ func (c *Client) Diff(ctx context.Context, app string, from, to int, out any) er
 func (c *Client) unreachable(err error) error {
 	return fmt.Errorf("cannot reach the cutover server at %s (is `cutover server` running? set --server or CUTOVER_SERVER): %w", c.base, err)
 }
+
+// ReportCheck records a CI result for a commit.
+func (c *Client) ReportCheck(ctx context.Context, app, sha, name, state, url string) (core.CommitStatus, error) {
+	var out core.CommitStatus
+	err := c.do(ctx, "POST", "/api/v1/apps/"+esc(app)+"/checks", map[string]string{"sha": sha, "name": name, "state": state, "url": url}, &out)
+	return out, err
+}
+
+// Checks returns the CI results of a commit.
+func (c *Client) Checks(ctx context.Context, app, sha string) ([]core.CommitStatus, error) {
+	var out []core.CommitStatus
+	err := c.do(ctx, "GET", "/api/v1/apps/"+esc(app)+"/commits/"+esc(sha)+"/checks", nil, &out)
+	return out, err
+}
+
+// Review approves a commit (the policy's review).
+func (c *Client) Review(ctx context.Context, app, sha string) (core.Review, error) {
+	var out core.Review
+	err := c.do(ctx, "POST", "/api/v1/apps/"+esc(app)+"/reviews", map[string]string{"sha": sha}, &out)
+	return out, err
+}
+
+// Approve approves a release or a commit for an environment.
+func (c *Client) Approve(ctx context.Context, app, env string, release int, sha string) (core.Approval, error) {
+	var out core.Approval
+	err := c.do(ctx, "POST", "/api/v1/apps/"+esc(app)+"/envs/"+esc(env)+"/approvals", map[string]any{"release": release, "sha": sha}, &out)
+	return out, err
+}
+
+// Lock locks an environment against deploys.
+func (c *Client) Lock(ctx context.Context, app, env, reason string) (core.EnvLock, error) {
+	var out core.EnvLock
+	err := c.do(ctx, "PUT", "/api/v1/apps/"+esc(app)+"/envs/"+esc(env)+"/lock", map[string]string{"reason": reason}, &out)
+	return out, err
+}
+
+// Unlock lifts an environment's lock.
+func (c *Client) Unlock(ctx context.Context, app, env string) error {
+	return c.do(ctx, "DELETE", "/api/v1/apps/"+esc(app)+"/envs/"+esc(env)+"/lock", nil, nil)
+}

@@ -601,7 +601,7 @@ func (s *Service) recoverDeployment(ctx context.Context, d core.Deployment) erro
 	if st.Live == d.Colour {
 		prev := st.Live.Other()
 		if ps := st.Slots[prev]; ps != nil && len(ps.Instances) > 0 && ps.Release == d.PreviousRelease {
-			return s.switchBack(ctx, r, d.Colour, prev, reason)
+			return s.switchBack(ctx, r, d.Colour, prev, reason, false)
 		}
 		s.finish(ctx, r, core.StateSucceeded, reason+"; no previous colour to return to, so it stays live")
 		return nil

@@ -294,7 +294,7 @@ func (s *Service) switchAndVerify(ctx context.Context, r *run, colour core.Colou
 		if ctx.Err() != nil {
 			return err
 		}
-		return s.switchBack(ctx, r, colour, old, err.Error())
+		return s.switchBack(ctx, r, colour, old, err.Error(), true)
 	}
 	if err := s.step(ctx, r, core.StepLive, fmt.Sprintf("%s is live in %s", r.rel.Label(), d.Env)); err != nil {
 		return err
@@ -305,7 +305,10 @@ func (s *Service) switchAndVerify(ctx context.Context, r *run, colour core.Colou
 
 // switchBack returns traffic to the previous colour after a failed
 // verification and keeps the failed colour for investigation.
-func (s *Service) switchBack(ctx context.Context, r *run, failed, old core.Colour, reason string) error {
+// A switch-back because verification failed also locks the environment
+// (lock); one by a recovery after a restart does not: a restart says
+// nothing against the release.
+func (s *Service) switchBack(ctx context.Context, r *run, failed, old core.Colour, reason string, lock bool) error {
 	d := &r.d
 	prev := r.state.Slot(old)
 	if old == "" || old == failed || len(prev.Instances) == 0 {
@@ -329,6 +332,9 @@ func (s *Service) switchBack(ctx context.Context, r *run, failed, old core.Colou
 		s.log.Error("persist state after switch back", "deployment", d.ID, "err", err)
 	}
 	s.emit(ctx, event(*d, core.EventDeploySwitchedBack, fmt.Sprintf("traffic back on %s (#%d); failed %s kept for investigation at %s until %s", old, prev.Release, failed, addrs(fs.Instances), fs.Until.Format(time.RFC3339))))
+	if lock {
+		s.lockOnSwitchBack(ctx, *d, reason)
+	}
 	s.finish(ctx, r, core.StateRolledBack, reason)
 	return nil
 }

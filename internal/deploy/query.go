@@ -42,6 +42,8 @@ type EnvStatus struct {
 	State    core.EnvState    `json:"state"`
 	Current  *core.Deployment `json:"current,omitempty"` // the newest deployment
 	LockedBy string           `json:"locked_by,omitempty"`
+	// Lock is set while the environment is locked (deploys refused).
+	Lock *core.EnvLock `json:"lock,omitempty"`
 	// Degraded says what is wrong with the live colour (an instance that
 	// exited and is not yet replaced); "" when it is whole.
 	Degraded string `json:"degraded,omitempty"`
@@ -89,6 +91,11 @@ func (s *Service) Status(ctx context.Context, app string) ([]EnvStatus, error) {
 			es.Current = &ds[0]
 		}
 		es.LockedBy, _ = s.cfg.Store.LockHolder(ctx, app, env)
+		if s.cfg.Governance != nil {
+			if l, err := s.cfg.Governance.EnvLock(ctx, app, env); err == nil {
+				es.Lock = &l
+			}
+		}
 		out = append(out, es)
 	}
 	return out, nil

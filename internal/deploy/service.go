@@ -52,6 +52,9 @@ type Config struct {
 	// Gates decide whether a deployment may enter its environment's queue
 	// (the promotion chain is always the first).
 	Gates []Gate
+	// Governance holds CI results, reviews, approvals, locks and the
+	// policy; nil leaves the lock and policy gates out.
+	Governance GovernanceStore
 	// KeepReleases is how many rollback targets per environment (and
 	// newest artifacts per app) the artifact retention keeps; 0 = default.
 	KeepReleases int
@@ -136,7 +139,13 @@ func New(cfg Config) (*Service, error) {
 		preparing:  map[string][]int64{},
 	}
 	s.turn = sync.NewCond(&s.amu)
-	s.gates = append([]Gate{promotionGate{s.cfg.Store}}, cfg.Gates...)
+	// A lock refuses first: it is the clearest answer; then the promotion
+	// chain, then the gates of other parts (compatibility, policy).
+	if cfg.Governance != nil {
+		s.gates = append(s.gates, lockGate{cfg.Governance})
+	}
+	s.gates = append(s.gates, promotionGate{s.cfg.Store})
+	s.gates = append(s.gates, cfg.Gates...)
 	return s, nil
 }
 

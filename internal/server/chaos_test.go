@@ -212,6 +212,10 @@ func (c *chaos) trial(n int) {
 		// colour is kept failed until investigate_for is over.
 		c.commit("after")
 		failing = c.run(c.p.deploy("staging"), core.StateRolledBack)
+		// The switch-back locked staging; the harness goes on deploying.
+		if code := c.p.call("DELETE", "/api/v1/apps/hello/envs/staging/lock", nil, nil); code != 200 {
+			t.Fatalf("unlock after the switch-back: %d", code)
+		}
 	}
 	var ld *load
 	if c.separate {

@@ -230,7 +230,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	s.Deploy, err = deploy.New(deploy.Config{
 		Store: st, Driver: s.driver, Router: router, Builder: builder, Source: gitSource{},
 		Logger: log.With("part", "deploy"), TickInterval: cfg.TickInterval, Gates: []deploy.Gate{compatGate{s.Release}},
-		Holder: s.name, KeepReleases: cfg.KeepReleases,
+		Holder: s.name, KeepReleases: cfg.KeepReleases, Governance: st,
 	})
 	if err != nil {
 		return nil, err

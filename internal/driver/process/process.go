@@ -6,6 +6,7 @@
 package process
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -117,6 +118,7 @@ func New(cfg Config) (*Driver, error) {
 	}
 	d := &Driver{cfg: cfg, log: cfg.Logger, exited: map[string]int{}, stop: make(chan struct{})}
 	d.stopped.Add(1)
+	d.adoptStrays()
 	go d.rotateLoop()
 	return d, nil
 }
@@ -175,7 +177,9 @@ func (d *Driver) startOne(spec core.GroupSpec, index int) (core.Instance, error)
 	}
 	cmd := exec.Command(bin, spec.Command[1:]...)
 	cmd.Dir = dir
-	cmd.Env = environ(spec, index, port)
+	// The driver's mark: a process started but not yet recorded when a
+	// server died is found by it on the next start (adoptStrays).
+	cmd.Env = append(environ(spec, index, port), markDriver+"="+d.cfg.StateDir, markInstance+"="+id)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -478,4 +482,71 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// The environment variables that mark the processes a driver starts.
+const (
+	markDriver   = "CUTOVER_DRIVER_STATE"
+	markInstance = "CUTOVER_INSTANCE_ID"
+)
+
+// adoptStrays records the processes a previous driver on this state
+// directory started but could not record before it died (killed between
+// starting a process and writing its record), so the server's reconcile
+// sees them and stops them as orphans. Only process group leaders carrying
+// this driver's mark are adopted.
+func (d *Driver) adoptStrays() {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return
+	}
+	want := []byte(markDriver + "=" + d.cfg.StateDir + "\x00")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+		if err != nil || !bytes.Contains(env, want) {
+			continue
+		}
+		id := ""
+		for _, kv := range bytes.Split(env, []byte{0}) {
+			if v, ok := bytes.CutPrefix(kv, []byte(markInstance+"=")); ok {
+				id = string(v)
+			}
+		}
+		if id == "" || strings.ContainsAny(id, "/\\") || pgid(pid) != pid {
+			continue
+		}
+		if _, err := d.readRecord(id); err == nil {
+			continue // recorded: List finds it
+		}
+		ticks, _ := startTicks(pid)
+		in := core.Instance{ID: id, Data: map[string]string{"pid": strconv.Itoa(pid)}}
+		if err := d.writeRecord(record{Instance: in, PID: pid, StartTicks: ticks}); err != nil {
+			d.log.Warn("adopt a stray instance", "pid", pid, "instance", id, "err", err)
+			continue
+		}
+		d.log.Warn("adopted an instance started but never recorded (its server died in between)", "pid", pid, "instance", id)
+	}
+}
+
+// pgid reads a process's group from /proc/PID/stat (field 5).
+func pgid(pid int) int {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 3 {
+		return 0
+	}
+	g, _ := strconv.Atoi(f[2])
+	return g
 }

@@ -224,3 +224,51 @@ func waitLog(t *testing.T, d *Driver, in core.Instance, want string) {
 		time.Sleep(5 * time.Millisecond) // poll the log file
 	}
 }
+
+// A process started but never recorded (the server died in between) is
+// adopted by the next driver on the state directory, so the server's
+// reconcile can stop it as an orphan; a process of another driver is not.
+func TestStrayInstanceIsAdopted(t *testing.T) {
+	t.Parallel()
+	dir, other := t.TempDir(), t.TempDir()
+	start := func(state, id string) *exec.Cmd {
+		cmd := exec.Command("/bin/sh", "-c", "exec sleep 60")
+		cmd.Env = append(os.Environ(), markDriver+"="+state, markInstance+"="+id)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Wait() })
+		return cmd
+	}
+	stray := start(dir, "hello-staging-blue-r3-0-abcdef")
+	foreign := start(other, "hello-staging-blue-r3-0-fedcba")
+	d := newDriver(t, dir)
+	listed, err := d.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, in := range listed {
+		found = found || in.ID == "hello-staging-blue-r3-0-abcdef"
+		if in.ID == "hello-staging-blue-r3-0-fedcba" {
+			t.Error("adopted another driver's process")
+		}
+	}
+	if !found {
+		t.Fatalf("the stray process (pid %d) is not listed: %+v", stray.Process.Pid, listed)
+	}
+	if err := d.Stop(context.Background(), []core.Instance{{ID: "hello-staging-blue-r3-0-abcdef"}}, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for syscall.Kill(stray.Process.Pid, 0) == nil && !zombie(stray.Process.Pid) {
+		if time.Now().After(deadline) {
+			t.Fatal("the adopted stray still runs after Stop")
+		}
+		time.Sleep(10 * time.Millisecond) // poll the process
+	}
+	if syscall.Kill(foreign.Process.Pid, 0) != nil {
+		t.Error("another driver's process was stopped")
+	}
+}
