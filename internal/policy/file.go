@@ -1,0 +1,356 @@
+package policy
+
+import (
+	"bytes"
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/cutover/cutover/internal/core"
+)
+
+// FileName is the name the policy file's errors are reported under.
+const FileName = "policy.yml"
+
+// Defaults and limits of the policy file. They are documented in docs/policy.md.
+const (
+	DefaultApprovals = 1
+	MaxApprovals     = 10
+	MaxPolicyBytes   = 64 << 10
+	MaxCheckName     = 100
+)
+
+// Policy is a parsed and validated policy file with defaults applied.
+type Policy struct {
+	Environments []EnvPolicy // in file order
+}
+
+// EnvPolicy is what an environment requires before a deploy may enter it.
+type EnvPolicy struct {
+	Name string
+	// From is the environment this one promotes from, when the policy
+	// names one; the caller cross-checks it with the app's manifest.
+	From   string
+	Checks []string // the checks that must succeed for ci, in file order
+	// Require is the rule; nil requires nothing. Defaults: cd with from,
+	// else ci with checks, else nothing.
+	Require   *Rule
+	Approvals int       // how many people must approve for approval; 1 when not given
+	Windows   *Schedule // nil: any time
+}
+
+// Env returns the policy of an environment; false when the file does not
+// name it (nothing is required of it).
+func (p *Policy) Env(name string) (EnvPolicy, bool) {
+	if p == nil {
+		return EnvPolicy{}, false
+	}
+	i := slices.IndexFunc(p.Environments, func(e EnvPolicy) bool { return e.Name == name })
+	if i < 0 {
+		return EnvPolicy{}, false
+	}
+	return p.Environments[i], true
+}
+
+// FieldError is one problem in a policy file: where it is and what would
+// be accepted. ParseFile returns them joined (errors.Join), in file order.
+type FieldError struct {
+	Line  int    // 1-based; 0 when the problem has no line
+	Field string // the field path, e.g. environments.production.require
+	Msg   string
+}
+
+// Error formats the problem as policy.yml:LINE: FIELD: MSG.
+func (e *FieldError) Error() string { return e.In(FileName) }
+
+// In formats the problem as if it were in the named file.
+func (e *FieldError) In(file string) string {
+	if e.Line > 0 {
+		file += ":" + strconv.Itoa(e.Line)
+	}
+	if e.Field == "" {
+		return file + ": " + e.Msg
+	}
+	return file + ": " + e.Field + ": " + e.Msg
+}
+
+// The keys accepted at each level, in documentation order.
+var (
+	rootKeys    = []string{"environments"}
+	envKeys     = []string{"from", "checks", "require", "approvals", "windows"}
+	windowsKeys = []string{"timezone", "deny", "allow"}
+)
+
+// checkName is what a check's name may contain: names of CI jobs such as
+// "test", "lint (1.26)" or "ci/build: linux".
+var checkName = regexp.MustCompile(`^[A-Za-z0-9_.:/()\[\]@#+-]+( [A-Za-z0-9_.:/()\[\]@#+-]+)*$`)
+
+// ParseFile validates a policy file and applies defaults. Every error is a
+// *FieldError that names the line and the field path:
+// "policy.yml:7: environments.production.require: col 9: ...". All are
+// returned, joined, in file order. An empty file is an empty policy.
+func ParseFile(data []byte) (*Policy, error) {
+	if len(data) > MaxPolicyBytes {
+		return nil, &FieldError{Msg: fmt.Sprintf("larger than %d bytes", MaxPolicyBytes)}
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return &Policy{}, nil
+		}
+		return nil, syntaxError(err)
+	}
+	var next yaml.Node
+	if err := dec.Decode(&next); err == nil {
+		return nil, &FieldError{Line: next.Line, Msg: "a second YAML document (---): the policy is one document"}
+	} else if !errors.Is(err, io.EOF) {
+		return nil, syntaxError(err)
+	}
+	d := &decoder{}
+	p := d.policy(doc.Content[0])
+	if len(d.errs) == 0 {
+		return p, nil
+	}
+	at := func(e *FieldError) int { return cmp.Or(e.Line, math.MaxInt) }
+	slices.SortStableFunc(d.errs, func(a, b *FieldError) int { return cmp.Compare(at(a), at(b)) })
+	errs := make([]error, len(d.errs))
+	for i, e := range d.errs {
+		errs[i] = e
+	}
+	return nil, errors.Join(errs...)
+}
+
+var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+
+// syntaxError turns go-yaml's "yaml: line 3: ..." into a FieldError.
+func syntaxError(err error) error {
+	s := err.Error()
+	if m := yamlLine.FindStringSubmatch(s); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return &FieldError{Line: line, Msg: "not valid YAML: " + m[2]}
+	}
+	return &FieldError{Msg: "not valid YAML: " + strings.TrimPrefix(s, "yaml: ")}
+}
+
+func (d *decoder) policy(root *yaml.Node) *Policy {
+	r := d.mapping(entry{val: root}, "", "environments: {production: {require: ci}}", rootKeys...)
+	p := &Policy{}
+	e := r.get("environments")
+	f := d.mapping(e, "environments", "{production: {require: ci}}")
+	for _, name := range f.keys {
+		en := f.get(name)
+		path := "environments." + name
+		if core.ValidateName("env", name) != nil {
+			d.fail(en.line(), path, "%q is not a valid environment name: use lower-case letters, digits, '-' or '_'", name)
+			continue
+		}
+		p.Environments = append(p.Environments, d.env(name, en, path))
+	}
+	return p
+}
+
+func (d *decoder) env(name string, en entry, path string) EnvPolicy {
+	ef := d.mapping(en, path, "{from: staging, require: cd && approval}", envKeys...)
+	at := func(k string) (entry, string) { return ef.get(k), path + "." + k }
+	env := EnvPolicy{Name: name, Approvals: DefaultApprovals}
+
+	fe, fp := at("from")
+	if env.From = d.str(fe, fp); env.From != "" {
+		switch {
+		case core.ValidateName("env", env.From) != nil:
+			d.fail(fe.line(), fp, "%q is not a valid environment name: use lower-case letters, digits, '-' or '_'", env.From)
+		case env.From == name:
+			d.fail(fe.line(), fp, "%q is this environment: it must promote from another one", env.From)
+		}
+	}
+
+	ce, cp := at("checks")
+	env.Checks = d.checks(ce, cp)
+
+	re, rp := at("require")
+	if n, ok := d.scalar(re, rp, "a rule such as ci && approval"); ok {
+		r, err := Parse(n.Value)
+		var se *SyntaxError
+		switch {
+		case errors.As(err, &se):
+			d.fail(n.Line, rp, "%s", se)
+		case err != nil:
+			d.fail(n.Line, rp, "%s", err)
+		default:
+			env.Require = r
+		}
+		if r != nil && r.Has(CondCI) && len(env.Checks) == 0 {
+			d.fail(n.Line, rp, "uses ci, but no checks are listed: add checks: [NAME, ...] (the checks that must succeed)")
+		}
+	} else if !re.given() {
+		switch {
+		case env.From != "":
+			env.Require = mustParse(CondCD)
+		case len(env.Checks) > 0:
+			env.Require = mustParse(CondCI)
+		}
+	}
+
+	ae, ap := at("approvals")
+	env.Approvals = d.integer(ae, ap, DefaultApprovals, 1, MaxApprovals)
+	if ae.given() && env.Require != nil && !env.Require.Has(CondApproval) {
+		d.fail(ae.line(), ap, "has no effect: require (%s) does not use approval (add && approval)", env.Require)
+	}
+
+	if we, wp := at("windows"); we.given() {
+		env.Windows = d.windows(we, wp)
+	}
+	return env
+}
+
+func (d *decoder) checks(e entry, path string) []string {
+	n := deref(e.val)
+	if isNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		d.fail(n.Line, path, "want a list of check names, not %s (for example: [test, lint])", kindName(n))
+		return nil
+	}
+	var out []string
+	first := map[string]int{}
+	for i, c := range n.Content {
+		p := fmt.Sprintf("%s[%d]", path, i)
+		c = deref(c)
+		switch {
+		case c.Kind != yaml.ScalarNode || isNull(c):
+			d.fail(c.Line, p, "want a check name, not %s", kindName(c))
+		case len(c.Value) > MaxCheckName || !checkName.MatchString(c.Value):
+			d.fail(c.Line, p, "%q is not a check name: up to %d letters, digits, single spaces and _ . : / ( ) [ ] @ # + -", c.Value, MaxCheckName)
+		case first[c.Value] > 0:
+			d.fail(c.Line, p, "%q is listed twice (first on line %d)", c.Value, first[c.Value])
+		default:
+			first[c.Value] = c.Line
+			out = append(out, c.Value)
+		}
+	}
+	return out
+}
+
+func (d *decoder) windows(e entry, path string) *Schedule {
+	f := d.mapping(e, path, `{timezone: Europe/Berlin, deny: ["Fri 12:00 - Mon 06:00"]}`, windowsKeys...)
+	tz, tp := f.get("timezone"), path+".timezone"
+	loc, err := LoadZone(d.str(tz, tp))
+	if err != nil {
+		d.fail(tz.line(), tp, "%s", err)
+	}
+	ranges := func(k string) []Range {
+		p := path + "." + k
+		n := deref(f.get(k).val)
+		if isNull(n) {
+			return nil
+		}
+		items := n.Content
+		if n.Kind == yaml.ScalarNode {
+			items = []*yaml.Node{n} // one range needs no list
+		} else if n.Kind != yaml.SequenceNode {
+			d.fail(n.Line, p, `want a list of ranges, not %s (for example: ["Fri 12:00 - Mon 06:00"])`, kindName(n))
+			return nil
+		}
+		var out []Range
+		for i, c := range items {
+			ip := fmt.Sprintf("%s[%d]", p, i)
+			if c = deref(c); c.Kind != yaml.ScalarNode || isNull(c) {
+				d.fail(c.Line, ip, "want a range as a string, not %s (%s)", kindName(c), RangeExamples)
+				continue
+			}
+			r, err := ParseRange(c.Value)
+			if err != nil {
+				d.fail(c.Line, ip, "%s", err)
+				continue
+			}
+			out = append(out, r)
+		}
+		return out
+	}
+	return NewSchedule(loc, ranges("deny"), ranges("allow"))
+}
+
+func mustParse(src string) *Rule {
+	r, err := Parse(src)
+	if err != nil {
+		panic(err)
+	}
+	return r
+}
+
+// Marshal renders the policy as canonical YAML (for policy show):
+// environments in file order, defaults written out, rules and ranges in
+// canonical form. ParseFile of the result gives the same policy.
+func (p *Policy) Marshal() []byte {
+	str := func(v string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Value: v} }
+	flow := func(vs []string, style yaml.Style) *yaml.Node {
+		n := &yaml.Node{Kind: yaml.SequenceNode, Style: yaml.FlowStyle}
+		for _, v := range vs {
+			n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: v, Style: style})
+		}
+		return n
+	}
+	envs := &yaml.Node{Kind: yaml.MappingNode}
+	for _, e := range p.environmentsOrNil() {
+		m := &yaml.Node{Kind: yaml.MappingNode}
+		add := func(k string, v *yaml.Node) { m.Content = append(m.Content, str(k), v) }
+		if e.From != "" {
+			add("from", str(e.From))
+		}
+		if len(e.Checks) > 0 {
+			add("checks", flow(e.Checks, 0))
+		}
+		if e.Require != nil {
+			add("require", str(e.Require.String()))
+			if e.Require.Has(CondApproval) {
+				add("approvals", &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.Itoa(e.Approvals)})
+			}
+		}
+		if w := e.Windows.Windows(); len(w.Deny)+len(w.Allow) > 0 || w.Timezone != "" {
+			wm := &yaml.Node{Kind: yaml.MappingNode}
+			if w.Timezone != "" {
+				wm.Content = append(wm.Content, str("timezone"), str(w.Timezone))
+			}
+			if len(w.Deny) > 0 {
+				wm.Content = append(wm.Content, str("deny"), flow(w.Deny, yaml.DoubleQuotedStyle))
+			}
+			if len(w.Allow) > 0 {
+				wm.Content = append(wm.Content, str("allow"), flow(w.Allow, yaml.DoubleQuotedStyle))
+			}
+			add("windows", wm)
+		}
+		if len(m.Content) == 0 {
+			m.Style = yaml.FlowStyle
+		}
+		envs.Content = append(envs.Content, str(e.Name), m)
+	}
+	if len(envs.Content) == 0 {
+		envs.Style = yaml.FlowStyle
+	}
+	root := &yaml.Node{Kind: yaml.MappingNode, Content: []*yaml.Node{str("environments"), envs}}
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(root); err != nil {
+		panic(err) // a tree of plain strings always encodes
+	}
+	_ = enc.Close()
+	return b.Bytes()
+}
+
+func (p *Policy) environmentsOrNil() []EnvPolicy {
+	if p == nil {
+		return nil
+	}
+	return p.Environments
+}
