@@ -25,6 +25,10 @@ const configManifest = "build: {command: x}\nrun: {command: y}\nenvironments: {s
 func (manifestSource) ResolveCommit(context.Context, string, string) (string, error) {
 	return strings.Repeat("a", 40), nil
 }
+func (manifestSource) Log(context.Context, string, string, string) ([]core.Commit, error) {
+	return nil, nil
+}
+
 func (manifestSource) ReadFile(context.Context, string, string, string) ([]byte, error) {
 	return []byte(configManifest), nil
 }

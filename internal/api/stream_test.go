@@ -40,7 +40,9 @@ func (unused) Remove(context.Context, string) error                 { return nil
 func (unused) Stats(context.Context, string) (deploy.RouteStats, error) {
 	return deploy.RouteStats{}, nil
 }
-func (unused) ResolveCommit(context.Context, string, string) (string, error) { return "", nil }
+func (unused) ResolveCommit(context.Context, string, string) (string, error)      { return "", nil }
+func (unused) Log(context.Context, string, string, string) ([]core.Commit, error) { return nil, nil }
+
 func (unused) ReadFile(context.Context, string, string, string) ([]byte, error) {
 	return nil, nil
 }

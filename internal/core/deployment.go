@@ -87,6 +87,8 @@ type Deployment struct {
 	// ReplaceHeld lets the deployment replace a failed colour that is held
 	// for investigation; without it, such a deployment is refused.
 	ReplaceHeld bool `json:"replace_held,omitempty"`
+	// Options say how the deployment asked to be judged by the policy.
+	Options DeployOptions `json:"options,omitzero"`
 	// Instances are the IDs of the instances this deployment started:
 	// their logs stay readable after they stop (cutover logs --deployment).
 	Instances  []string   `json:"instances,omitempty"`
@@ -214,4 +216,16 @@ type ProbeRequest struct {
 type ProbeResult struct {
 	Status int
 	Body   []byte
+}
+
+// DeployOptions are what a deployment asked of the policy: an override of
+// the rules (with a reason, for those allowed to), a hotfix (approval by
+// another person instead of cd), or to wait for a deploy window or for
+// missing approvals and checks instead of being refused.
+type DeployOptions struct {
+	Override        bool   `json:"override,omitempty"`
+	Hotfix          bool   `json:"hotfix,omitempty"`
+	Reason          string `json:"reason,omitempty"` // why the override or the hotfix
+	WhenAllowed     bool   `json:"when_allowed,omitempty"`
+	WaitForApproval bool   `json:"wait_for_approval,omitempty"`
 }

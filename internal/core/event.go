@@ -41,12 +41,13 @@ const (
 
 	EventConfigSet EventType = "config.set"
 
-	EventCheckReported EventType = "check.reported" // a CI result for a commit
-	EventReviewed      EventType = "commit.reviewed"
-	EventApproved      EventType = "release.approved"
-	EventEnvLocked     EventType = "env.locked"
-	EventEnvUnlocked   EventType = "env.unlocked"
-	EventPolicySet     EventType = "policy.set"
+	EventCheckReported  EventType = "check.reported" // a CI result for a commit
+	EventReviewed       EventType = "commit.reviewed"
+	EventApproved       EventType = "release.approved"
+	EventEnvLocked      EventType = "env.locked"
+	EventEnvUnlocked    EventType = "env.unlocked"
+	EventPolicySet      EventType = "policy.set"
+	EventDeployOverride EventType = "deploy.override" // the policy was overridden, with the actor and reason
 
 	EventReleaseCut       EventType = "release.cut"
 	EventReleaseFinished  EventType = "release.finished"

@@ -282,6 +282,11 @@ func (f fakeSource) ResolveCommit(ctx context.Context, repo, ref string) (string
 	return sha(n), nil
 }
 
+// Log makes every commit authored by "dev" (dev@example.com).
+func (f fakeSource) Log(ctx context.Context, repo, from, to string) ([]core.Commit, error) {
+	return []core.Commit{{SHA: to, Author: "dev", Email: "dev@example.com"}}, nil
+}
+
 func (f fakeSource) ReadFile(ctx context.Context, repo, sha, path string) ([]byte, error) {
 	return f.manifest, nil
 }

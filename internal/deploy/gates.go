@@ -82,19 +82,27 @@ func (s *Service) manifestAt(ctx context.Context, app core.App, sha string) (*ma
 	return m, nil
 }
 
-// promotionGate enforces the promotion chain: a commit reaches an
-// environment with `from:` only after it succeeded in that environment.
-type promotionGate struct{ store DeploymentStore }
+// promotionGate enforces the manifest's promotion chain: a commit reaches
+// an environment with `from:` only after it succeeded in that environment.
+// Once a server-side policy names the environment, the policy decides
+// instead (a commit's manifest cannot weaken it).
+type promotionGate struct{ s *Service }
 
 func (promotionGate) Name() string { return "promotion" }
 
 func (g promotionGate) Decide(ctx context.Context, in GateInput) (Decision, error) {
+	if _, _, ok, err := g.s.policyOf(ctx, in.App.Name, in.Env.Name); err != nil || ok {
+		return Allowed(), err
+	}
+	if in.Deployment.Options.Hotfix {
+		return Denied("a hotfix needs a server-side policy with approval (cutover policy set): without one, the promotion chain applies"), nil
+	}
 	if in.Env.From == "" {
 		return Allowed(), nil
 	}
 	var before int64
 	for {
-		ds, err := g.store.ListDeployments(ctx, in.App.Name, in.Env.From, before, 500)
+		ds, err := g.s.cfg.Store.ListDeployments(ctx, in.App.Name, in.Env.From, before, 500)
 		if err != nil {
 			return Decision{}, fmt.Errorf("history of %s: %w", in.Env.From, err)
 		}

@@ -210,6 +210,9 @@ type Source interface {
 	// ReadFile returns a file of a commit without checking it out (the
 	// manifest, read before anything is built).
 	ReadFile(ctx context.Context, repo, sha, path string) ([]byte, error)
+	// Log lists the commits reachable from to but not from from ("" = all),
+	// newest first (the authors a review may not come from).
+	Log(ctx context.Context, repo, from, to string) ([]core.Commit, error)
 }
 
 // Publisher records events in the timeline. Every part that has something

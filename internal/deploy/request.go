@@ -30,6 +30,8 @@ type DeployRequest struct {
 	// ReplaceHeld lets the deployment replace a failed colour held for
 	// investigation (cutover hold); without it the deployment is refused.
 	ReplaceHeld bool
+	// Options ask the policy for an override, a hotfix, or to wait.
+	Options core.DeployOptions
 	// BuildLog receives the build output when the commit is built now.
 	BuildLog io.Writer
 
@@ -59,7 +61,7 @@ func (s *Service) Deploy(ctx context.Context, req DeployRequest) (core.Deploymen
 	if err != nil {
 		return core.Deployment{}, err
 	}
-	d := core.Deployment{App: app.Name, Env: req.Env, Kind: req.kind, State: core.StatePending, Step: core.StepGates, RequestedBy: req.RequestedBy, ReplaceHeld: req.ReplaceHeld}
+	d := core.Deployment{App: app.Name, Env: req.Env, Kind: req.kind, State: core.StatePending, Step: core.StepGates, RequestedBy: req.RequestedBy, ReplaceHeld: req.ReplaceHeld, Options: req.Options}
 	state, err := s.cfg.Store.GetEnvState(ctx, app.Name, req.Env)
 	if err != nil {
 		return core.Deployment{}, fmt.Errorf("state of %s/%s: %w", app.Name, req.Env, err)
@@ -302,6 +304,9 @@ func (s *Service) evaluate(ctx context.Context, d core.Deployment) bool {
 			s.emit(ctx, event(d, core.EventDeployWaiting, fmt.Sprintf("%s of %s to %s waits: %s (%s)", d.Kind, what(d), d.Env, dec.Reason, gate)))
 		}
 		return false
+	}
+	if d.Options.Override {
+		s.emit(ctx, event(d, core.EventDeployOverride, fmt.Sprintf("%s overrode the policy for %s of %s to %s: %s", orSomeone(d.RequestedBy), d.Kind, what(d), d.Env, d.Options.Reason)))
 	}
 	if d.State == core.StateWaiting {
 		d, err = s.transition(ctx, d.ID, func(d *core.Deployment) error {

@@ -55,6 +55,9 @@ type Config struct {
 	// Governance holds CI results, reviews, approvals, locks and the
 	// policy; nil leaves the lock and policy gates out.
 	Governance GovernanceStore
+	// Users maps commit authors' emails to users (review may not be by an
+	// author); nil compares names and emails only.
+	Users UserDirectory
 	// KeepReleases is how many rollback targets per environment (and
 	// newest artifacts per app) the artifact retention keeps; 0 = default.
 	KeepReleases int
@@ -78,6 +81,7 @@ type Service struct {
 	standby string                    // why mutations are refused while inactive
 
 	evaluating  map[string]bool      // waiting deployments being evaluated now
+	policies    policyCache          // parsed policies, by app
 	restarts    map[string]*restarts // supervision of live colours, by app/env
 	unrouted    map[string]string    // environments whose live colour the proxy could not be told about, why
 	lastCollect time.Time            // when the artifact retention last ran
@@ -134,6 +138,7 @@ func New(cfg Config) (*Service, error) {
 		done:       map[int64][]chan struct{}{},
 		standby:    "the server is starting",
 		evaluating: map[string]bool{},
+		policies:   policyCache{m: map[string]cachedPolicy{}},
 		restarts:   map[string]*restarts{},
 		unrouted:   map[string]string{},
 		preparing:  map[string][]int64{},
@@ -144,7 +149,10 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Governance != nil {
 		s.gates = append(s.gates, lockGate{cfg.Governance})
 	}
-	s.gates = append(s.gates, promotionGate{s.cfg.Store})
+	s.gates = append(s.gates, promotionGate{s})
+	if cfg.Governance != nil {
+		s.gates = append(s.gates, policyGate{s})
+	}
 	s.gates = append(s.gates, cfg.Gates...)
 	return s, nil
 }

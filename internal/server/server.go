@@ -393,6 +393,10 @@ func (gitSource) ResolveCommit(ctx context.Context, repo, ref string) (string, e
 	return gitx.ResolveCommit(ctx, repo, ref)
 }
 
+func (gitSource) Log(ctx context.Context, repo, from, to string) ([]core.Commit, error) {
+	return gitx.Log(ctx, repo, from, to)
+}
+
 func (gitSource) ReadFile(ctx context.Context, repo, sha, path string) ([]byte, error) {
 	return gitx.ShowFile(ctx, repo, sha, path)
 }

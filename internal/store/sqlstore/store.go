@@ -480,14 +480,17 @@ func (s *Store) ListReleases(ctx context.Context, app string, limit int) ([]core
 	return out, rows.Err()
 }
 
-const deploymentCols = `id, app, env, kind, release, previous_release, sha, colour, state, step, reason, requested_by, created_at, updated_at, switched_at, finished_at, waiting_on, wait_until, replace_held, instances`
+const deploymentCols = `id, app, env, kind, release, previous_release, sha, colour, state, step, reason, requested_by, created_at, updated_at, switched_at, finished_at, waiting_on, wait_until, replace_held, instances, options`
 
 func scanDeployment(sc interface{ Scan(...any) error }) (core.Deployment, error) {
 	var d core.Deployment
 	var created, updated int64
 	var switched, finished, until sql.NullInt64
-	var instances string
-	err := sc.Scan(&d.ID, &d.App, &d.Env, &d.Kind, &d.Release, &d.PreviousRelease, &d.SHA, &d.Colour, &d.State, &d.Step, &d.Reason, &d.RequestedBy, &created, &updated, &switched, &finished, &d.WaitingOn, &until, &d.ReplaceHeld, &instances)
+	var instances, options string
+	err := sc.Scan(&d.ID, &d.App, &d.Env, &d.Kind, &d.Release, &d.PreviousRelease, &d.SHA, &d.Colour, &d.State, &d.Step, &d.Reason, &d.RequestedBy, &created, &updated, &switched, &finished, &d.WaitingOn, &until, &d.ReplaceHeld, &instances, &options)
+	if options != "" {
+		_ = json.Unmarshal([]byte(options), &d.Options)
+	}
 	if instances != "" {
 		d.Instances = strings.Split(instances, ",")
 	}
@@ -499,10 +502,10 @@ func scanDeployment(sc interface{ Scan(...any) error }) (core.Deployment, error)
 // CreateDeployment implements deploy.Store.
 func (s *Store) CreateDeployment(ctx context.Context, d core.Deployment) (core.Deployment, error) {
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		return tx.QueryRowContext(ctx, s.q(`INSERT INTO deployments (app, env, kind, release, previous_release, sha, colour, state, step, reason, requested_by, created_at, updated_at, switched_at, finished_at, waiting_on, wait_until, replace_held, instances)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+		return tx.QueryRowContext(ctx, s.q(`INSERT INTO deployments (app, env, kind, release, previous_release, sha, colour, state, step, reason, requested_by, created_at, updated_at, switched_at, finished_at, waiting_on, wait_until, replace_held, instances, options)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
 			d.App, d.Env, d.Kind, d.Release, d.PreviousRelease, d.SHA, d.Colour, d.State, d.Step, d.Reason, d.RequestedBy,
-			ns(d.CreatedAt), ns(d.UpdatedAt), nsPtr(d.SwitchedAt), nsPtr(d.FinishedAt), d.WaitingOn, nsPtr(d.WaitUntil), d.ReplaceHeld, strings.Join(d.Instances, ",")).Scan(&d.ID)
+			ns(d.CreatedAt), ns(d.UpdatedAt), nsPtr(d.SwitchedAt), nsPtr(d.FinishedAt), d.WaitingOn, nsPtr(d.WaitUntil), d.ReplaceHeld, strings.Join(d.Instances, ","), optionsJSON(d.Options)).Scan(&d.ID)
 	})
 	return d, err
 }
@@ -765,4 +768,12 @@ func BulkDeployments(ctx context.Context, s *Store, app string, envs []string, n
 		}
 	}
 	return tx.Commit()
+}
+
+func optionsJSON(o core.DeployOptions) string {
+	if o == (core.DeployOptions{}) {
+		return ""
+	}
+	b, _ := json.Marshal(o)
+	return string(b)
 }

@@ -297,12 +297,13 @@ func deployments(t *testing.T, s deploy.Store) {
 	// A waiting deployment is unfinished and keeps what it waits on.
 	until := now.Add(time.Hour)
 	w, err := s.CreateDeployment(ctx, core.Deployment{App: "a", Env: "prod", Kind: core.KindDeploy, State: core.StateWaiting, Step: core.StepGates,
-		WaitingOn: "approval", WaitUntil: &until, CreatedAt: now, UpdatedAt: now})
+		WaitingOn: "approval", WaitUntil: &until, CreatedAt: now, UpdatedAt: now,
+		Options: core.DeployOptions{Hotfix: true, Reason: "payments down", WaitForApproval: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	got, _ = s.GetDeployment(ctx, w.ID)
-	if got.WaitingOn != "approval" || got.WaitUntil == nil || !got.WaitUntil.Equal(until) {
+	if got.WaitingOn != "approval" || got.WaitUntil == nil || !got.WaitUntil.Equal(until) || !got.Options.Hotfix || got.Options.Reason != "payments down" || !got.Options.WaitForApproval {
 		t.Errorf("waiting round trip = %+v", got)
 	}
 	if un, _ := s.UnfinishedDeployments(ctx); len(un) != 10 || un[9].ID != w.ID {

@@ -47,3 +47,6 @@ CREATE TABLE policies (
     at      BIGINT NOT NULL,
     PRIMARY KEY (app, version)
 );
+
+-- How a deployment asked to be judged (override, hotfix, waiting).
+ALTER TABLE deployments ADD COLUMN options TEXT NOT NULL DEFAULT '';
