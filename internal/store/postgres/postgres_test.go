@@ -69,6 +69,7 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, open)
 	storetest.RunRelease(t, func(t *testing.T) storetest.ReleaseStore { return open(t).(*Store) })
 	storetest.RunLease(t, func(t *testing.T) storetest.LeaseStore[*Store] { return open(t).(*Store) })
+	storetest.RunUsers(t, func(t *testing.T) storetest.UserStore { return open(t).(*Store) })
 }
 
 // TestLockAcrossServers: two stores on one database (two cutover servers)

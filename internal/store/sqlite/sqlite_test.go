@@ -32,6 +32,7 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) deploy.Store { return open(t) })
 	storetest.RunRelease(t, func(t *testing.T) storetest.ReleaseStore { return open(t) })
 	storetest.RunLease(t, func(t *testing.T) storetest.LeaseStore[*Store] { return open(t) })
+	storetest.RunUsers(t, func(t *testing.T) storetest.UserStore { return open(t) })
 }
 
 func TestReopenKeepsDataAndMigrations(t *testing.T) {
