@@ -75,11 +75,12 @@ func Needs(action Action) core.Role {
 }
 
 // Can reports whether bindings allow action on app and env. app or env
-// "*" asks for all of them, which only a "*" glob grants. Deny by default:
-// no binding, no access.
+// "*" asks for all of them, which only a "*" glob grants; env AnyEnv asks
+// for some environment of app (what an app-wide read such as status or
+// history needs). Deny by default: no binding, no access.
 func Can(bindings []core.RoleBinding, action Action, app, env string) bool {
 	for _, b := range bindings {
-		if Grants(b.Role, action) && match(b.Apps, app) && match(b.Envs, env) {
+		if Grants(b.Role, action) && match(b.Apps, app) && (env == AnyEnv || match(b.Envs, env)) {
 			return true
 		}
 	}
@@ -93,6 +94,9 @@ func match(glob, name string) bool {
 	ok, err := path.Match(glob, name)
 	return err == nil && ok
 }
+
+// AnyEnv as the env of Can asks for some environment of the app.
+const AnyEnv = ""
 
 // Forbidden is the error of a refused action: it names what was asked, the
 // role that would allow it and what the user has.
@@ -131,6 +135,8 @@ func scope(app, env string) string {
 		return "on every app and env"
 	case env == core.AnyScope:
 		return "on app " + app + ", every env"
+	case env == AnyEnv:
+		return "on app " + app + " (any env)"
 	}
 	return "on app " + app + ", env " + env
 }
@@ -151,7 +157,7 @@ func Describe(action Action, app, env string) string {
 	switch {
 	case app == core.AnyScope && env == core.AnyScope:
 		what = "all apps"
-	case env == core.AnyScope:
+	case env == core.AnyScope, env == AnyEnv:
 		what = app
 	}
 	v, ok := verbs[action]

@@ -42,6 +42,9 @@ func TestCan(t *testing.T) {
 		{"a request for every env needs *", bind(core.RoleViewer, "*", "staging"), Read, "hello", "*", false},
 		{"empty globs mean *", bind(core.RoleViewer, "", ""), Read, "hello", "production", true},
 		{"any binding may allow", []core.RoleBinding{{Role: core.RoleViewer, Apps: "*", Envs: "*"}, {Role: core.RoleDeployer, Apps: "hello", Envs: "staging"}}, Deploy, "hello", "staging", true},
+		{"an app-wide read needs some env of the app", bind(core.RoleDeployer, "hello", "staging"), Read, "hello", AnyEnv, true},
+		{"an app-wide read of another app", bind(core.RoleDeployer, "hello", "staging"), Read, "api", AnyEnv, false},
+		{"an app-wide read of every app needs *", bind(core.RoleViewer, "hello", "*"), Read, "*", AnyEnv, false},
 		{"unknown role denies", bind("root", "*", "*"), Read, "hello", "production", false},
 	}
 	for _, tt := range tests {
@@ -81,6 +84,8 @@ func TestForbiddenMessage(t *testing.T) {
 			"forbidden: deploying to hello/production needs the deployer role on app hello, env production; ann has viewer"},
 		{Check("bob", bind(core.RoleDeployer, "api", "staging"), Read, "hello", core.AnyScope),
 			"forbidden: reading hello needs the viewer role on app hello, every env; bob has deployer on app api, env staging"},
+		{Check("dee", bind(core.RoleViewer, "api", "*"), Read, "hello", AnyEnv),
+			"forbidden: reading hello needs the viewer role on app hello (any env); dee has viewer on app api, env *"},
 		{Check("cy", nil, Users, core.AnyScope, core.AnyScope),
 			"forbidden: managing users needs the admin role on every app and env; cy has no role"},
 	}
