@@ -67,8 +67,8 @@ func caller(r *http.Request) *principal {
 	return p
 }
 
-// builtinAdmin is the owner of the server's own token when no store of
-// users is wired (the store has it too: the server creates it at start).
+// builtinAdmin is the owner of the server's own token (the server also
+// stores it, so `user list` shows it and names stay unique).
 var builtinAdmin = core.User{Name: core.AdminUser, Bindings: []core.RoleBinding{{Role: core.RoleAdmin, Apps: core.AnyScope, Envs: core.AnyScope}}}
 
 var errUnauthorized = errors.New("missing, unknown or revoked API token (send Authorization: Bearer TOKEN)")
@@ -83,11 +83,6 @@ func (a *api) authenticate(r *http.Request, serverToken string) (*principal, err
 		return nil, errUnauthorized
 	}
 	if serverToken != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(serverToken)) == 1 {
-		if a.users != nil {
-			if u, err := a.users.GetUser(r.Context(), core.AdminUser); err == nil {
-				return &principal{user: u}, nil
-			}
-		}
 		return &principal{user: builtinAdmin}, nil
 	}
 	if a.users == nil || !strings.HasPrefix(tok, TokenPrefix) {
