@@ -6,7 +6,6 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -17,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cutover/cutover/internal/access"
 	"github.com/cutover/cutover/internal/core"
 	"github.com/cutover/cutover/internal/deploy"
 	"github.com/cutover/cutover/internal/release"
@@ -37,14 +37,16 @@ const (
 type Config struct {
 	Service *deploy.Service
 	Release *release.Service // release management; nil leaves its routes out
-	Token   string           // bearer token every route but /api/v1/healthz requires
+	Token   string           // the server's own token: the built-in admin's
+	Users   UserStore        // users and their tokens; nil: only Token is accepted
 	Logger  *slog.Logger
 }
 
 type api struct {
-	svc *deploy.Service
-	rel *release.Service
-	log *slog.Logger
+	svc   *deploy.Service
+	rel   *release.Service
+	users UserStore
+	log   *slog.Logger
 }
 
 // New returns the API handler.
@@ -52,41 +54,47 @@ func New(cfg Config) http.Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	a := &api{svc: cfg.Service, rel: cfg.Release, log: cfg.Logger}
+	a := &api{svc: cfg.Service, rel: cfg.Release, users: cfg.Users, log: cfg.Logger}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
-	mux.HandleFunc("GET /api/v1/apps", a.json(a.listApps))
-	mux.HandleFunc("POST /api/v1/apps", a.json(withBody(a.addApp)))
-	mux.HandleFunc("GET /api/v1/apps/{app}", a.json(a.getApp))
-	mux.HandleFunc("DELETE /api/v1/apps/{app}", a.json(a.removeApp))
-	mux.HandleFunc("POST /api/v1/apps/{app}/builds", a.json(withBody(a.build)))
-	mux.HandleFunc("POST /api/v1/apps/{app}/envs/{env}/deployments", a.json(withBody(a.deploy)))
-	mux.HandleFunc("POST /api/v1/apps/{app}/envs/{env}/rollback", a.json(withBody(a.rollback)))
-	mux.HandleFunc("POST /api/v1/apps/{app}/envs/{env}/confirm", a.json(a.confirm))
-	mux.HandleFunc("POST /api/v1/apps/{app}/envs/{env}/stop", a.json(a.stop))
-	mux.HandleFunc("POST /api/v1/apps/{app}/envs/{env}/hold", a.json(withBody(a.hold)))
-	mux.HandleFunc("GET /api/v1/apps/{app}/envs/{env}/config", a.json(a.getConfig))
-	mux.HandleFunc("PUT /api/v1/apps/{app}/envs/{env}/config", a.json(withBody(a.replaceConfig)))
-	mux.HandleFunc("PATCH /api/v1/apps/{app}/envs/{env}/config", a.json(withBody(a.changeConfig)))
-	mux.HandleFunc("GET /api/v1/apps/{app}/envs/{env}/logs", a.logs)
-	mux.HandleFunc("GET /api/v1/apps/{app}/status", a.json(a.status))
-	mux.HandleFunc("GET /api/v1/apps/{app}/deployments", a.json(a.history))
-	mux.HandleFunc("GET /api/v1/apps/{app}/releases", a.json(a.releases))
-	mux.HandleFunc("GET /api/v1/deployments/{id}", a.json(a.deployment))
-	mux.HandleFunc("GET /api/v1/deployments/{id}/wait", a.json(a.wait))
-	mux.HandleFunc("POST /api/v1/deployments/{id}/cancel", a.json(a.cancel))
-	mux.HandleFunc("GET /api/v1/events", a.json(a.events))
-	mux.HandleFunc("GET /api/v1/events/stream", a.stream)
+	mux.HandleFunc("GET /api/v1/apps", a.json(a.listVisibleApps))
+	mux.HandleFunc("POST /api/v1/apps", a.allow(access.Apps, everything, a.json(withBody(a.addApp))))
+	mux.HandleFunc("GET /api/v1/apps/{app}", a.allow(access.Read, appWide, a.json(a.getApp)))
+	mux.HandleFunc("DELETE /api/v1/apps/{app}", a.allow(access.Apps, inPath, a.json(a.removeApp)))
+	mux.HandleFunc("POST /api/v1/apps/{app}/builds", a.allow(access.Build, appWide, a.json(withBody(a.build))))
+	mux.HandleFunc("POST /api/v1/apps/{app}/envs/{env}/deployments", a.allow(access.Deploy, inPath, a.json(withBody(a.deploy))))
+	mux.HandleFunc("POST /api/v1/apps/{app}/envs/{env}/rollback", a.allow(access.Rollback, inPath, a.json(withBody(a.rollback))))
+	mux.HandleFunc("POST /api/v1/apps/{app}/envs/{env}/confirm", a.allow(access.Confirm, inPath, a.json(a.confirm)))
+	mux.HandleFunc("POST /api/v1/apps/{app}/envs/{env}/stop", a.allow(access.Stop, inPath, a.json(a.stop)))
+	mux.HandleFunc("POST /api/v1/apps/{app}/envs/{env}/hold", a.allow(access.Hold, inPath, a.json(withBody(a.hold))))
+	mux.HandleFunc("GET /api/v1/apps/{app}/envs/{env}/config", a.allow(access.Read, inPath, a.json(a.getConfig)))
+	mux.HandleFunc("PUT /api/v1/apps/{app}/envs/{env}/config", a.allow(access.Config, inPath, a.json(withBody(a.replaceConfig))))
+	mux.HandleFunc("PATCH /api/v1/apps/{app}/envs/{env}/config", a.allow(access.Config, inPath, a.json(withBody(a.changeConfig))))
+	mux.HandleFunc("GET /api/v1/apps/{app}/envs/{env}/logs", a.allow(access.Read, inPath, a.logs))
+	mux.HandleFunc("GET /api/v1/apps/{app}/status", a.allow(access.Read, appWide, a.json(a.status)))
+	mux.HandleFunc("GET /api/v1/apps/{app}/deployments", a.allow(access.Read, appWide, a.json(a.history)))
+	mux.HandleFunc("GET /api/v1/apps/{app}/releases", a.allow(access.Read, appWide, a.json(a.releases)))
+	mux.HandleFunc("GET /api/v1/deployments/{id}", a.allow(access.Read, ofDeployment, a.json(a.deployment)))
+	mux.HandleFunc("GET /api/v1/deployments/{id}/wait", a.allow(access.Read, ofDeployment, a.json(a.wait)))
+	mux.HandleFunc("POST /api/v1/deployments/{id}/cancel", a.allow(access.Cancel, ofDeployment, a.json(a.cancel)))
+	mux.HandleFunc("GET /api/v1/events", a.allow(access.Read, inQuery, a.json(a.events)))
+	mux.HandleFunc("GET /api/v1/events/stream", a.allow(access.Read, inQuery, a.stream))
+	a.routeUsers(mux)
 	a.routeReleases(mux)
 	a.routeGovernance(mux)
-	want := []byte("Bearer " + cfg.Token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/api/v1/healthz" {
-			if cfg.Token == "" || subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			p, err := a.authenticate(r, cfg.Token)
+			if errors.Is(err, errUnauthorized) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="cutover"`)
-				writeJSON(w, http.StatusUnauthorized, errorBody{Error: "missing or wrong API token (send Authorization: Bearer TOKEN)"})
+				writeJSON(w, http.StatusUnauthorized, errorBody{Error: err.Error()})
 				return
 			}
+			if err != nil {
+				a.fail(w, r, fmt.Errorf("authenticate: %w", err))
+				return
+			}
+			r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
 		}
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
@@ -139,6 +147,8 @@ func errorStatus(err error) (int, string) {
 		return http.StatusNotFound, err.Error()
 	case errors.Is(err, core.ErrConflict), errors.Is(err, core.ErrLocked):
 		return http.StatusConflict, err.Error()
+	case errors.As(err, new(*access.Forbidden)):
+		return http.StatusForbidden, err.Error()
 	case errors.Is(err, core.ErrBuildFailed):
 		// The request was fine; the commit does not build.
 		return http.StatusUnprocessableEntity, err.Error()
@@ -272,7 +282,7 @@ func (a *api) removeApp(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	if err := a.svc.RemoveApp(r.Context(), app, "api"); err != nil {
+	if err := a.svc.RemoveApp(r.Context(), app, actor(r)); err != nil {
 		return 0, nil, err
 	}
 	return http.StatusOK, map[string]string{"removed": app}, nil
@@ -291,9 +301,14 @@ func (a *api) build(r *http.Request, req buildRequest) (int, any, error) {
 }
 
 type deployRequest struct {
-	Ref         string `json:"ref"`
-	NoWait      bool   `json:"no_wait"`
-	ReplaceHeld bool   `json:"replace_held"`
+	Ref             string `json:"ref"`
+	NoWait          bool   `json:"no_wait"`
+	ReplaceHeld     bool   `json:"replace_held"`
+	Override        bool   `json:"override"`
+	Hotfix          bool   `json:"hotfix"`
+	Reason          string `json:"reason"`
+	WhenAllowed     bool   `json:"when_allowed"`
+	WaitForApproval bool   `json:"wait_for_approval"`
 }
 
 func (a *api) deploy(r *http.Request, req deployRequest) (int, any, error) {
@@ -301,7 +316,17 @@ func (a *api) deploy(r *http.Request, req deployRequest) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	return accepted(a.svc.Deploy(r.Context(), deploy.DeployRequest{App: app, Env: env, Ref: req.Ref, NoWait: req.NoWait, ReplaceHeld: req.ReplaceHeld, RequestedBy: "api"}))
+	if (req.Override || req.Hotfix) && strings.TrimSpace(req.Reason) == "" {
+		return 0, nil, errInvalidf("an override or a hotfix needs a reason (--reason TEXT): it goes into the timeline")
+	}
+	if req.Override {
+		p := caller(r)
+		if err := access.Check(p.user.Name, p.user.Bindings, access.Override, app, env); err != nil {
+			return 0, nil, err
+		}
+	}
+	return accepted(a.svc.Deploy(r.Context(), deploy.DeployRequest{App: app, Env: env, Ref: req.Ref, NoWait: req.NoWait, ReplaceHeld: req.ReplaceHeld, RequestedBy: actor(r),
+		Options: core.DeployOptions{Override: req.Override, Hotfix: req.Hotfix, Reason: strings.TrimSpace(req.Reason), WhenAllowed: req.WhenAllowed, WaitForApproval: req.WaitForApproval}}))
 }
 
 type rollbackRequest struct {
@@ -316,7 +341,7 @@ func (a *api) rollback(r *http.Request, req rollbackRequest) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	return accepted(a.svc.Rollback(r.Context(), deploy.RollbackRequest{App: app, Env: env, To: req.To, Steps: req.Steps, NoWait: req.NoWait, KeepConfig: req.KeepConfig, RequestedBy: "api"}))
+	return accepted(a.svc.Rollback(r.Context(), deploy.RollbackRequest{App: app, Env: env, To: req.To, Steps: req.Steps, NoWait: req.NoWait, KeepConfig: req.KeepConfig, RequestedBy: actor(r)}))
 }
 
 func (a *api) confirm(r *http.Request) (int, any, error) {
@@ -324,7 +349,7 @@ func (a *api) confirm(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	return accepted(a.svc.Confirm(r.Context(), app, env, "api"))
+	return accepted(a.svc.Confirm(r.Context(), app, env, actor(r)))
 }
 
 func (a *api) stop(r *http.Request) (int, any, error) {
@@ -332,7 +357,7 @@ func (a *api) stop(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	return accepted(a.svc.Stop(r.Context(), app, env, "api"))
+	return accepted(a.svc.Stop(r.Context(), app, env, actor(r)))
 }
 
 type holdRequest struct {
@@ -348,7 +373,7 @@ func (a *api) hold(r *http.Request, req holdRequest) (int, any, error) {
 	if err != nil {
 		return 0, nil, fmt.Errorf("%w: for %q is not a duration (examples: 30m, 2h)", core.ErrInvalid, req.For)
 	}
-	return ok(a.svc.Hold(r.Context(), app, env, d, "api"))
+	return ok(a.svc.Hold(r.Context(), app, env, d, actor(r)))
 }
 
 type configRequest struct {
@@ -369,7 +394,7 @@ func (a *api) replaceConfig(r *http.Request, req configRequest) (int, any, error
 	if err != nil {
 		return 0, nil, err
 	}
-	return ok(a.svc.ChangeConfig(r.Context(), app, env, deploy.ConfigChange{Vars: req.Vars, Secrets: req.Secrets, Replace: true, Actor: "api"}))
+	return ok(a.svc.ChangeConfig(r.Context(), app, env, deploy.ConfigChange{Vars: req.Vars, Secrets: req.Secrets, Replace: true, Actor: actor(r)}))
 }
 
 // changeConfig merges the body into the latest version.
@@ -378,7 +403,7 @@ func (a *api) changeConfig(r *http.Request, req configChangeRequest) (int, any, 
 	if err != nil {
 		return 0, nil, err
 	}
-	return ok(a.svc.ChangeConfig(r.Context(), app, env, deploy.ConfigChange{Vars: req.Vars, Secrets: req.Secrets, Unset: req.Unset, Actor: "api"}))
+	return ok(a.svc.ChangeConfig(r.Context(), app, env, deploy.ConfigChange{Vars: req.Vars, Secrets: req.Secrets, Unset: req.Unset, Actor: actor(r)}))
 }
 
 func (a *api) getConfig(r *http.Request) (int, any, error) {
@@ -505,7 +530,7 @@ func (a *api) cancel(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	return ok(a.svc.Cancel(r.Context(), id, "api"))
+	return ok(a.svc.Cancel(r.Context(), id, actor(r)))
 }
 
 func (a *api) deployment(r *http.Request) (int, any, error) {

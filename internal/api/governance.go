@@ -1,19 +1,26 @@
 package api
 
 import (
+	"io"
 	"net/http"
 
+	"github.com/cutover/cutover/internal/access"
 	"github.com/cutover/cutover/internal/core"
+	"github.com/cutover/cutover/internal/policy"
 )
 
 // Routes of governance: CI results, reviews, approvals, locks.
 func (a *api) routeGovernance(mux *http.ServeMux) {
-	mux.HandleFunc("POST /api/v1/apps/{app}/checks", a.json(withBody(a.reportCheck)))
-	mux.HandleFunc("GET /api/v1/apps/{app}/commits/{sha}/checks", a.json(a.checks))
-	mux.HandleFunc("POST /api/v1/apps/{app}/reviews", a.json(withBody(a.review)))
-	mux.HandleFunc("POST /api/v1/apps/{app}/envs/{env}/approvals", a.json(withBody(a.approve)))
-	mux.HandleFunc("PUT /api/v1/apps/{app}/envs/{env}/lock", a.json(withBody(a.lock)))
-	mux.HandleFunc("DELETE /api/v1/apps/{app}/envs/{env}/lock", a.json(a.unlock))
+	// CI reports results with a deployer's token (it builds and deploys).
+	mux.HandleFunc("POST /api/v1/apps/{app}/checks", a.allow(access.Build, appWide, a.json(withBody(a.reportCheck))))
+	mux.HandleFunc("GET /api/v1/apps/{app}/commits/{sha}/checks", a.allow(access.Read, appWide, a.json(a.checks)))
+	mux.HandleFunc("POST /api/v1/apps/{app}/reviews", a.allow(access.Review, appWide, a.json(withBody(a.review))))
+	mux.HandleFunc("POST /api/v1/apps/{app}/envs/{env}/approvals", a.allow(access.Approve, inPath, a.json(withBody(a.approve))))
+	mux.HandleFunc("PUT /api/v1/apps/{app}/envs/{env}/lock", a.allow(access.Lock, inPath, a.json(withBody(a.lock))))
+	mux.HandleFunc("DELETE /api/v1/apps/{app}/envs/{env}/lock", a.allow(access.Lock, inPath, a.json(a.unlock)))
+	mux.HandleFunc("PUT /api/v1/apps/{app}/policy", a.allow(access.Policy, everythingOf, a.setPolicy))
+	mux.HandleFunc("GET /api/v1/apps/{app}/policy", a.allow(access.Read, appWide, a.json(a.getPolicy)))
+	mux.HandleFunc("GET /api/v1/apps/{app}/envs/{env}/policy/check", a.allow(access.Read, inPath, a.json(a.checkPolicy)))
 }
 
 type checkRequest struct {
@@ -91,6 +98,41 @@ func (a *api) unlock(r *http.Request) (int, any, error) {
 	return http.StatusOK, map[string]string{"unlocked": app + "/" + env}, nil
 }
 
-// actor names who makes the request. Until users exist every token is the
-// server's own, recorded as "api".
-func actor(r *http.Request) string { return "api" }
+// everythingOf: a change to the whole of app {app} (every environment).
+func everythingOf(_ *api, r *http.Request) (string, string) { return r.PathValue("app"), core.AnyScope }
+
+// setPolicy takes the policy file as the request body (YAML).
+func (a *api) setPolicy(w http.ResponseWriter, r *http.Request) {
+	app, _, err := names(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, policy.MaxPolicyBytes+1))
+	if err != nil {
+		a.fail(w, r, errInvalidf("policy body: %v", err))
+		return
+	}
+	pv, err := a.svc.SetPolicy(r.Context(), app, body, actor(r))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, pv)
+}
+
+func (a *api) getPolicy(r *http.Request) (int, any, error) {
+	app, _, err := names(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	return ok(a.svc.Policy(r.Context(), app))
+}
+
+func (a *api) checkPolicy(r *http.Request) (int, any, error) {
+	app, env, err := names(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	return ok(a.svc.CheckPolicy(r.Context(), app, env, r.URL.Query().Get("commit"), actor(r)))
+}

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/cutover/cutover/internal/access"
 	"github.com/cutover/cutover/internal/core"
 	"github.com/cutover/cutover/internal/release"
 )
@@ -13,14 +14,14 @@ func (a *api) routeReleases(mux *http.ServeMux) {
 	if a.rel == nil {
 		return
 	}
-	mux.HandleFunc("GET /api/v1/apps/{app}/candidates", a.json(a.listCandidates))
-	mux.HandleFunc("POST /api/v1/apps/{app}/candidates", a.json(withBody(a.cutCandidate)))
-	mux.HandleFunc("GET /api/v1/apps/{app}/candidates/{rc}", a.json(a.getCandidate))
-	mux.HandleFunc("PUT /api/v1/apps/{app}/candidates/{rc}/notes", a.json(withBody(a.setNotes)))
-	mux.HandleFunc("POST /api/v1/apps/{app}/candidates/{rc}/check", a.json(a.checkCandidate))
-	mux.HandleFunc("POST /api/v1/apps/{app}/candidates/{rc}/finish", a.json(withBody(a.finishCandidate)))
-	mux.HandleFunc("POST /api/v1/apps/{app}/candidates/{rc}/abandon", a.json(a.abandonCandidate))
-	mux.HandleFunc("GET /api/v1/apps/{app}/diff", a.json(a.diff))
+	mux.HandleFunc("GET /api/v1/apps/{app}/candidates", a.allow(access.Read, appWide, a.json(a.listCandidates)))
+	mux.HandleFunc("POST /api/v1/apps/{app}/candidates", a.allow(access.Release, inPath, a.json(withBody(a.cutCandidate))))
+	mux.HandleFunc("GET /api/v1/apps/{app}/candidates/{rc}", a.allow(access.Read, appWide, a.json(a.getCandidate)))
+	mux.HandleFunc("PUT /api/v1/apps/{app}/candidates/{rc}/notes", a.allow(access.Release, inPath, a.json(withBody(a.setNotes))))
+	mux.HandleFunc("POST /api/v1/apps/{app}/candidates/{rc}/check", a.allow(access.Release, inPath, a.json(a.checkCandidate)))
+	mux.HandleFunc("POST /api/v1/apps/{app}/candidates/{rc}/finish", a.allow(access.Release, inPath, a.json(withBody(a.finishCandidate))))
+	mux.HandleFunc("POST /api/v1/apps/{app}/candidates/{rc}/abandon", a.allow(access.Release, inPath, a.json(a.abandonCandidate)))
+	mux.HandleFunc("GET /api/v1/apps/{app}/diff", a.allow(access.Read, appWide, a.json(a.diff)))
 }
 
 func (a *api) listCandidates(r *http.Request) (int, any, error) {

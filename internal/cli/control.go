@@ -89,6 +89,7 @@ func addControlCommands(root *cobra.Command) {
 		newReleaseCmd(c), newDiffCmd(c), newFollowCmd(c), newCancelCmd(c), newStopCmd(c),
 		newCheckCmd(c), newReviewCmd(c), newApproveCmd(c), newLockCmd(c), newUnlockCmd(c),
 	}
+	cmds = append(cmds, newUserCmds(c)...)
 	for _, cmd := range cmds {
 		c.register(cmd)
 		root.AddCommand(cmd)

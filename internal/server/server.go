@@ -196,6 +196,11 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 			s.closeParts()
 		}
 	}()
+	// The server's own token belongs to the built-in admin.
+	if err := st.EnsureUser(ctx, core.User{Name: core.AdminUser, CreatedAt: time.Now().UTC(),
+		Bindings: []core.RoleBinding{{Role: core.RoleAdmin, Apps: core.AnyScope, Envs: core.AnyScope}}}); err != nil {
+		return nil, fmt.Errorf("create the %s user: %w", core.AdminUser, err)
+	}
 	if s.driver, err = openDriver(cfg, log); err != nil {
 		return nil, err
 	}
@@ -230,7 +235,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	s.Deploy, err = deploy.New(deploy.Config{
 		Store: st, Driver: s.driver, Router: router, Builder: builder, Source: gitSource{},
 		Logger: log.With("part", "deploy"), TickInterval: cfg.TickInterval, Gates: []deploy.Gate{compatGate{s.Release}},
-		Holder: s.name, KeepReleases: cfg.KeepReleases, Governance: st,
+		Holder: s.name, KeepReleases: cfg.KeepReleases, Governance: st, Users: st,
 	})
 	if err != nil {
 		return nil, err
@@ -241,7 +246,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	lim := cfg.Limits.withDefaults()
 	s.http = &http.Server{
-		Handler:           perWriteDeadline(api.New(api.Config{Service: s.Deploy, Release: s.Release, Token: token, Logger: log.With("part", "api")}), lim.WriteTimeout),
+		Handler:           perWriteDeadline(api.New(api.Config{Service: s.Deploy, Release: s.Release, Token: token, Users: st, Logger: log.With("part", "api")}), lim.WriteTimeout),
 		ReadHeaderTimeout: lim.ReadHeaderTimeout,
 		ReadTimeout:       lim.ReadTimeout,
 		IdleTimeout:       lim.IdleTimeout,

@@ -33,6 +33,7 @@ func TestConformance(t *testing.T) {
 	storetest.RunRelease(t, func(t *testing.T) storetest.ReleaseStore { return open(t) })
 	storetest.RunGovernance(t, func(t *testing.T) deploy.GovernanceStore { return open(t) })
 	storetest.RunLease(t, func(t *testing.T) storetest.LeaseStore[*Store] { return open(t) })
+	storetest.RunUsers(t, func(t *testing.T) storetest.UserStore { return open(t) })
 }
 
 func TestReopenKeepsDataAndMigrations(t *testing.T) {
