@@ -87,7 +87,7 @@ func addControlCommands(root *cobra.Command) {
 		newAppCmd(c), newBuildCmd(c), newDeployCmd(c), newRollbackCmd(c), newConfirmCmd(c), newHoldCmd(c),
 		newConfigCmd(c), newStatusCmd(c), newHistoryCmd(c), newReleasesCmd(c), newLogsCmd(c), newEventsCmd(c),
 		newReleaseCmd(c), newDiffCmd(c), newFollowCmd(c), newCancelCmd(c), newStopCmd(c),
-		newCheckCmd(c), newReviewCmd(c), newApproveCmd(c), newLockCmd(c), newUnlockCmd(c),
+		newCheckCmd(c), newReviewCmd(c), newApproveCmd(c), newLockCmd(c), newUnlockCmd(c), newPolicyCmd(c),
 	}
 	cmds = append(cmds, newUserCmds(c)...)
 	for _, cmd := range cmds {

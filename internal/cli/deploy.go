@@ -19,7 +19,8 @@ var errDeployFailed = errors.New("deployment did not go live")
 
 func newDeployCmd(c *control) *cobra.Command {
 	var commit string
-	var noWait, detach, replaceHeld bool
+	var noWait, detach, replaceHeld, override, hotfix, whenAllowed, waitForApproval bool
+	var reason string
 	cmd := &cobra.Command{
 		Use:   "deploy APP ENV",
 		Short: "Deploy a commit to an environment, blue/green, and follow its steps",
@@ -38,12 +39,16 @@ unless --replace-held.`,
   cutover deploy hello production --no-wait --output json`,
 		Args: exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if (override || hotfix) && reason == "" {
+				return usagef("--override and --hotfix need --reason TEXT (it goes into the timeline)")
+			}
 			cl, err := c.forApp(args...)
 			if err != nil {
 				return err
 			}
 			return follow(cmd, c, cl, args[0], detach, func(ctx context.Context) (core.Deployment, error) {
-				return cl.Deploy(ctx, args[0], args[1], client.DeployOptions{Ref: commit, NoWait: noWait, ReplaceHeld: replaceHeld})
+				return cl.Deploy(ctx, args[0], args[1], client.DeployOptions{Ref: commit, NoWait: noWait, ReplaceHeld: replaceHeld,
+					Override: override, Hotfix: hotfix, Reason: reason, WhenAllowed: whenAllowed, WaitForApproval: waitForApproval})
 			})
 		},
 	}
@@ -51,6 +56,11 @@ unless --replace-held.`,
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "refuse, naming the holder, when another deployment holds the environment")
 	cmd.Flags().BoolVar(&detach, "detach", false, "return once recorded instead of following the steps")
 	cmd.Flags().BoolVar(&replaceHeld, "replace-held", false, "replace a failed colour held for investigation (cutover hold) instead of refusing")
+	cmd.Flags().BoolVar(&override, "override", false, "deploy although the policy or a window refuses (admin; needs --reason; recorded)")
+	cmd.Flags().BoolVar(&hotfix, "hotfix", false, "a hotfix: an approval by another person replaces cd (needs --reason; recorded)")
+	cmd.Flags().StringVar(&reason, "reason", "", "why the override or the hotfix (goes into the timeline)")
+	cmd.Flags().BoolVar(&whenAllowed, "when-allowed", false, "when a deploy window refuses, wait until it opens instead")
+	cmd.Flags().BoolVar(&waitForApproval, "wait-for-approval", false, "when approvals, reviews or checks are missing, wait for them instead of refusing")
 	return cmd
 }
 

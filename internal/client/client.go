@@ -44,19 +44,25 @@ func New(baseURL, token string) *Client {
 
 func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
 	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
+	switch b := body.(type) {
+	case nil:
+	case rawBody:
+		rd = bytes.NewReader(b)
+	default:
+		js, err := json.Marshal(body)
 		if err != nil {
 			return err
 		}
-		rd = bytes.NewReader(b)
+		rd = bytes.NewReader(js)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
-	if body != nil {
+	if _, raw := body.(rawBody); raw {
+		req.Header.Set("Content-Type", "application/yaml")
+	} else if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := c.hc.Do(req)
@@ -114,9 +120,14 @@ func (c *Client) Build(ctx context.Context, app, ref string) (core.Artifact, err
 
 // DeployOptions are the optional parts of a deploy request.
 type DeployOptions struct {
-	Ref         string `json:"ref"`
-	NoWait      bool   `json:"no_wait"`
-	ReplaceHeld bool   `json:"replace_held"`
+	Ref             string `json:"ref"`
+	NoWait          bool   `json:"no_wait"`
+	ReplaceHeld     bool   `json:"replace_held"`
+	Override        bool   `json:"override"`
+	Hotfix          bool   `json:"hotfix"`
+	Reason          string `json:"reason"`
+	WhenAllowed     bool   `json:"when_allowed"`
+	WaitForApproval bool   `json:"wait_for_approval"`
 }
 
 // Deploy records a deployment of opts.Ref (HEAD when empty).
@@ -452,3 +463,31 @@ func (c *Client) Lock(ctx context.Context, app, env, reason string) (core.EnvLoc
 func (c *Client) Unlock(ctx context.Context, app, env string) error {
 	return c.do(ctx, "DELETE", "/api/v1/apps/"+esc(app)+"/envs/"+esc(env)+"/lock", nil, nil)
 }
+
+// SetPolicy sets an app's server-side policy from a policy file's text.
+func (c *Client) SetPolicy(ctx context.Context, app string, body []byte) (core.PolicyVersion, error) {
+	var out core.PolicyVersion
+	err := c.do(ctx, "PUT", "/api/v1/apps/"+esc(app)+"/policy", rawBody(body), &out)
+	return out, err
+}
+
+// Policy returns an app's policy in force.
+func (c *Client) Policy(ctx context.Context, app string) (core.PolicyVersion, error) {
+	var out core.PolicyVersion
+	err := c.do(ctx, "GET", "/api/v1/apps/"+esc(app)+"/policy", nil, &out)
+	return out, err
+}
+
+// CheckPolicy judges a commit for an environment without deploying.
+func (c *Client) CheckPolicy(ctx context.Context, app, env, commit string) (deploy.PolicyVerdict, error) {
+	var out deploy.PolicyVerdict
+	q := url.Values{}
+	if commit != "" {
+		q.Set("commit", commit)
+	}
+	err := c.do(ctx, "GET", "/api/v1/apps/"+esc(app)+"/envs/"+esc(env)+"/policy/check?"+q.Encode(), nil, &out)
+	return out, err
+}
+
+// rawBody is a request body sent as it is (a policy file), not as JSON.
+type rawBody []byte
