@@ -3,6 +3,7 @@ package api
 import (
 	"io"
 	"net/http"
+	"strings"
 
 	"github.com/cutover/cutover/internal/access"
 	"github.com/cutover/cutover/internal/core"
@@ -19,6 +20,8 @@ func (a *api) routeGovernance(mux *http.ServeMux) {
 	mux.HandleFunc("PUT /api/v1/apps/{app}/envs/{env}/lock", a.allow(access.Lock, inPath, a.json(withBody(a.lock))))
 	mux.HandleFunc("DELETE /api/v1/apps/{app}/envs/{env}/lock", a.allow(access.Lock, inPath, a.json(a.unlock)))
 	mux.HandleFunc("PUT /api/v1/apps/{app}/policy", a.allow(access.Policy, everythingOf, a.setPolicy))
+	mux.HandleFunc("POST /api/v1/apps/{app}/promotions", a.allow(access.Promote, toEnv, a.json(withBody(a.promote))))
+	mux.HandleFunc("POST /api/v1/apps/{app}/envs/{env}/recycle", a.allow(access.Deploy, inPath, a.json(a.recycle)))
 	mux.HandleFunc("GET /api/v1/apps/{app}/policy", a.allow(access.Read, appWide, a.json(a.getPolicy)))
 	mux.HandleFunc("GET /api/v1/apps/{app}/envs/{env}/policy/check", a.allow(access.Read, inPath, a.json(a.checkPolicy)))
 }
@@ -135,4 +138,49 @@ func (a *api) checkPolicy(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	return ok(a.svc.CheckPolicy(r.Context(), app, env, r.URL.Query().Get("commit"), actor(r)))
+}
+
+// toEnv: a promotion acts on its target environment (?to= is in the body,
+// so the handler checks it again; the route needs the app).
+func toEnv(_ *api, r *http.Request) (string, string) { return r.PathValue("app"), access.AnyEnv }
+
+type promoteRequest struct {
+	From            string `json:"from"`
+	To              string `json:"to"`
+	Override        bool   `json:"override"`
+	Reason          string `json:"reason"`
+	WhenAllowed     bool   `json:"when_allowed"`
+	WaitForApproval bool   `json:"wait_for_approval"`
+}
+
+func (a *api) promote(r *http.Request, req promoteRequest) (int, any, error) {
+	app, _, err := names(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := core.ValidateName("env", req.To); err != nil {
+		return 0, nil, err
+	}
+	p := caller(r)
+	if err := access.Check(p.user.Name, p.user.Bindings, access.Promote, app, req.To); err != nil {
+		return 0, nil, err
+	}
+	if req.Override {
+		if strings.TrimSpace(req.Reason) == "" {
+			return 0, nil, errInvalidf("an override needs a reason (--reason TEXT)")
+		}
+		if err := access.Check(p.user.Name, p.user.Bindings, access.Override, app, req.To); err != nil {
+			return 0, nil, err
+		}
+	}
+	return accepted(a.svc.Promote(r.Context(), app, req.From, req.To, actor(r),
+		core.DeployOptions{Override: req.Override, Reason: strings.TrimSpace(req.Reason), WhenAllowed: req.WhenAllowed, WaitForApproval: req.WaitForApproval}))
+}
+
+func (a *api) recycle(r *http.Request) (int, any, error) {
+	app, env, err := names(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	return accepted(a.svc.Recycle(r.Context(), app, env, actor(r)))
 }

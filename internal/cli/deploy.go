@@ -279,6 +279,70 @@ func what(d core.Deployment) string {
 	return core.ShortSHA(d.SHA)
 }
 
+func newPromoteCmd(c *control) *cobra.Command {
+	var from, to, reason string
+	var detach, override, whenAllowed, waitForApproval bool
+	cmd := &cobra.Command{
+		Use:   "promote APP --from ENV --to ENV",
+		Short: "Deploy to an environment exactly the artifact live in the one before it",
+		Long: `Deploys to --to the very artifact (same commit, same digest) that is live in
+--from, with --to's own config, as a deployment of kind promote judged by the
+policy like any deploy.`,
+		Example: "  cutover promote hello --from staging --to production",
+		Args:    exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if from == "" || to == "" {
+				return usagef("--from and --to are required")
+			}
+			if override && reason == "" {
+				return usagef("--override needs --reason TEXT")
+			}
+			if err := validAppEnv([]string{args[0], to}); err != nil {
+				return err
+			}
+			cl, err := c.forApp(args[0])
+			if err != nil {
+				return err
+			}
+			return follow(cmd, c, cl, args[0], detach, func(ctx context.Context) (core.Deployment, error) {
+				return cl.Promote(ctx, args[0], from, to, client.DeployOptions{Override: override, Reason: reason, WhenAllowed: whenAllowed, WaitForApproval: waitForApproval})
+			})
+		},
+	}
+	cmd.Flags().StringVar(&from, "from", "", "the environment whose live artifact is promoted")
+	cmd.Flags().StringVar(&to, "to", "", "the environment it goes to")
+	cmd.Flags().BoolVar(&detach, "detach", false, "return once recorded")
+	cmd.Flags().BoolVar(&override, "override", false, "deploy although the policy or a window refuses (admin; needs --reason)")
+	cmd.Flags().StringVar(&reason, "reason", "", "why the override")
+	cmd.Flags().BoolVar(&whenAllowed, "when-allowed", false, "when a deploy window refuses, wait until it opens")
+	cmd.Flags().BoolVar(&waitForApproval, "wait-for-approval", false, "when approvals or checks are missing, wait for them")
+	return cmd
+}
+
+func newRecycleCmd(c *control) *cobra.Command {
+	var detach bool
+	cmd := &cobra.Command{
+		Use:   "recycle APP ENV",
+		Short: "Ship the live artifact again with the environment's latest config (no migration)",
+		Long: `A config-only release: the artifact live in ENV with ENV's latest config version,
+as a deployment of kind recycle. The migration does not run. Nothing to do when
+the live release already has the latest config.`,
+		Example: "  cutover config set hello production LOG_LEVEL=debug && cutover recycle hello production",
+		Args:    exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := c.forApp(args...)
+			if err != nil {
+				return err
+			}
+			return follow(cmd, c, cl, args[0], detach, func(ctx context.Context) (core.Deployment, error) {
+				return cl.Recycle(ctx, args[0], args[1])
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&detach, "detach", false, "return once recorded")
+	return cmd
+}
+
 func newStopCmd(c *control) *cobra.Command {
 	var detach bool
 	cmd := &cobra.Command{

@@ -491,3 +491,18 @@ func (c *Client) CheckPolicy(ctx context.Context, app, env, commit string) (depl
 
 // rawBody is a request body sent as it is (a policy file), not as JSON.
 type rawBody []byte
+
+// Promote deploys to `to` the artifact live in `from`.
+func (c *Client) Promote(ctx context.Context, app, from, to string, opts DeployOptions) (core.Deployment, error) {
+	var d core.Deployment
+	err := c.do(ctx, "POST", "/api/v1/apps/"+esc(app)+"/promotions", map[string]any{"from": from, "to": to, "override": opts.Override,
+		"reason": opts.Reason, "when_allowed": opts.WhenAllowed, "wait_for_approval": opts.WaitForApproval}, &d)
+	return d, err
+}
+
+// Recycle ships the live artifact with the environment's latest config.
+func (c *Client) Recycle(ctx context.Context, app, env string) (core.Deployment, error) {
+	var d core.Deployment
+	err := c.do(ctx, "POST", "/api/v1/apps/"+esc(app)+"/envs/"+esc(env)+"/recycle", nil, &d)
+	return d, err
+}

@@ -13,6 +13,9 @@ const (
 	KindRevert   DeploymentKind = "revert"   // the failed standby colour reverted to the last good release
 	KindConfirm  DeploymentKind = "confirm"  // the standby colour brought to the confirmed release
 	KindStop     DeploymentKind = "stop"     // the environment taken out of service: route removed, instances stopped
+	KindPromote  DeploymentKind = "promote"  // the artifact live in the previous environment, with this one's config
+	KindRecycle  DeploymentKind = "recycle"  // the live artifact with the environment's latest config; no migration
+	KindHotfix   DeploymentKind = "hotfix"   // a commit that skips cd on another person's approval
 )
 
 // DeploymentState is where a deployment stands.

@@ -177,7 +177,7 @@ func (s *Service) execute(ctx context.Context, r *run) error {
 	} else if live := r.state.LiveRelease(); live == d.Release {
 		s.finish(ctx, r, core.StateNoop, r.rel.Label()+" is already live")
 		return nil
-	} else if live > 0 && d.Kind == core.KindDeploy {
+	} else if live > 0 && shipsCommit(d.Kind) {
 		// A deployment queued behind another of the same commit and config.
 		if lr, err := s.cfg.Store.GetRelease(ctx, d.App, live); err == nil && lr.SHA == r.rel.SHA && lr.ConfigVersion == r.rel.ConfigVersion {
 			s.finish(ctx, r, core.StateNoop, fmt.Sprintf("%s is already live with the same commit and config", lr.Label()))
@@ -214,7 +214,7 @@ func (s *Service) execute(ctx context.Context, r *run) error {
 	}
 	if !warm {
 		// The migration runs first: if it fails, nothing else has changed.
-		if r.m.Migrate != nil && d.Kind == core.KindDeploy {
+		if r.m.Migrate != nil && newCode(d.Kind) {
 			if err := s.step(ctx, r, core.StepMigrate, "running migration: "+joinArgv(r.m.Migrate.Command)); err != nil {
 				return err
 			}
@@ -566,4 +566,16 @@ func joinArgv(argv []string) string {
 		out += strconv.Quote(a)
 	}
 	return out
+}
+
+// shipsCommit reports whether a kind ships a commit asked for by name
+// (deploy, promote, hotfix, recycle), as opposed to an existing release.
+func shipsCommit(k core.DeploymentKind) bool {
+	return k == core.KindDeploy || k == core.KindPromote || k == core.KindHotfix || k == core.KindRecycle
+}
+
+// newCode reports whether a kind may bring code the environment has not
+// run (its migration runs first); a recycle brings only config.
+func newCode(k core.DeploymentKind) bool {
+	return k == core.KindDeploy || k == core.KindPromote || k == core.KindHotfix
 }

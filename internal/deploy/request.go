@@ -47,6 +47,9 @@ func (s *Service) Deploy(ctx context.Context, req DeployRequest) (core.Deploymen
 	if req.kind == "" {
 		req.kind = core.KindDeploy
 	}
+	if req.Options.Hotfix && req.kind == core.KindDeploy {
+		req.kind = core.KindHotfix
+	}
 	if err := core.ValidateName("app", req.App); err != nil {
 		return core.Deployment{}, err
 	}

@@ -221,3 +221,71 @@ func TestHotfix(t *testing.T) {
 	e.serves(e.prod, "v3")
 	e.serves(e.staging, "v1") // staging untouched
 }
+
+// A promotion ships the very artifact live in staging (same digest) with
+// production's config; a recycle ships new config on the same digest
+// without running the migration.
+func TestPromoteAndRecycle(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	e.deploy("staging", core.StateSucceeded)
+	e.version("v2", "") // HEAD moves on; staging still runs v1
+	p, err := e.svc.Promote(ctx, "hello", "staging", "production", "ann", core.DeployOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = e.wait(p, core.StateSucceeded)
+	rels, _ := e.svc.Releases(ctx, "hello", 10)
+	digest := map[int]string{}
+	for _, r := range rels {
+		digest[r.Number] = r.Digest
+	}
+	st, _ := e.svc.Status(ctx, "hello")
+	var staging, prod core.Release
+	for _, s := range st {
+		switch s.Env {
+		case "staging":
+			staging = *s.Live
+		case "production":
+			prod = *s.Live
+		}
+	}
+	if p.Kind != core.KindPromote || prod.SHA != staging.SHA || digest[prod.Number] != digest[staging.Number] {
+		t.Fatalf("promotion = %s; production %+v, staging %+v", p.Kind, prod, staging)
+	}
+	e.serves(e.prod, "v1")
+
+	// A recycle: a new config version, the same digest, no migration.
+	migrations := countMigrations(t, e)
+	if _, err := e.svc.SetConfig(ctx, "hello", "production", map[string]string{"GREETING": "howdy"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	r, err := e.svc.Recycle(ctx, "hello", "production", "ann")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = e.wait(r, core.StateSucceeded)
+	rel, _ := e.svc.Releases(ctx, "hello", 1)
+	if r.Kind != core.KindRecycle || rel[0].SHA != prod.SHA || rel[0].Digest != digest[prod.Number] || rel[0].ConfigVersion != 1 {
+		t.Errorf("recycle = %s, release %+v", r.Kind, rel[0])
+	}
+	if got := countMigrations(t, e); got != migrations {
+		t.Errorf("the recycle ran the migration (%d -> %d events)", migrations, got)
+	}
+	if _, body := get(t, e.prod); !strings.Contains(body, "howdy") {
+		t.Errorf("production answers %q, want the new greeting", body)
+	}
+}
+
+func countMigrations(t *testing.T, e *env) int {
+	t.Helper()
+	es, _ := e.svc.Events(context.Background(), "hello", 0, 1000)
+	n := 0
+	for _, ev := range es {
+		if ev.Step == core.StepMigrate && ev.Type == core.EventDeployStep {
+			n++
+		}
+	}
+	return n
+}
