@@ -91,21 +91,29 @@ func TestRBACMatrix(t *testing.T) {
 			return map[string]string{"name": "new-" + u, "email": "x@example.com", "role": "viewer"}
 		}},
 		{"app add", "POST", "/api/v1/apps", func(u string) any { return map[string]string{"name": "app-" + u, "repo": e.repo} }},
+		// Governance: bodies an allowed caller gets refused for (4xx) after
+		// authorisation, so nothing changes for the other rows.
+		{"review", "POST", "/api/v1/apps/hello/reviews", func(string) any { return map[string]string{"sha": "no-such-ref"} }},
+		{"approve production", "POST", "/api/v1/apps/hello/envs/production/approvals", func(string) any { return map[string]any{"sha": "no-such-ref"} }},
+		{"lock staging", "PUT", "/api/v1/apps/hello/envs/staging/lock", func(string) any { return map[string]string{"reason": ""} }},
+		{"policy set", "PUT", "/api/v1/apps/hello/policy", func(string) any { return map[string]string{"not": "a policy"} }},
+		{"override production", "POST", "/api/v1/apps/hello/envs/production/deployments", func(string) any {
+			return map[string]any{"ref": "no-such-ref", "override": true, "reason": "rbac test"}
+		}},
 	}
 	// Hand-written: what each user may do (and nothing else).
 	allowed := map[string][]string{
 		"v-all":    {"read status", "read config staging", "read all events"},
 		"v-other":  {},
-		"d-all":    {"read status", "read config staging", "read all events", "deploy staging", "deploy production", "rollback staging"},
-		"d-stg":    {"read status", "read config staging", "deploy staging", "rollback staging"},
+		"d-all":    {"read status", "read config staging", "read all events", "deploy staging", "deploy production", "rollback staging", "lock staging"},
+		"d-stg":    {"read status", "read config staging", "deploy staging", "rollback staging", "lock staging"},
 		"d-other":  {},
-		"ap-all":   {"read status", "read config staging", "read all events"},
-		"ad-all":   {"read status", "read config staging", "read all events", "deploy staging", "deploy production", "rollback staging", "config set production", "user add", "app add"},
-		"ad-hello": {"read status", "read config staging", "deploy staging", "deploy production", "rollback staging", "config set production"},
+		"ap-all":   {"read status", "read config staging", "read all events", "review", "approve production"},
+		"ad-all":   {"read status", "read config staging", "read all events", "deploy staging", "deploy production", "rollback staging", "config set production", "user add", "app add", "review", "approve production", "lock staging", "policy set", "override production"},
+		"ad-hello": {"read status", "read config staging", "deploy staging", "deploy production", "rollback staging", "config set production", "review", "approve production", "lock staging", "policy set", "override production"},
 		"ad-other": {},
-		"admin":    {"read status", "read config staging", "read all events", "deploy staging", "deploy production", "rollback staging", "config set production", "user add", "app add"},
+		"admin":    {"read status", "read config staging", "read all events", "deploy staging", "deploy production", "rollback staging", "config set production", "user add", "app add", "review", "approve production", "lock staging", "policy set", "override production"},
 	}
-	t.Log("skipped (no route yet): approve, review, promote, lock, policy, override")
 
 	var table strings.Builder
 	fmt.Fprintf(&table, "\n%-9s %-22s %-16s", "user", "role", "apps/envs")
