@@ -343,7 +343,7 @@ func newHistoryCmd(c *control) *cobra.Command {
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tWHEN\tENV\tKIND\tRELEASE\tCOMMIT\tSTATE\tREASON")
 			for _, d := range ds {
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.CreatedAt.Local().Format(time.DateTime), d.Env, d.Kind, releaseLabel(d.Release), core.ShortSHA(d.SHA), d.State, d.Reason)
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.CreatedAt.Local().Format(time.DateTime), d.Env, d.Kind, releaseLabel(d.Release), core.ShortSHA(d.SHA), d.State, firstLine(d.Reason))
 			}
 			return tw.Flush()
 		},
@@ -564,4 +564,13 @@ func orAPI(by string) string {
 		return "an operator"
 	}
 	return by
+}
+
+// firstLine is the first line of a reason (a policy verdict has a tree
+// under it; cutover follow ID shows it whole).
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i] + " ..."
+	}
+	return s
 }

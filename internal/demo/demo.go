@@ -177,8 +177,78 @@ func Run(ctx context.Context, opt Options) (Result, error) {
 			return nil
 		},
 		func() error {
-			d.say("8. roll production back two steps (to v1), under load")
-			dep, err := d.svc.Rollback(ctx, deploy.RollbackRequest{App: appName, Env: "production", Steps: 2})
+			d.say("8. the policy at work: production requires ci && (cd || review); ann asks for a v4 that never ran in staging")
+			if _, err := d.svc.SetPolicy(ctx, appName, []byte(demoPolicy), "root"); err != nil {
+				return err
+			}
+			if err := d.write("broken.go", "package main\n\n// Broken selects a failure mode for demos and tests.\nconst Broken = \"\"\n"); err != nil {
+				return err
+			}
+			if err := d.write("version.go", "package main\n\n// Version is what GET / reports.\nconst Version = \"v4\"\n"); err != nil {
+				return err
+			}
+			sha, err := d.commitSHA("fix: v4")
+			if err != nil {
+				return err
+			}
+			if _, err := d.svc.ReportCheck(ctx, core.CommitStatus{App: appName, SHA: sha, Name: "test", State: core.CheckSuccess, By: "ci"}); err != nil {
+				return err
+			}
+			refused, err := d.deployAs(ctx, "production", sha, "ann", core.DeployOptions{})
+			if err != nil {
+				return err
+			}
+			if refused.State != core.StateFailed {
+				return fmt.Errorf("v4 reached production without staging or a review: %s", refused.State)
+			}
+			d.say("   refused (deployment %d): %s", refused.ID, indent(refused.Reason))
+			d.say("   bob reviews v4 (he is neither ann nor an author of its commits), and ann deploys again")
+			if _, err := d.svc.ReviewCommit(ctx, appName, sha, "bob"); err != nil {
+				return err
+			}
+			ok, err := d.deployAs(ctx, "production", sha, "ann", core.DeployOptions{})
+			if err != nil {
+				return err
+			}
+			if ok.State != core.StateSucceeded {
+				return fmt.Errorf("v4 with a review ended %s: %s", ok.State, ok.Reason)
+			}
+			return nil
+		},
+		func() error {
+			today := time.Now().UTC().Format("2006-01-02")
+			d.say("9. a freeze: production denies deploys today (%s, UTC); a config recycle is refused, then overridden by root", today)
+			if _, err := d.svc.SetPolicy(ctx, appName, []byte(demoPolicy+"    windows:\n      timezone: UTC\n      deny: [\""+today+" - "+today+"\"]\n"), "root"); err != nil {
+				return err
+			}
+			if _, err := d.svc.SetConfig(ctx, appName, "production", map[string]string{"GREETING": "hello again"}, nil); err != nil {
+				return err
+			}
+			rec, err := d.svc.Recycle(ctx, appName, "production", "ann")
+			if err != nil {
+				return err
+			}
+			if rec, err = d.svc.Wait(ctx, rec.ID); err != nil {
+				return err
+			}
+			if rec.State != core.StateFailed {
+				return fmt.Errorf("a recycle during the freeze ended %s", rec.State)
+			}
+			d.say("   refused (deployment %d): %s", rec.ID, indent(rec.Reason))
+			over, err := d.svc.Deploy(ctx, deploy.DeployRequest{App: appName, Env: "production", Ref: rec.SHA, RequestedBy: "root",
+				Options: core.DeployOptions{Override: true, Reason: "config fix for incident 7"}})
+			if err != nil {
+				return err
+			}
+			return d.wait(ctx, over, core.StateSucceeded)
+		},
+		func() error {
+			d.say("10. roll production back to v1 under load (rollbacks pass every gate and lock)")
+			target, err := d.firstRelease(ctx, "production")
+			if err != nil {
+				return err
+			}
+			dep, err := d.svc.Rollback(ctx, deploy.RollbackRequest{App: appName, Env: "production", To: target, RequestedBy: "ann"})
 			if err != nil {
 				return err
 			}
@@ -195,7 +265,7 @@ func Run(ctx context.Context, opt Options) (Result, error) {
 	load.Stop()
 	r := res()
 
-	d.say("9. timeline")
+	d.say("11. timeline")
 	if err := d.timeline(ctx); err != nil {
 		return r, err
 	}
@@ -276,7 +346,7 @@ func (d *demo) timeline(ctx context.Context) error {
 	fmt.Fprintf(d.out, "   %-4s %-11s %-9s %-8s %-12s %s\n", "id", "env", "kind", "release", "state", "reason")
 	for i := len(ds) - 1; i >= 0; i-- {
 		x := ds[i]
-		fmt.Fprintf(d.out, "   %-4d %-11s %-9s %-8s %-12s %s\n", x.ID, x.Env, x.Kind, releaseLabel(x.Release), x.State, x.Reason)
+		fmt.Fprintf(d.out, "   %-4d %-11s %-9s %-8s %-12s %s\n", x.ID, x.Env, x.Kind, releaseLabel(x.Release), x.State, firstLine(x.Reason))
 	}
 	return nil
 }
@@ -284,6 +354,46 @@ func (d *demo) timeline(ctx context.Context) error {
 func (d *demo) write(name, content string) error {
 	return os.WriteFile(filepath.Join(d.repo, name), []byte(content), 0o644)
 }
+
+// demoPolicy is production's server-side policy in the demo.
+const demoPolicy = `environments:
+  production:
+    from: staging
+    checks: [test]
+    require: ci && (cd || review)
+`
+
+// commitSHA commits everything and returns the new commit.
+func (d *demo) commitSHA(msg string) (string, error) {
+	return gitx.CommitAll(context.Background(), d.repo, msg)
+}
+
+// deployAs deploys sha to env as user and waits for the outcome.
+func (d *demo) deployAs(ctx context.Context, env, sha, user string, opts core.DeployOptions) (core.Deployment, error) {
+	dep, err := d.svc.Deploy(ctx, deploy.DeployRequest{App: appName, Env: env, Ref: sha, RequestedBy: user, Options: opts})
+	if err != nil {
+		return dep, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	return d.svc.Wait(ctx, dep.ID)
+}
+
+// firstRelease is the release of env's first successful deployment.
+func (d *demo) firstRelease(ctx context.Context, env string) (int, error) {
+	ds, err := d.svc.History(ctx, appName, env, 0, 100)
+	if err != nil {
+		return 0, err
+	}
+	for i := len(ds) - 1; i >= 0; i-- {
+		if ds[i].State == core.StateSucceeded {
+			return ds[i].Release, nil
+		}
+	}
+	return 0, errors.New("production never had a release")
+}
+
+func indent(s string) string { return strings.ReplaceAll(strings.TrimSpace(s), "\n", "\n   ") }
 
 // commit commits everything in the demo repository.
 func (d *demo) commit(msg string) error {
@@ -318,4 +428,12 @@ func releaseLabel(n int) string {
 		return "-"
 	}
 	return fmt.Sprintf("#%d", n)
+}
+
+// firstLine is the first line of a reason (a policy verdict has a tree under it).
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i] + " ..."
+	}
+	return s
 }

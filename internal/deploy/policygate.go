@@ -169,7 +169,8 @@ func (s *Service) judge(ctx context.Context, app core.App, d core.Deployment) (P
 			if !next.IsZero() {
 				pv.Next = next.Format(time.RFC3339)
 			}
-			pv.Text += fmt.Sprintf("\nrefused by the deploy window %q (%s): next allowed %s", window, ep.Windows.Location(), cmpOr(pv.Next, "never"))
+			// The window first: it is what refuses when the rule holds.
+			pv.Text = fmt.Sprintf("the deploy window %q (%s) refuses deploys now: next allowed %s\n%s", window, ep.Windows.Location(), cmpOr(pv.Next, "never"), pv.Text)
 		}
 	}
 	return pv, nil
@@ -395,7 +396,7 @@ func (g policyGate) Decide(ctx context.Context, in GateInput) (Decision, error) 
 	if d.Options.WaitForApproval && pv.Window == "" {
 		return Waiting("the policy: "+strings.ReplaceAll(strings.TrimSpace(pv.Text), "\n", "; "), time.Time{}), nil
 	}
-	return Denied("\n" + pv.Text), nil
+	return Denied(strings.TrimPrefix(pv.Text, "refused: ")), nil
 }
 
 // UserDirectory maps a git author's email to a cutover user name (so a
