@@ -27,7 +27,7 @@ import (
 // env is one end-to-end fixture: a real git repository with the example
 // app, a real server (SQLite, process driver, embedded proxy) and helpers.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	repo    string
 	data    string
 	srv     *server.Server
@@ -41,12 +41,12 @@ type env struct {
 // tick is the deploy machine's lifecycle interval in tests.
 const tick = 50 * time.Millisecond
 
-func newEnv(t *testing.T, mutate ...func(*examples.HelloOptions)) *env {
+func newEnv(t testing.TB, mutate ...func(*examples.HelloOptions)) *env {
 	t.Helper()
 	return newEnvOn(t, "", mutate...)
 }
 
-func newEnvOn(t *testing.T, dbURL string, mutate ...func(*examples.HelloOptions)) *env {
+func newEnvOn(t testing.TB, dbURL string, mutate ...func(*examples.HelloOptions)) *env {
 	t.Helper()
 	if _, err := exec.LookPath("go"); err != nil {
 		t.Skip("go toolchain not on PATH: the example app cannot be built")
@@ -118,7 +118,7 @@ func (e *env) version(v, broken string) string {
 	return e.commit(v + " " + broken)
 }
 
-func write(t *testing.T, path, s string) {
+func write(t testing.TB, path, s string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
 		t.Fatal(err)
@@ -149,7 +149,7 @@ func (e *env) wait(d core.Deployment, want core.DeploymentState) core.Deployment
 }
 
 // get returns the body of GET / on addr.
-func get(t *testing.T, addr string) (int, string) {
+func get(t testing.TB, addr string) (int, string) {
 	t.Helper()
 	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	resp, err := c.Get("http://" + addr + "/")
@@ -449,7 +449,7 @@ func (e *env) noOrphans() {
 }
 
 // helloPIDs lists processes whose working directory is under the data dir.
-func helloPIDs(t *testing.T, data string) []int {
+func helloPIDs(t testing.TB, data string) []int {
 	t.Helper()
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
