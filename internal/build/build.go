@@ -55,6 +55,11 @@ var buildEnvAllow = []string{"GOCACHE", "GOPATH", "GOMODCACHE", "GOPROXY", "GOFL
 type Builder struct {
 	Root   string
 	Logger *slog.Logger
+	// Repos gives the local path of an app's repository (a remote one's
+	// mirror); nil reads app.Repo as a local path.
+	Repos interface {
+		Path(ctx context.Context, repo string) (string, error)
+	}
 	// MaxOutputBytes bounds the build output kept and streamed
 	// (0 = DefaultMaxOutputBytes).
 	MaxOutputBytes int64
@@ -119,7 +124,13 @@ func (b *Builder) build(ctx context.Context, app core.App, sha string, logw io.W
 			_ = os.RemoveAll(work)
 		}
 	}()
-	if err := gitx.Export(ctx, app.Repo, sha, work); err != nil {
+	repo := app.Repo
+	if b.Repos != nil {
+		if repo, err = b.Repos.Path(ctx, app.Repo); err != nil {
+			return core.Artifact{}, nil, fmt.Errorf("fetch %s: %w", app.Repo, err)
+		}
+	}
+	if err := gitx.Export(ctx, repo, sha, work); err != nil {
 		return core.Artifact{}, nil, fmt.Errorf("export %s: %w", core.ShortSHA(sha), err)
 	}
 	m, err := manifest.Load(work)

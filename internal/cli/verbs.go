@@ -16,20 +16,21 @@ import (
 	"github.com/cutover/cutover/internal/client"
 	"github.com/cutover/cutover/internal/core"
 	"github.com/cutover/cutover/internal/deploy"
+	"github.com/cutover/cutover/internal/gitx"
 )
 
 func newAppCmd(c *control) *cobra.Command {
 	cmd := &cobra.Command{Use: "app", Short: "Register and list apps"}
 	var repo string
 	add := &cobra.Command{
-		Use:   "add NAME --repo PATH",
+		Use:   "add NAME --repo PATH_OR_URL",
 		Short: "Register an app whose repository has a cutover.yml at its root",
-		Long: `Registers an app. --repo is a git repository on the server's machine; a relative
-path is taken from the directory you run the command in, and sent to the
-server as an absolute path. The repository must have a cutover.yml at HEAD.
-Remote URLs (https://, ssh, file://) are not fetched yet: clone the repository
-next to the server and give its path.`,
-		Example: "  cutover app add hello --repo ./hello\n  cutover app add api --repo /srv/git/api.git",
+		Long: `Registers an app. --repo is a git repository: a path on the server's machine (a
+relative path is taken from the directory you run the command in and sent as an
+absolute path), or a URL git fetches (https://, ssh://, file://, git@host:path),
+which the server mirrors in its data dir and fetches before it resolves a
+commit. The repository must have a cutover.yml at HEAD.`,
+		Example: "  cutover app add hello --repo ./hello\n  cutover app add api --repo https://git.example.com/team/api.git",
 		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := validName("app", args[0]); err != nil {
@@ -38,10 +39,7 @@ next to the server and give its path.`,
 			if repo == "" {
 				return usagef("--repo is required")
 			}
-			if strings.Contains(repo, "://") {
-				return usagef("--repo %q: remote URLs are not fetched yet; clone the repository on the server's machine and give its path", repo)
-			}
-			if !filepath.IsAbs(repo) {
+			if !gitx.IsRemote(repo) && !filepath.IsAbs(repo) {
 				// The server may run elsewhere: a path means the caller's.
 				abs, err := filepath.Abs(repo)
 				if err != nil {
@@ -64,7 +62,7 @@ next to the server and give its path.`,
 			return nil
 		},
 	}
-	add.Flags().StringVar(&repo, "repo", "", "path of the app's git repository (relative to the current directory)")
+	add.Flags().StringVar(&repo, "repo", "", "the app's git repository: a path (relative to the current directory) or a URL git fetches")
 	list := &cobra.Command{
 		Use: "list", Short: "List apps", Example: "  cutover app list --output json", Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -67,3 +67,22 @@ func TestRelativePathsAndAnotherDirectory(t *testing.T) {
 	}
 	stopAllIn(t, filepath.Join(work, ".cutover"))
 }
+
+// An app whose repository is a URL (file:// here; https:// works the same
+// way) is read through a mirror that follows new commits.
+func TestRemoteRepository(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	if err := e.svc.RemoveApp(ctx, "hello", "tester"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.AddApp(ctx, "hello", "file://"+e.repo); err != nil {
+		t.Fatalf("add an app by URL: %v", err)
+	}
+	e.deploy("staging", core.StateSucceeded)
+	e.serves(e.staging, "v1")
+	e.version("v2", "") // pushed to the origin after the mirror was made
+	e.deploy("staging", core.StateSucceeded)
+	e.serves(e.staging, "v2")
+}

@@ -213,7 +213,8 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		s.router = NewRouter(filepath.Join(cfg.DataDir, "proxy"), log.With("part", "proxy"))
 		router = s.router
 	}
-	builder := &build.Builder{Root: filepath.Join(cfg.DataDir, "artifacts"), Logger: log.With("part", "build")}
+	mirrors := &gitx.Mirrors{Dir: filepath.Join(cfg.DataDir, "mirrors")}
+	builder := &build.Builder{Root: filepath.Join(cfg.DataDir, "artifacts"), Logger: log.With("part", "build"), Repos: mirrors}
 	s.ln, err = net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
@@ -233,7 +234,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		Store: st, DataDir: filepath.Join(cfg.DataDir, "repos"), Logger: log.With("part", "release"), Publisher: publisher,
 	})
 	s.Deploy, err = deploy.New(deploy.Config{
-		Store: st, Driver: s.driver, Router: router, Builder: builder, Source: gitSource{},
+		Store: st, Driver: s.driver, Router: router, Builder: builder, Source: gitSource{mirrors},
 		Logger: log.With("part", "deploy"), TickInterval: cfg.TickInterval, Gates: []deploy.Gate{compatGate{s.Release}},
 		Holder: s.name, KeepReleases: cfg.KeepReleases, Governance: st, Users: st,
 	})
@@ -391,19 +392,32 @@ func loadOrCreateToken(path, override string) (token string, created bool, err e
 	}
 }
 
-// gitSource adapts gitx to deploy.Source.
-type gitSource struct{}
+// gitSource adapts gitx to deploy.Source; a remote repository is read
+// through its mirror in the data dir.
+type gitSource struct{ mirrors *gitx.Mirrors }
 
-func (gitSource) ResolveCommit(ctx context.Context, repo, ref string) (string, error) {
-	return gitx.ResolveCommit(ctx, repo, ref)
+func (g gitSource) ResolveCommit(ctx context.Context, repo, ref string) (string, error) {
+	path, err := g.mirrors.Fetched(ctx, repo) // a branch or HEAD: the latest commits
+	if err != nil {
+		return "", err
+	}
+	return gitx.ResolveCommit(ctx, path, ref)
 }
 
-func (gitSource) Log(ctx context.Context, repo, from, to string) ([]core.Commit, error) {
-	return gitx.Log(ctx, repo, from, to)
+func (g gitSource) Log(ctx context.Context, repo, from, to string) ([]core.Commit, error) {
+	path, err := g.mirrors.Path(ctx, repo)
+	if err != nil {
+		return nil, err
+	}
+	return gitx.Log(ctx, path, from, to)
 }
 
-func (gitSource) ReadFile(ctx context.Context, repo, sha, path string) ([]byte, error) {
-	return gitx.ShowFile(ctx, repo, sha, path)
+func (g gitSource) ReadFile(ctx context.Context, repo, sha, path string) ([]byte, error) {
+	dir, err := g.mirrors.Path(ctx, repo)
+	if err != nil {
+		return nil, err
+	}
+	return gitx.ShowFile(ctx, dir, sha, path)
 }
 
 // publisher hands release management's events to the deploy machine's
