@@ -234,15 +234,15 @@ func humanBytes(n int64) string {
 }
 
 // run executes argv in dir without a shell, in its own process group so a
-// timeout kills everything the build started. A program that leaves the
-// group (setsid, or a daemon that double-forks) escapes that kill: it is
-// cut off from the build's output after killGrace (and dies of SIGPIPE if
-// it writes there), but nothing else stops it. Containing it would take a
+// timeout kills everything the build started; a program that left the
+// group (setsid, a double-forking daemon) is found by the mark in its
+// environment and killed too (command.Spec.KillEscaped). Only one that
+// also cleared its environment escapes: containing that would take a
 // cgroup or a PID namespace, which cutover does not require.
 func run(ctx context.Context, dir string, argv []string, timeout time.Duration, out io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	_, err := command.Run(ctx, command.Spec{Argv: argv, Dir: dir, Inherit: buildEnvAllow, Stdout: out, Stderr: out, WaitDelay: killGrace})
+	_, err := command.Run(ctx, command.Spec{Argv: argv, Dir: dir, Inherit: buildEnvAllow, Stdout: out, Stderr: out, WaitDelay: killGrace, KillEscaped: true})
 	if err == nil {
 		return nil
 	}

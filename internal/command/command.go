@@ -5,13 +5,17 @@
 package command
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -53,6 +57,10 @@ type Spec struct {
 	// WaitDelay bounds the wait for pipes after the program ended or was
 	// killed (0 = DefaultWaitDelay).
 	WaitDelay time.Duration
+	// KillEscaped also kills, once the program has ended, every process it
+	// left that moved out of its process group (setsid, a daemon): they
+	// are found by a mark in their environment, which they inherit.
+	KillEscaped bool
 }
 
 // Output is what Run captured; a stream given a writer in Spec is empty here.
@@ -105,8 +113,9 @@ func Environ(inherit, extra []string) []string {
 // Run runs spec and waits for it. The program runs in its own process
 // group; when ctx ends, the whole group gets SIGKILL, and whatever the
 // program left running in its group is killed once it exits. A program
-// that leaves the group (setsid, a double-forking daemon) is out of reach:
-// only a cgroup or a PID namespace could contain it.
+// that leaves the group (setsid, a double-forking daemon) is killed too
+// when spec.KillEscaped is set, unless it also cleared its environment
+// (only a cgroup or a PID namespace could contain that).
 func Run(ctx context.Context, spec Spec) (Output, error) {
 	if len(spec.Argv) == 0 || spec.Argv[0] == "" {
 		return Output{}, errors.New("command: empty argv")
@@ -122,6 +131,13 @@ func Run(ctx context.Context, spec Spec) (Output, error) {
 	cmd := exec.CommandContext(ctx, bin, spec.Argv[1:]...)
 	cmd.Dir = spec.Dir
 	cmd.Env = Environ(spec.Inherit, spec.Env)
+	var mark string
+	if spec.KillEscaped {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		mark = runMark + "=" + hex.EncodeToString(b[:])
+		cmd.Env = append(cmd.Env, mark)
+	}
 	cmd.Stdin = spec.Stdin
 	var stdout, stderr *Buffer
 	cmd.Stdout, cmd.Stderr = spec.Stdout, spec.Stderr
@@ -146,6 +162,9 @@ func Run(ctx context.Context, spec Spec) (Output, error) {
 	err := cmd.Wait()
 	// The group outlives its leader only through programs it left behind.
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	if mark != "" {
+		killMarked(mark)
+	}
 
 	var out Output
 	if stdout != nil {
@@ -215,3 +234,27 @@ func (b *Buffer) String() string { return string(b.Bytes()) }
 
 // Truncated says earlier output was dropped.
 func (b *Buffer) Truncated() bool { return b.dropped }
+
+// runMark names the environment variable that marks a run's processes.
+const runMark = "CUTOVER_RUN"
+
+// killMarked kills every process whose environment carries mark: what a
+// run left behind outside its process group.
+func killMarked(mark string) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return
+	}
+	want := []byte(mark + "\x00")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+		if err != nil || !bytes.Contains(env, want) {
+			continue
+		}
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+}

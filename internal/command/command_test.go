@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -187,6 +188,41 @@ func TestBuffer(t *testing.T) {
 			}
 			if got := b.Truncated(); got != tc.truncated {
 				t.Errorf("truncated = %v, want %v", got, tc.truncated)
+			}
+		})
+	}
+}
+
+// A program that escapes the process group with setsid is killed with
+// KillEscaped, and survives without it.
+func TestRun_KillEscaped(t *testing.T) {
+	t.Parallel()
+	for _, kill := range []bool{true, false} {
+		t.Run(map[bool]string{true: "killed", false: "escapes without"}[kill], func(t *testing.T) {
+			t.Parallel()
+			pidFile := filepath.Join(t.TempDir(), "pid")
+			_, err := Run(context.Background(), Spec{Argv: []string{"sh", "-c", `setsid sleep 30 </dev/null >/dev/null 2>&1 & echo $! > "$1"`, "sh", pidFile}, KillEscaped: kill})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := os.ReadFile(pidFile)
+			pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+			if pid <= 0 {
+				t.Fatalf("no pid: %q", b)
+			}
+			t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+			if !kill {
+				if !alive(pid) {
+					t.Error("the setsid child died without KillEscaped: the test proves nothing")
+				}
+				return
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for alive(pid) {
+				if time.Now().After(deadline) {
+					t.Fatalf("the setsid child %d survived", pid)
+				}
+				time.Sleep(5 * time.Millisecond) // poll /proc
 			}
 		})
 	}

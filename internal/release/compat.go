@@ -112,7 +112,7 @@ func (s *Service) runCompat(ctx context.Context, mirror, oldSHA, tag string, c *
 	defer cancel()
 	out := &command.Buffer{Max: maxCompatOutput}
 	env := []string{"COMPAT_TARGET_URL=http://" + from.Listen, "COMPAT_TARGET_HOST=" + from.Host, "COMPAT_VERSION=" + tag}
-	_, err = command.Run(ctx, command.Spec{Argv: c.Test, Dir: dir, Inherit: compatEnvAllow, Env: env, Stdout: out, Stderr: out})
+	_, err = command.Run(ctx, command.Spec{Argv: c.Test, Dir: dir, Inherit: compatEnvAllow, Env: env, Stdout: out, Stderr: out, KillEscaped: true})
 	text := out.String()
 	if out.Truncated() {
 		text = "...\n" + text

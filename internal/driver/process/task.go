@@ -28,7 +28,7 @@ func (d *Driver) RunTask(ctx context.Context, spec core.TaskSpec, out io.Writer)
 		defer cancel()
 	}
 	_, err := command.Run(ctx, command.Spec{
-		Argv: spec.Command, Dir: d.artifactDir(spec.Artifact), Stdout: out, Stderr: out,
+		Argv: spec.Command, Dir: d.artifactDir(spec.Artifact), Stdout: out, Stderr: out, KillEscaped: true,
 		Env: extraEnv(core.GroupSpec{App: spec.App, Env: spec.Env, Release: spec.Release, Environ: spec.Environ, Secrets: spec.Secrets}, 0, 0),
 	})
 	var xe *command.ExitError
