@@ -201,7 +201,11 @@ func TestRun_KillEscaped(t *testing.T) {
 		t.Run(map[bool]string{true: "killed", false: "escapes without"}[kill], func(t *testing.T) {
 			t.Parallel()
 			pidFile := filepath.Join(t.TempDir(), "pid")
-			_, err := Run(context.Background(), Spec{Argv: []string{"sh", "-c", `setsid sleep 30 </dev/null >/dev/null 2>&1 & echo $! > "$1"`, "sh", pidFile}, KillEscaped: kill})
+			_, err := Run(context.Background(), Spec{Argv: []string{"sh", "-c",
+				// The child writes its pid once it has its own session; the
+				// parent waits for that, so the group kill cannot catch it.
+				`setsid sh -c 'echo $$ > "$0.tmp"; mv "$0.tmp" "$0"; exec sleep 30' "$1" </dev/null >/dev/null 2>&1 & while [ ! -s "$1" ]; do sleep 0.01; done`,
+				"sh", pidFile}, KillEscaped: kill})
 			if err != nil {
 				t.Fatal(err)
 			}
