@@ -157,6 +157,7 @@ func follow(cmd *cobra.Command, c *control, cl *client.Client, app string, detac
 		}
 	}
 	begin := time.Now()
+	sawEnd := false // the deployment's last event was printed
 	d, err := start(ctx)
 	if err != nil {
 		return err
@@ -180,6 +181,7 @@ func follow(cmd *cobra.Command, c *control, cl *client.Client, app string, detac
 					printf(cmd, "  %6.2fs  %s\n", time.Since(begin).Seconds(), e.Message)
 				}
 				if e.Step == core.StepDone {
+					sawEnd = true
 					break wait
 				}
 			case <-streamErr:
@@ -224,7 +226,11 @@ func follow(cmd *cobra.Command, c *control, cl *client.Client, app string, detac
 		default:
 			printf(cmd, "deployment %d %s", d.ID, d.State)
 			if d.Reason != "" {
-				printf(cmd, ": %s", d.Reason)
+				reason := d.Reason
+				if sawEnd {
+					reason = firstLine(reason) // the whole of it was just printed with its step
+				}
+				printf(cmd, ": %s", reason)
 			}
 			printf(cmd, "\n")
 		}
