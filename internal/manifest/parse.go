@@ -1,23 +1,20 @@
 package manifest
 
 import (
-	"bytes"
 	"cmp"
-	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/cutover/cutover/internal/core"
+	"github.com/cutover/cutover/internal/yamlfield"
 )
 
 // Load reads and validates dir/cutover.yml.
@@ -45,47 +42,21 @@ func LoadFile(path string) (*Manifest, error) {
 // returned, joined, in file order.
 func Parse(data []byte) (*Manifest, error) {
 	if len(data) > MaxManifestBytes {
-		return nil, &FieldError{Msg: fmt.Sprintf("larger than %d bytes", MaxManifestBytes)}
+		return nil, &FieldError{Msg: fmt.Sprintf("larger than %d bytes", MaxManifestBytes), File: FileName}
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, &FieldError{Msg: "empty file"}
-		}
-		return nil, syntaxError(err)
+	root, err := yamlfield.Document(FileName, data, "manifest")
+	if err != nil {
+		return nil, err
 	}
-	var next yaml.Node
-	if err := dec.Decode(&next); err == nil {
-		return nil, &FieldError{Line: next.Line, Msg: "a second YAML document (---): the manifest is one document"}
-	} else if !errors.Is(err, io.EOF) {
-		return nil, syntaxError(err)
+	if root == nil {
+		return nil, &FieldError{Msg: "empty file", File: FileName}
 	}
-	d := &decoder{}
-	m := d.manifest(doc.Content[0])
-	if len(d.errs) == 0 {
-		return m, nil
+	d := &decoder{yamlfield.Decoder{File: FileName, Aliases: aliases}}
+	m := d.manifest(root)
+	if err := d.Err(); err != nil {
+		return nil, err
 	}
-	// File order; what has no line (a missing section) comes last.
-	at := func(e *FieldError) int { return cmp.Or(e.Line, math.MaxInt) }
-	slices.SortStableFunc(d.errs, func(a, b *FieldError) int { return cmp.Compare(at(a), at(b)) })
-	errs := make([]error, len(d.errs))
-	for i, e := range d.errs {
-		errs[i] = e
-	}
-	return nil, errors.Join(errs...)
-}
-
-var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
-
-// syntaxError turns go-yaml's "yaml: line 3: ..." into a FieldError.
-func syntaxError(err error) error {
-	s := err.Error()
-	if m := yamlLine.FindStringSubmatch(s); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		return &FieldError{Line: line, Msg: "not valid YAML: " + m[2]}
-	}
-	return &FieldError{Msg: "not valid YAML: " + strings.TrimPrefix(s, "yaml: ")}
+	return m, nil
 }
 
 // The keys accepted at each level, in documentation order.
@@ -103,51 +74,51 @@ var (
 )
 
 func (d *decoder) manifest(root *yaml.Node) *Manifest {
-	r := d.mapping(entry{val: root}, "", "build: {command: ...}", rootKeys...)
-	m := &Manifest{App: d.str(r.get("app"), "app")}
+	r := d.Mapping(yamlfield.Entry{Val: root}, "", "build: {command: ...}", rootKeys...)
+	m := &Manifest{App: d.Str(r.Get("app"), "app")}
 	if m.App != "" && core.ValidateName("app", m.App) != nil {
-		d.fail(r.get("app").line(), "app", "%q: use lower-case letters, digits, '-' or '_'", m.App)
+		d.Fail(r.Get("app").Line(), "app", "%q: use lower-case letters, digits, '-' or '_'", m.App)
 	}
 
-	b := d.mapping(r.get("build"), "build", "{command: go build -o bin/app .}", buildKeys...)
-	m.Build = Build{Command: d.argv(b.get("command"), "build.command"), Timeout: d.duration(b.get("timeout"), "build.timeout", DefaultBuildTimeout)}
+	b := d.Mapping(r.Get("build"), "build", "{command: go build -o bin/app .}", buildKeys...)
+	m.Build = Build{Command: d.argv(b.Get("command"), "build.command"), Timeout: d.duration(b.Get("timeout"), "build.timeout", DefaultBuildTimeout)}
 	if len(m.Build.Command) == 0 {
-		d.fail(cmp.Or(b.get("command").line(), b.line), "build.command", "is required (for example: go build -o bin/app .)")
+		d.Fail(cmp.Or(b.Get("command").Line(), b.Line), "build.command", "is required (for example: go build -o bin/app .)")
 	}
 
-	run := d.mapping(r.get("run"), "run", "{command: bin/app}", runKeys...)
-	m.Run = Run{Command: d.argv(run.get("command"), "run.command"), Env: d.env(run.get("env"), "run.env")}
+	run := d.Mapping(r.Get("run"), "run", "{command: bin/app}", runKeys...)
+	m.Run = Run{Command: d.argv(run.Get("command"), "run.command"), Env: d.env(run.Get("env"), "run.env")}
 	if len(m.Run.Command) == 0 {
-		d.fail(cmp.Or(run.get("command").line(), run.line), "run.command", "is required (for example: bin/app, or [sh, -c, 'exec app --port \"$PORT\"'])")
+		d.Fail(cmp.Or(run.Get("command").Line(), run.Line), "run.command", "is required (for example: bin/app, or [sh, -c, 'exec app --port \"$PORT\"'])")
 	}
 
-	m.Health = d.health(r.get("health"))
-	m.Smoke = d.smokes(r.get("smoke"))
-	if e := r.get("migrate"); e.given() {
-		mg := d.mapping(e, "migrate", "{command: bin/app migrate}", migrateKeys...)
-		m.Migrate = &Migrate{Command: d.argv(mg.get("command"), "migrate.command"), Timeout: d.duration(mg.get("timeout"), "migrate.timeout", DefaultMigrateTimeout)}
+	m.Health = d.health(r.Get("health"))
+	m.Smoke = d.smokes(r.Get("smoke"))
+	if e := r.Get("migrate"); e.Given() {
+		mg := d.Mapping(e, "migrate", "{command: bin/app migrate}", migrateKeys...)
+		m.Migrate = &Migrate{Command: d.argv(mg.Get("command"), "migrate.command"), Timeout: d.duration(mg.Get("timeout"), "migrate.timeout", DefaultMigrateTimeout)}
 		if len(m.Migrate.Command) == 0 {
-			d.fail(cmp.Or(mg.get("command").line(), mg.line), "migrate.command", "is required when migrate is given")
+			d.Fail(cmp.Or(mg.Get("command").Line(), mg.Line), "migrate.command", "is required when migrate is given")
 		}
 	}
-	m.Verify = d.verify(r.get("verify"))
+	m.Verify = d.verify(r.Get("verify"))
 
-	m.StandbyFor = d.duration(r.get("standby_for"), "standby_for", DefaultStandbyFor)
-	m.ScaleInDelay = d.duration(r.get("scale_in_delay"), "scale_in_delay", 0)
-	switch sf, sd := r.get("standby_for"), r.get("scale_in_delay"); {
-	case sf.given() && sd.given():
-		d.fail(sd.line(), "scale_in_delay", "is another name for standby_for, which is also given: keep one")
-	case sd.given() && m.ScaleInDelay > 0:
+	m.StandbyFor = d.duration(r.Get("standby_for"), "standby_for", DefaultStandbyFor)
+	m.ScaleInDelay = d.duration(r.Get("scale_in_delay"), "scale_in_delay", 0)
+	switch sf, sd := r.Get("standby_for"), r.Get("scale_in_delay"); {
+	case sf.Given() && sd.Given():
+		d.Fail(sd.Line(), "scale_in_delay", "is another name for standby_for, which is also given: keep one")
+	case sd.Given() && m.ScaleInDelay > 0:
 		m.StandbyFor = m.ScaleInDelay
 	}
-	m.InvestigateFor = d.duration(r.get("investigate_for"), "investigate_for", DefaultInvestigateFor)
-	m.OnConfirm = d.oneOf(r.get("on_confirm"), "on_confirm", DefaultOnConfirm, OnConfirmSync, OnConfirmScaleIn)
-	m.StopGrace = d.duration(r.get("stop_grace"), "stop_grace", DefaultStopGrace)
-	m.Release = d.releaseLines(r.get("release"))
-	if e := r.get("compat"); e.given() {
+	m.InvestigateFor = d.duration(r.Get("investigate_for"), "investigate_for", DefaultInvestigateFor)
+	m.OnConfirm = d.oneOf(r.Get("on_confirm"), "on_confirm", DefaultOnConfirm, OnConfirmSync, OnConfirmScaleIn)
+	m.StopGrace = d.duration(r.Get("stop_grace"), "stop_grace", DefaultStopGrace)
+	m.Release = d.releaseLines(r.Get("release"))
+	if e := r.Get("compat"); e.Given() {
 		m.Compat = d.compat(e)
 	}
-	m.Environments = d.environments(r.get("environments"))
+	m.Environments = d.environments(r.Get("environments"))
 	return m
 }
 
@@ -156,21 +127,21 @@ func validPath(p string) bool {
 	return strings.HasPrefix(p, "/") && !strings.ContainsFunc(p, func(r rune) bool { return r <= ' ' || r == 0x7f })
 }
 
-func (d *decoder) health(e entry) Health {
-	f := d.mapping(e, "health", "{path: /up, deadline: 60s}", healthKeys...)
+func (d *decoder) health(e yamlfield.Entry) Health {
+	f := d.Mapping(e, "health", "{path: /up, deadline: 60s}", healthKeys...)
 	h := Health{
 		Path:     DefaultHealthPath,
-		Interval: d.duration(f.get("interval"), "health.interval", DefaultHealthInterval),
-		Timeout:  d.duration(f.get("timeout"), "health.timeout", DefaultHealthTimeout),
-		Deadline: d.duration(f.get("deadline"), "health.deadline", DefaultHealthDeadline),
+		Interval: d.duration(f.Get("interval"), "health.interval", DefaultHealthInterval),
+		Timeout:  d.duration(f.Get("timeout"), "health.timeout", DefaultHealthTimeout),
+		Deadline: d.duration(f.Get("deadline"), "health.deadline", DefaultHealthDeadline),
 	}
-	if p := f.get("path"); p.given() {
-		if h.Path = d.str(p, "health.path"); isScalar(p) && !validPath(h.Path) {
-			d.fail(p.line(), "health.path", "%q must start with / and contain no spaces", h.Path)
+	if p := f.Get("path"); p.Given() {
+		if h.Path = d.Str(p, "health.path"); isScalar(p) && !validPath(h.Path) {
+			d.Fail(p.Line(), "health.path", "%q must start with / and contain no spaces", h.Path)
 		}
 	}
 	if h.Deadline < h.Interval {
-		d.fail(cmp.Or(f.get("deadline").line(), f.get("interval").line()), "health.deadline", "%s is shorter than the interval %s", h.Deadline, h.Interval)
+		d.Fail(cmp.Or(f.Get("deadline").Line(), f.Get("interval").Line()), "health.deadline", "%s is shorter than the interval %s", h.Deadline, h.Interval)
 	}
 	// A check never waits past the deadline, so a longer per-request timeout
 	// is the deadline.
@@ -181,44 +152,44 @@ func (d *decoder) health(e entry) Health {
 // methodToken is an HTTP method as servers compare it: upper case.
 var methodToken = regexp.MustCompile(`^[A-Z][A-Z_-]{0,31}$`)
 
-func (d *decoder) smokes(e entry) []Smoke {
-	n := deref(e.val)
-	if isNull(n) {
+func (d *decoder) smokes(e yamlfield.Entry) []Smoke {
+	n := yamlfield.Deref(e.Val)
+	if yamlfield.IsNull(n) {
 		return nil
 	}
 	if n.Kind != yaml.SequenceNode {
-		d.fail(n.Line, "smoke", "want a list, not %s (for example: [{path: /, status: 200}])", kindName(n))
+		d.Fail(n.Line, "smoke", "want a list, not %s (for example: [{path: /, status: 200}])", yamlfield.KindName(n))
 		return nil
 	}
 	out := make([]Smoke, 0, len(n.Content))
 	for i, c := range n.Content {
 		path := fmt.Sprintf("smoke[%d]", i)
-		f := d.mapping(entry{key: c, val: c}, path, "{path: /, status: 200}", smokeKeys...)
-		at := func(k string) (entry, string) { return f.get(k), join(path, k) }
+		f := d.Mapping(yamlfield.Entry{Key: c, Val: c}, path, "{path: /, status: 200}", smokeKeys...)
+		at := func(k string) (yamlfield.Entry, string) { return f.Get(k), yamlfield.Join(path, k) }
 		s := Smoke{Method: "GET", Status: 200}
 		en, p := at("name")
-		s.Name = d.str(en, p)
-		if en, p = at("method"); en.given() {
-			s.Method = d.str(en, p)
+		s.Name = d.Str(en, p)
+		if en, p = at("method"); en.Given() {
+			s.Method = d.Str(en, p)
 			if !methodToken.MatchString(s.Method) {
 				msg := fmt.Sprintf("%q is not an HTTP method (GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, or another upper-case token)", s.Method)
 				if up := strings.ToUpper(s.Method); methodToken.MatchString(up) {
 					msg += fmt.Sprintf("; methods are case-sensitive: did you mean %s?", up)
 				}
-				d.fail(en.line(), p, "%s", msg)
+				d.Fail(en.Line(), p, "%s", msg)
 			}
 		}
 		en, p = at("path")
-		switch s.Path = d.str(en, p); {
-		case !en.given():
-			d.fail(c.Line, p, "is required (for example: /)")
+		switch s.Path = d.Str(en, p); {
+		case !en.Given():
+			d.Fail(c.Line, p, "is required (for example: /)")
 		case isScalar(en) && !validPath(s.Path):
-			d.fail(en.line(), p, "%q must start with / and contain no spaces", s.Path)
+			d.Fail(en.Line(), p, "%q must start with / and contain no spaces", s.Path)
 		}
 		en, p = at("status")
-		s.Status = d.integer(en, p, 200, 100, 599)
+		s.Status = d.Integer(en, p, 200, 100, 599)
 		en, p = at("body_contains")
-		if n, ok := d.scalar(en, p, "a string"); ok {
+		if n, ok := d.Scalar(en, p, "a string"); ok {
 			s.BodyContains = n.Value // may span lines
 		}
 		en, p = at("timeout")
@@ -231,27 +202,27 @@ func (d *decoder) smokes(e entry) []Smoke {
 	return out
 }
 
-func (d *decoder) verify(e entry) Verify {
-	f := d.mapping(e, "verify", "{for: 10s, max_error_rate: 0.01}", verifyKeys...)
+func (d *decoder) verify(e yamlfield.Entry) Verify {
+	f := d.Mapping(e, "verify", "{for: 10s, max_error_rate: 0.01}", verifyKeys...)
 	return Verify{
-		For:          d.duration(f.get("for"), "verify.for", DefaultVerifyFor),
-		MaxErrorRate: d.share(f.get("max_error_rate"), "verify.max_error_rate", DefaultMaxErrorRate),
-		MinRequests:  d.integer(f.get("min_requests"), "verify.min_requests", DefaultMinRequests, 1, MaxMinRequests),
+		For:          d.duration(f.Get("for"), "verify.for", DefaultVerifyFor),
+		MaxErrorRate: d.share(f.Get("max_error_rate"), "verify.max_error_rate", DefaultMaxErrorRate),
+		MinRequests:  d.Integer(f.Get("min_requests"), "verify.min_requests", DefaultMinRequests, 1, MaxMinRequests),
 	}
 }
 
-func (d *decoder) compat(e entry) *Compat {
-	f := d.mapping(e, "compat", "{test: go test ./compat, oldest: 1.0.0}", compatKeys...)
+func (d *decoder) compat(e yamlfield.Entry) *Compat {
+	f := d.Mapping(e, "compat", "{test: go test ./compat, oldest: 1.0.0}", compatKeys...)
 	c := &Compat{
-		Test:    d.argv(f.get("test"), "compat.test"),
-		Oldest:  d.str(f.get("oldest"), "compat.oldest"),
-		Timeout: d.duration(f.get("timeout"), "compat.timeout", DefaultCompatTimeout),
+		Test:    d.argv(f.Get("test"), "compat.test"),
+		Oldest:  d.Str(f.Get("oldest"), "compat.oldest"),
+		Timeout: d.duration(f.Get("timeout"), "compat.timeout", DefaultCompatTimeout),
 	}
 	if len(c.Test) == 0 {
-		d.fail(cmp.Or(f.get("test").line(), f.line), "compat.test", "is required when compat is given (the command that runs the old version's tests)")
+		d.Fail(cmp.Or(f.Get("test").Line(), f.Line), "compat.test", "is required when compat is given (the command that runs the old version's tests)")
 	}
 	if !versionPattern.MatchString(c.Oldest) {
-		d.fail(cmp.Or(f.get("oldest").line(), f.line), "compat.oldest", "%q: want the oldest compatible version, MAJOR.MINOR.PATCH such as 2.3.20", c.Oldest)
+		d.Fail(cmp.Or(f.Get("oldest").Line(), f.Line), "compat.oldest", "%q: want the oldest compatible version, MAJOR.MINOR.PATCH such as 2.3.20", c.Oldest)
 	}
 	return c
 }
@@ -262,8 +233,8 @@ var versionPattern = regexp.MustCompile(`^(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8
 // refPattern is what release branch and tag names may contain.
 var refPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]{0,100}$`)
 
-func (d *decoder) releaseLines(e entry) ReleaseLines {
-	f := d.mapping(e, "release", "{main: main, production: stages/prod}", releaseKeys...)
+func (d *decoder) releaseLines(e yamlfield.Entry) ReleaseLines {
+	f := d.Mapping(e, "release", "{main: main, production: stages/prod}", releaseKeys...)
 	var r ReleaseLines
 	for _, l := range []struct {
 		key string
@@ -276,20 +247,20 @@ func (d *decoder) releaseLines(e entry) ReleaseLines {
 		{"tag_prefix", &r.TagPrefix, DefaultTagPrefix},
 	} {
 		p := "release." + l.key
-		if *l.val = d.str(f.get(l.key), p); *l.val == "" {
+		if *l.val = d.Str(f.Get(l.key), p); *l.val == "" {
 			*l.val = l.def
 			continue
 		}
 		if v := *l.val; !refPattern.MatchString(v) || strings.Contains(v, "..") || strings.HasSuffix(v, ".lock") {
-			d.fail(f.get(l.key).line(), p, "%q is not a valid git ref name part (letters, digits, '.', '_', '/', '-'; starting with a letter or digit)", v)
+			d.Fail(f.Get(l.key).Line(), p, "%q is not a valid git ref name part (letters, digits, '.', '_', '/', '-'; starting with a letter or digit)", v)
 		}
 	}
 	if r.Main == r.Production {
-		d.fail(cmp.Or(f.get("production").line(), f.line), "release.production", "%q is also the main line", r.Production)
+		d.Fail(cmp.Or(f.Get("production").Line(), f.Line), "release.production", "%q is also the main line", r.Production)
 	}
-	r.SigningKey = d.str(f.get("signing_key"), "release.signing_key")
+	r.SigningKey = d.Str(f.Get("signing_key"), "release.signing_key")
 	if r.SigningKey != "" && (strings.HasPrefix(r.SigningKey, "-") || strings.ContainsAny(r.SigningKey, " \t;$`")) {
-		d.fail(f.get("signing_key").line(), "release.signing_key", "%q is not a key id", r.SigningKey)
+		d.Fail(f.Get("signing_key").Line(), "release.signing_key", "%q is not a key id", r.SigningKey)
 	}
 	return r
 }
@@ -317,14 +288,14 @@ func listenAddr(s string) (host string, port int, problem string) {
 
 func wildcard(host string) bool { return host == "" || host == "0.0.0.0" || host == "::" }
 
-func (d *decoder) environments(e entry) []Environment {
+func (d *decoder) environments(e yamlfield.Entry) []Environment {
 	const example = "staging: {listen: 127.0.0.1:8081}"
-	if !e.given() {
-		d.fail(e.line(), "environments", "at least one environment is required (for example %s)", example)
+	if !e.Given() {
+		d.Fail(e.Line(), "environments", "at least one environment is required (for example %s)", example)
 		return nil
 	}
-	f := d.mapping(e, "environments", "{"+example+"}")
-	if deref(e.val).Kind != yaml.MappingNode {
+	f := d.Mapping(e, "environments", "{"+example+"}")
+	if yamlfield.Deref(e.Val).Kind != yaml.MappingNode {
 		return nil
 	}
 	var (
@@ -333,39 +304,39 @@ func (d *decoder) environments(e entry) []Environment {
 		listenLines = map[string]int{}
 		position    = map[string]int{}
 	)
-	for _, name := range f.keys {
-		en := f.get(name)
+	for _, name := range f.Keys {
+		en := f.Get(name)
 		path := "environments." + name
 		if core.ValidateName("env", name) != nil {
-			d.fail(en.line(), path, "%q is not a valid environment name: use lower-case letters, digits, '-' or '_'", name)
+			d.Fail(en.Line(), path, "%q is not a valid environment name: use lower-case letters, digits, '-' or '_'", name)
 			continue
 		}
-		ef := d.mapping(en, path, "{listen: 127.0.0.1:8081}", envKeys...)
-		at := func(k string) (entry, string) { return ef.get(k), path + "." + k }
+		ef := d.Mapping(en, path, "{listen: 127.0.0.1:8081}", envKeys...)
+		at := func(k string) (yamlfield.Entry, string) { return ef.Get(k), path + "." + k }
 		env := Environment{Name: name}
 		le, lp := at("listen")
-		env.Listen = d.str(le, lp)
+		env.Listen = d.Str(le, lp)
 		if env.Listen == "" {
-			d.fail(cmp.Or(le.line(), en.line()), lp, "is required (host:port of the environment's public proxy, for example 127.0.0.1:8080)")
+			d.Fail(cmp.Or(le.Line(), en.Line()), lp, "is required (host:port of the environment's public proxy, for example 127.0.0.1:8080)")
 		} else if _, _, problem := listenAddr(env.Listen); problem != "" {
-			d.fail(le.line(), lp, "%s", problem)
+			d.Fail(le.Line(), lp, "%s", problem)
 		}
 		he, hp := at("host")
-		if env.Host = d.str(he, hp); env.Host != "" && !hostPattern.MatchString(env.Host) {
+		if env.Host = d.Str(he, hp); env.Host != "" && !hostPattern.MatchString(env.Host) {
 			msg := fmt.Sprintf("%q is not a host name (letters, digits, '-' and '.')", env.Host)
 			if h, _, err := net.SplitHostPort(env.Host); err == nil && hostPattern.MatchString(h) {
 				msg = fmt.Sprintf("%q: give the name without a port (requests are matched on the name; the port is in listen)", env.Host)
 			}
-			d.fail(he.line(), hp, "%s", msg)
+			d.Fail(he.Line(), hp, "%s", msg)
 		}
 		ie, ip := at("instances")
-		env.Instances = d.integer(ie, ip, DefaultInstances, 1, MaxInstances)
+		env.Instances = d.Integer(ie, ip, DefaultInstances, 1, MaxInstances)
 		fe, fp := at("from")
-		env.From = d.str(fe, fp)
+		env.From = d.Str(fe, fp)
 		ve, vp := at("env")
 		env.Env = d.env(ve, vp)
 		position[name] = len(out)
-		fromLines[name], listenLines[name] = fe.line(), le.line()
+		fromLines[name], listenLines[name] = fe.Line(), le.Line()
 		out = append(out, env)
 	}
 	d.listenConflicts(out, listenLines)
@@ -389,11 +360,11 @@ func (d *decoder) listenConflicts(envs []Environment, lines map[string]int) {
 			}
 			path := "environments." + b.Name + ".listen"
 			if ah == bh && strings.EqualFold(a.Host, b.Host) {
-				d.fail(lines[b.Name], path, "%q is already used by environment %s (give one of them a different host)", b.Listen, a.Name)
+				d.Fail(lines[b.Name], path, "%q is already used by environment %s (give one of them a different host)", b.Listen, a.Name)
 				break
 			}
 			if ah != bh && (wildcard(ah) || wildcard(bh)) {
-				d.fail(lines[b.Name], path, "%q and environment %s's %q cannot both be bound: use the same address, or different ports", b.Listen, a.Name, a.Listen)
+				d.Fail(lines[b.Name], path, "%q and environment %s's %q cannot both be bound: use the same address, or different ports", b.Listen, a.Name, a.Listen)
 				break
 			}
 		}
@@ -412,18 +383,18 @@ func (d *decoder) promotionChain(envs []Environment, position map[string]int, li
 		switch p, known := position[e.From]; {
 		case e.From == "":
 		case e.From == e.Name:
-			d.fail(lines[e.Name], path, "%q is this environment: it must promote from another one (%s)", e.From, strings.Join(names, ", "))
+			d.Fail(lines[e.Name], path, "%q is this environment: it must promote from another one (%s)", e.From, strings.Join(names, ", "))
 		case !known:
 			msg := fmt.Sprintf("%q is not an environment (environments: %s)", e.From, strings.Join(names, ", "))
 			if s := suggest(e.From, names); s != "" {
 				msg += fmt.Sprintf("; did you mean %s?", s)
 			}
-			d.fail(lines[e.Name], path, "%s", msg)
+			d.Fail(lines[e.Name], path, "%s", msg)
 		case p > i:
 			if cycle := fromCycle(envs, position, i); cycle != nil {
-				d.fail(lines[e.Name], path, "%q forms a cycle (%s): the first environment must not promote from anywhere", e.From, strings.Join(cycle, " <- "))
+				d.Fail(lines[e.Name], path, "%q forms a cycle (%s): the first environment must not promote from anywhere", e.From, strings.Join(cycle, " <- "))
 			} else {
-				d.fail(lines[e.Name], path, "%q is listed after %s: environments are listed in promotion order, so move %s above %s", e.From, e.Name, e.From, e.Name)
+				d.Fail(lines[e.Name], path, "%q is listed after %s: environments are listed in promotion order, so move %s above %s", e.From, e.Name, e.From, e.Name)
 			}
 		}
 	}

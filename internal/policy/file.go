@@ -2,19 +2,16 @@ package policy
 
 import (
 	"bytes"
-	"cmp"
 	"errors"
 	"fmt"
-	"io"
-	"math"
 	"regexp"
 	"slices"
 	"strconv"
-	"strings"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/cutover/cutover/internal/core"
+	"github.com/cutover/cutover/internal/yamlfield"
 )
 
 // FileName is the name the policy file's errors are reported under.
@@ -61,26 +58,9 @@ func (p *Policy) Env(name string) (EnvPolicy, bool) {
 }
 
 // FieldError is one problem in a policy file: where it is and what would
-// be accepted. ParseFile returns them joined (errors.Join), in file order.
-type FieldError struct {
-	Line  int    // 1-based; 0 when the problem has no line
-	Field string // the field path, e.g. environments.production.require
-	Msg   string
-}
-
-// Error formats the problem as policy.yml:LINE: FIELD: MSG.
-func (e *FieldError) Error() string { return e.In(FileName) }
-
-// In formats the problem as if it were in the named file.
-func (e *FieldError) In(file string) string {
-	if e.Line > 0 {
-		file += ":" + strconv.Itoa(e.Line)
-	}
-	if e.Field == "" {
-		return file + ": " + e.Msg
-	}
-	return file + ": " + e.Field + ": " + e.Msg
-}
+// be accepted. ParseFile returns them joined (errors.Join), in file order;
+// their File is FileName, so Error formats them as policy.yml:LINE: FIELD: MSG.
+type FieldError = yamlfield.FieldError
 
 // The keys accepted at each level, in documentation order.
 var (
@@ -99,58 +79,33 @@ var checkName = regexp.MustCompile(`^[A-Za-z0-9_.:/()\[\]@#+-]+( [A-Za-z0-9_.:/(
 // returned, joined, in file order. An empty file is an empty policy.
 func ParseFile(data []byte) (*Policy, error) {
 	if len(data) > MaxPolicyBytes {
-		return nil, &FieldError{Msg: fmt.Sprintf("larger than %d bytes", MaxPolicyBytes)}
+		return nil, &FieldError{Msg: fmt.Sprintf("larger than %d bytes", MaxPolicyBytes), File: FileName}
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			return &Policy{}, nil
-		}
-		return nil, syntaxError(err)
+	root, err := yamlfield.Document(FileName, data, "policy")
+	if err != nil {
+		return nil, err
 	}
-	var next yaml.Node
-	if err := dec.Decode(&next); err == nil {
-		return nil, &FieldError{Line: next.Line, Msg: "a second YAML document (---): the policy is one document"}
-	} else if !errors.Is(err, io.EOF) {
-		return nil, syntaxError(err)
+	if root == nil {
+		return &Policy{}, nil
 	}
-	d := &decoder{}
-	p := d.policy(doc.Content[0])
-	if len(d.errs) == 0 {
-		return p, nil
+	d := &decoder{yamlfield.Decoder{File: FileName, Aliases: aliases}}
+	p := d.policy(root)
+	if err := d.Err(); err != nil {
+		return nil, err
 	}
-	at := func(e *FieldError) int { return cmp.Or(e.Line, math.MaxInt) }
-	slices.SortStableFunc(d.errs, func(a, b *FieldError) int { return cmp.Compare(at(a), at(b)) })
-	errs := make([]error, len(d.errs))
-	for i, e := range d.errs {
-		errs[i] = e
-	}
-	return nil, errors.Join(errs...)
-}
-
-var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
-
-// syntaxError turns go-yaml's "yaml: line 3: ..." into a FieldError.
-func syntaxError(err error) error {
-	s := err.Error()
-	if m := yamlLine.FindStringSubmatch(s); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		return &FieldError{Line: line, Msg: "not valid YAML: " + m[2]}
-	}
-	return &FieldError{Msg: "not valid YAML: " + strings.TrimPrefix(s, "yaml: ")}
+	return p, nil
 }
 
 func (d *decoder) policy(root *yaml.Node) *Policy {
-	r := d.mapping(entry{val: root}, "", "environments: {production: {require: ci}}", rootKeys...)
+	r := d.Mapping(yamlfield.Entry{Val: root}, "", "environments: {production: {require: ci}}", rootKeys...)
 	p := &Policy{}
-	e := r.get("environments")
-	f := d.mapping(e, "environments", "{production: {require: ci}}")
-	for _, name := range f.keys {
-		en := f.get(name)
+	e := r.Get("environments")
+	f := d.Mapping(e, "environments", "{production: {require: ci}}")
+	for _, name := range f.Keys {
+		en := f.Get(name)
 		path := "environments." + name
 		if core.ValidateName("env", name) != nil {
-			d.fail(en.line(), path, "%q is not a valid environment name: use lower-case letters, digits, '-' or '_'", name)
+			d.Fail(en.Line(), path, "%q is not a valid environment name: use lower-case letters, digits, '-' or '_'", name)
 			continue
 		}
 		p.Environments = append(p.Environments, d.env(name, en, path))
@@ -158,18 +113,18 @@ func (d *decoder) policy(root *yaml.Node) *Policy {
 	return p
 }
 
-func (d *decoder) env(name string, en entry, path string) EnvPolicy {
-	ef := d.mapping(en, path, "{from: staging, require: cd && approval}", envKeys...)
-	at := func(k string) (entry, string) { return ef.get(k), path + "." + k }
+func (d *decoder) env(name string, en yamlfield.Entry, path string) EnvPolicy {
+	ef := d.Mapping(en, path, "{from: staging, require: cd && approval}", envKeys...)
+	at := func(k string) (yamlfield.Entry, string) { return ef.Get(k), path + "." + k }
 	env := EnvPolicy{Name: name, Approvals: DefaultApprovals}
 
 	fe, fp := at("from")
 	if env.From = d.str(fe, fp); env.From != "" {
 		switch {
 		case core.ValidateName("env", env.From) != nil:
-			d.fail(fe.line(), fp, "%q is not a valid environment name: use lower-case letters, digits, '-' or '_'", env.From)
+			d.Fail(fe.Line(), fp, "%q is not a valid environment name: use lower-case letters, digits, '-' or '_'", env.From)
 		case env.From == name:
-			d.fail(fe.line(), fp, "%q is this environment: it must promote from another one", env.From)
+			d.Fail(fe.Line(), fp, "%q is this environment: it must promote from another one", env.From)
 		}
 	}
 
@@ -177,21 +132,21 @@ func (d *decoder) env(name string, en entry, path string) EnvPolicy {
 	env.Checks = d.checks(ce, cp)
 
 	re, rp := at("require")
-	if n, ok := d.scalar(re, rp, "a rule such as ci && approval"); ok {
+	if n, ok := d.Scalar(re, rp, "a rule such as ci && approval"); ok {
 		r, err := Parse(n.Value)
 		var se *SyntaxError
 		switch {
 		case errors.As(err, &se):
-			d.fail(n.Line, rp, "%s", se)
+			d.Fail(n.Line, rp, "%s", se)
 		case err != nil:
-			d.fail(n.Line, rp, "%s", err)
+			d.Fail(n.Line, rp, "%s", err)
 		default:
 			env.Require = r
 		}
 		if r != nil && r.Has(CondCI) && len(env.Checks) == 0 {
-			d.fail(n.Line, rp, "uses ci, but no checks are listed: add checks: [NAME, ...] (the checks that must succeed)")
+			d.Fail(n.Line, rp, "uses ci, but no checks are listed: add checks: [NAME, ...] (the checks that must succeed)")
 		}
-	} else if !re.given() {
+	} else if !re.Given() {
 		switch {
 		case env.From != "":
 			env.Require = mustParse(CondCD)
@@ -201,38 +156,38 @@ func (d *decoder) env(name string, en entry, path string) EnvPolicy {
 	}
 
 	ae, ap := at("approvals")
-	env.Approvals = d.integer(ae, ap, DefaultApprovals, 1, MaxApprovals)
-	if ae.given() && env.Require != nil && !env.Require.Has(CondApproval) {
-		d.fail(ae.line(), ap, "has no effect: require (%s) does not use approval (add && approval)", env.Require)
+	env.Approvals = d.Integer(ae, ap, DefaultApprovals, 1, MaxApprovals)
+	if ae.Given() && env.Require != nil && !env.Require.Has(CondApproval) {
+		d.Fail(ae.Line(), ap, "has no effect: require (%s) does not use approval (add && approval)", env.Require)
 	}
 
-	if we, wp := at("windows"); we.given() {
+	if we, wp := at("windows"); we.Given() {
 		env.Windows = d.windows(we, wp)
 	}
 	return env
 }
 
-func (d *decoder) checks(e entry, path string) []string {
-	n := deref(e.val)
-	if isNull(n) {
+func (d *decoder) checks(e yamlfield.Entry, path string) []string {
+	n := yamlfield.Deref(e.Val)
+	if yamlfield.IsNull(n) {
 		return nil
 	}
 	if n.Kind != yaml.SequenceNode {
-		d.fail(n.Line, path, "want a list of check names, not %s (for example: [test, lint])", kindName(n))
+		d.Fail(n.Line, path, "want a list of check names, not %s (for example: [test, lint])", yamlfield.KindName(n))
 		return nil
 	}
 	var out []string
 	first := map[string]int{}
 	for i, c := range n.Content {
 		p := fmt.Sprintf("%s[%d]", path, i)
-		c = deref(c)
+		c = yamlfield.Deref(c)
 		switch {
-		case c.Kind != yaml.ScalarNode || isNull(c):
-			d.fail(c.Line, p, "want a check name, not %s", kindName(c))
+		case c.Kind != yaml.ScalarNode || yamlfield.IsNull(c):
+			d.Fail(c.Line, p, "want a check name, not %s", yamlfield.KindName(c))
 		case len(c.Value) > MaxCheckName || !checkName.MatchString(c.Value):
-			d.fail(c.Line, p, "%q is not a check name: up to %d letters, digits, single spaces and _ . : / ( ) [ ] @ # + -", c.Value, MaxCheckName)
+			d.Fail(c.Line, p, "%q is not a check name: up to %d letters, digits, single spaces and _ . : / ( ) [ ] @ # + -", c.Value, MaxCheckName)
 		case first[c.Value] > 0:
-			d.fail(c.Line, p, "%q is listed twice (first on line %d)", c.Value, first[c.Value])
+			d.Fail(c.Line, p, "%q is listed twice (first on line %d)", c.Value, first[c.Value])
 		default:
 			first[c.Value] = c.Line
 			out = append(out, c.Value)
@@ -241,36 +196,36 @@ func (d *decoder) checks(e entry, path string) []string {
 	return out
 }
 
-func (d *decoder) windows(e entry, path string) *Schedule {
-	f := d.mapping(e, path, `{timezone: Europe/Berlin, deny: ["Fri 12:00 - Mon 06:00"]}`, windowsKeys...)
-	tz, tp := f.get("timezone"), path+".timezone"
+func (d *decoder) windows(e yamlfield.Entry, path string) *Schedule {
+	f := d.Mapping(e, path, `{timezone: Europe/Berlin, deny: ["Fri 12:00 - Mon 06:00"]}`, windowsKeys...)
+	tz, tp := f.Get("timezone"), path+".timezone"
 	loc, err := LoadZone(d.str(tz, tp))
 	if err != nil {
-		d.fail(tz.line(), tp, "%s", err)
+		d.Fail(tz.Line(), tp, "%s", err)
 	}
 	ranges := func(k string) []Range {
 		p := path + "." + k
-		n := deref(f.get(k).val)
-		if isNull(n) {
+		n := yamlfield.Deref(f.Get(k).Val)
+		if yamlfield.IsNull(n) {
 			return nil
 		}
 		items := n.Content
 		if n.Kind == yaml.ScalarNode {
 			items = []*yaml.Node{n} // one range needs no list
 		} else if n.Kind != yaml.SequenceNode {
-			d.fail(n.Line, p, `want a list of ranges, not %s (for example: ["Fri 12:00 - Mon 06:00"])`, kindName(n))
+			d.Fail(n.Line, p, `want a list of ranges, not %s (for example: ["Fri 12:00 - Mon 06:00"])`, yamlfield.KindName(n))
 			return nil
 		}
 		var out []Range
 		for i, c := range items {
 			ip := fmt.Sprintf("%s[%d]", p, i)
-			if c = deref(c); c.Kind != yaml.ScalarNode || isNull(c) {
-				d.fail(c.Line, ip, "want a range as a string, not %s (%s)", kindName(c), RangeExamples)
+			if c = yamlfield.Deref(c); c.Kind != yaml.ScalarNode || yamlfield.IsNull(c) {
+				d.Fail(c.Line, ip, "want a range as a string, not %s (%s)", yamlfield.KindName(c), RangeExamples)
 				continue
 			}
 			r, err := ParseRange(c.Value)
 			if err != nil {
-				d.fail(c.Line, ip, "%s", err)
+				d.Fail(c.Line, ip, "%s", err)
 				continue
 			}
 			out = append(out, r)

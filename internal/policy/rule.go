@@ -7,10 +7,11 @@ package policy
 
 import (
 	"fmt"
-	"math"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/cutover/cutover/internal/yamlfield"
 )
 
 // The conditions a rule may name.
@@ -255,7 +256,7 @@ func (p *parser) atom() (*node, error) {
 	case tokName:
 		if !slices.Contains(Conditions, t.text) {
 			msg := fmt.Sprintf("unknown condition %q", t.text)
-			if s := suggest(t.text, Conditions); s != "" {
+			if s := yamlfield.Suggest(t.text, Conditions); s != "" {
 				msg += fmt.Sprintf(" (did you mean %s?)", s)
 			}
 			return nil, &SyntaxError{t.col, msg + "; want one of " + strings.Join(Conditions, ", ")}
@@ -357,45 +358,4 @@ func (r *Rule) UnmarshalText(b []byte) error {
 	}
 	*r = *p
 	return nil
-}
-
-// suggest returns the candidate nearest to s by edit distance, or "" when
-// none is near enough to be a likely misspelling.
-func suggest(s string, candidates []string) string {
-	best, bestD := "", math.MaxInt
-	for _, c := range candidates {
-		if d := editDistance(strings.ToLower(s), strings.ToLower(c)); d < bestD {
-			best, bestD = c, d
-		}
-	}
-	if bestD <= max(1, min(3, len(best)/3)) {
-		return best
-	}
-	return ""
-}
-
-// editDistance is the Damerau-Levenshtein distance (adjacent swaps count one).
-func editDistance(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	d := make([][]int, len(ra)+1)
-	for i := range d {
-		d[i] = make([]int, len(rb)+1)
-		d[i][0] = i
-	}
-	for j := range d[0] {
-		d[0][j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
-			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
-				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
-			}
-		}
-	}
-	return d[len(ra)][len(rb)]
 }

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cutover/cutover/internal/yamlfield"
 )
 
 // Windows is the configuration of deploy windows, as written in the
@@ -88,7 +90,7 @@ func parseWeekly(s string, m []string) (Range, error) {
 		d := dayIndex(day)
 		if d < 0 {
 			msg := fmt.Sprintf("%q: %q is not a day (want one of %s)", s, day, strings.Join(dayNames, ", "))
-			if sug := suggest(day, dayNames); sug != "" {
+			if sug := yamlfield.Suggest(day, dayNames); sug != "" {
 				msg = fmt.Sprintf("%q: %q is not a day (did you mean %s? want one of %s)", s, day, sug, strings.Join(dayNames, ", "))
 			}
 			return Range{}, errors.New(msg)
