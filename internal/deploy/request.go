@@ -168,7 +168,10 @@ func (s *Service) donePreparing(d core.Deployment) {
 // before d has been queued or has ended, or ctx ends.
 func (s *Service) awaitTurn(ctx context.Context, d core.Deployment) error {
 	stop := context.AfterFunc(ctx, func() {
+		// Taking the lock orders this broadcast after the waiter's check of
+		// ctx, so the wake-up cannot be lost.
 		s.amu.Lock()
+		//lint:ignore SA2001 the empty critical section is the point: see above
 		s.amu.Unlock()
 		s.turn.Broadcast()
 	})

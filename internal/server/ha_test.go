@@ -239,7 +239,7 @@ func TestDeployFollowsAcrossServerRestart(t *testing.T) {
 		time.Sleep(20 * time.Millisecond) // poll the CLI's output
 	}
 	p.kill()
-	p = startServer(t, bin, data, "--listen", api)
+	startServer(t, bin, data, "--listen", api) // the restart the CLI must ride through
 	var err error
 	select {
 	case err = <-exited:
