@@ -243,6 +243,10 @@ func (g lockGate) Decide(ctx context.Context, in GateInput) (Decision, error) {
 	if err != nil {
 		return Decision{}, err
 	}
-	return Denied(fmt.Sprintf("%s/%s is locked by %s since %s: %s (cutover unlock %s %s lifts it; rollbacks are allowed)",
-		l.App, l.Env, l.By, l.At.Format(time.RFC3339), l.Reason, l.App, l.Env)), nil
+	why := fmt.Sprintf("%s/%s is locked by %s since %s: %s (cutover unlock %s %s lifts it; rollbacks are allowed)",
+		l.App, l.Env, l.By, l.At.Format(time.RFC3339), l.Reason, l.App, l.Env)
+	if in.Deployment.Options.WaitForApproval {
+		return Waiting("the lock to be lifted: "+why, time.Time{}), nil
+	}
+	return Denied(why), nil
 }

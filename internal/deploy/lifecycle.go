@@ -351,6 +351,7 @@ func (s *Service) Tick(ctx context.Context) {
 	}
 	now := s.now()
 	for _, app := range apps {
+		s.pollAutoDeploy(ctx, app)
 		// Environments with state are the ones that ever had a deploy.
 		sts, err := s.cfg.Store.ListEnvStates(ctx, app.Name)
 		if err != nil {

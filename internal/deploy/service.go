@@ -85,6 +85,7 @@ type Service struct {
 	restarts    map[string]*restarts // supervision of live colours, by app/env
 	unrouted    map[string]string    // environments whose live colour the proxy could not be told about, why
 	lastCollect time.Time            // when the artifact retention last ran
+	polled      map[string]time.Time // when auto-deploy last polled each app/env
 
 	// amu guards preparing: the deployments of each environment being
 	// prepared, by ID; turn is signalled when one leaves it.
@@ -141,6 +142,7 @@ func New(cfg Config) (*Service, error) {
 		policies:   policyCache{m: map[string]cachedPolicy{}},
 		restarts:   map[string]*restarts{},
 		unrouted:   map[string]string{},
+		polled:     map[string]time.Time{},
 		preparing:  map[string][]int64{},
 	}
 	s.turn = sync.NewCond(&s.amu)

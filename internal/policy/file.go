@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -42,6 +44,15 @@ type EnvPolicy struct {
 	Require   *Rule
 	Approvals int       // how many people must approve for approval; 1 when not given
 	Windows   *Schedule // nil: any time
+	// AutoDeploy, when set, deploys the head of a branch to the
+	// environment whenever it changes and the policy allows it.
+	AutoDeploy *AutoDeploy
+}
+
+// AutoDeploy is continuous delivery to one environment.
+type AutoDeploy struct {
+	Branch string        // the branch whose head is deployed
+	Poll   time.Duration // how often its head is polled; 0: only on push webhooks
 }
 
 // Env returns the policy of an environment; false when the file does not
@@ -65,7 +76,8 @@ type FieldError = yamlfield.FieldError
 // The keys accepted at each level, in documentation order.
 var (
 	rootKeys    = []string{"environments"}
-	envKeys     = []string{"from", "checks", "require", "approvals", "windows"}
+	envKeys     = []string{"from", "checks", "require", "approvals", "windows", "auto_deploy"}
+	autoKeys    = []string{"branch", "poll"}
 	windowsKeys = []string{"timezone", "deny", "allow"}
 )
 
@@ -164,7 +176,35 @@ func (d *decoder) env(name string, en yamlfield.Entry, path string) EnvPolicy {
 	if we, wp := at("windows"); we.Given() {
 		env.Windows = d.windows(we, wp)
 	}
+	if ae, ap := at("auto_deploy"); ae.Given() {
+		env.AutoDeploy = d.autoDeploy(ae, ap)
+	}
 	return env
+}
+
+func (d *decoder) autoDeploy(e yamlfield.Entry, path string) *AutoDeploy {
+	f := d.Mapping(e, path, "{branch: main, poll: 30s}", autoKeys...)
+	a := &AutoDeploy{}
+	be, bp := f.Get("branch"), path+".branch"
+	if a.Branch = d.str(be, bp); a.Branch == "" {
+		d.Fail(f.Line, bp, "is required: the branch whose head is deployed (for example: main)")
+	} else if strings.ContainsAny(a.Branch, " ~^:?*[\\") || strings.HasPrefix(a.Branch, "-") || strings.Contains(a.Branch, "..") {
+		d.Fail(be.Line(), bp, "%q is not a valid branch name", a.Branch)
+	}
+	if pe, pp := f.Get("poll"), path+".poll"; pe.Given() {
+		if n, ok := d.Scalar(pe, pp, "a duration such as 30s"); ok {
+			v, err := time.ParseDuration(n.Value)
+			switch {
+			case err != nil:
+				d.Fail(n.Line, pp, "%q is not a duration (examples: 30s, 1m)", n.Value)
+			case v < 5*time.Second || v > 24*time.Hour:
+				d.Fail(n.Line, pp, "%s: want 5s to 24h (or leave it out to deploy on push webhooks only)", v)
+			default:
+				a.Poll = v
+			}
+		}
+	}
+	return a
 }
 
 func (d *decoder) checks(e yamlfield.Entry, path string) []string {
@@ -283,6 +323,13 @@ func (p *Policy) Marshal() []byte {
 				wm.Content = append(wm.Content, str("allow"), flow(w.Allow, yaml.DoubleQuotedStyle))
 			}
 			add("windows", wm)
+		}
+		if a := e.AutoDeploy; a != nil {
+			am := &yaml.Node{Kind: yaml.MappingNode, Style: yaml.FlowStyle, Content: []*yaml.Node{str("branch"), str(a.Branch)}}
+			if a.Poll > 0 {
+				am.Content = append(am.Content, str("poll"), str(a.Poll.String()))
+			}
+			add("auto_deploy", am)
 		}
 		if len(m.Content) == 0 {
 			m.Style = yaml.FlowStyle

@@ -200,3 +200,28 @@ func TestPolicy_Marshal(t *testing.T) {
 		t.Errorf("empty policy = %q", got)
 	}
 }
+
+func TestAutoDeploy(t *testing.T) {
+	t.Parallel()
+	p, err := ParseFile([]byte("environments:\n  staging:\n    checks: [test]\n    auto_deploy: {branch: main, poll: 30s}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _ := p.Env("staging")
+	if e.AutoDeploy == nil || e.AutoDeploy.Branch != "main" || e.AutoDeploy.Poll != 30*time.Second {
+		t.Fatalf("auto_deploy = %+v", e.AutoDeploy)
+	}
+	if again, err := ParseFile(p.Marshal()); err != nil || again.Environments[0].AutoDeploy.Poll != 30*time.Second {
+		t.Errorf("round trip: %v\n%s", err, p.Marshal())
+	}
+	for src, want := range map[string]string{
+		"environments:\n  s:\n    auto_deploy: {poll: 30s}\n":             "auto_deploy.branch: is required",
+		"environments:\n  s:\n    auto_deploy: {branch: 'a b'}\n":         "is not a valid branch name",
+		"environments:\n  s:\n    auto_deploy: {branch: main, poll: 1s}\n": "want 5s to 24h",
+		"environments:\n  s:\n    auto_deploy: {branch: main, pol: 1m}\n":  "did you mean poll",
+	} {
+		if _, err := ParseFile([]byte(src)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", src, err, want)
+		}
+	}
+}
