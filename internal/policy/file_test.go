@@ -215,8 +215,8 @@ func TestAutoDeploy(t *testing.T) {
 		t.Errorf("round trip: %v\n%s", err, p.Marshal())
 	}
 	for src, want := range map[string]string{
-		"environments:\n  s:\n    auto_deploy: {poll: 30s}\n":             "auto_deploy.branch: is required",
-		"environments:\n  s:\n    auto_deploy: {branch: 'a b'}\n":         "is not a valid branch name",
+		"environments:\n  s:\n    auto_deploy: {poll: 30s}\n":              "auto_deploy.branch: is required",
+		"environments:\n  s:\n    auto_deploy: {branch: 'a b'}\n":          "is not a valid branch name",
 		"environments:\n  s:\n    auto_deploy: {branch: main, poll: 1s}\n": "want 5s to 24h",
 		"environments:\n  s:\n    auto_deploy: {branch: main, pol: 1m}\n":  "did you mean poll",
 	} {
