@@ -15,6 +15,8 @@ type HookStore interface {
 	HookSecret(ctx context.Context, app string) (string, error)
 	ClaimDelivery(ctx context.Context, source, id, app string, at time.Time) (bool, error)
 	ReleaseDelivery(ctx context.Context, source, id string) error
+	CreateApp(ctx context.Context, a core.App) error
+	DeleteApp(ctx context.Context, name string) error
 }
 
 // RunHooks runs the suite of webhook secrets and deliveries.
@@ -34,6 +36,17 @@ func hookSecrets(t *testing.T, s HookStore) {
 	}
 	if got, err := s.HookSecret(ctx, "a"); err != nil || got != "second" {
 		t.Errorf("secret = %q, %v; want the newest", got, err)
+	}
+	// An app removed takes its secret along: an app added later under its
+	// name does not accept deliveries signed with it.
+	if err := s.CreateApp(ctx, core.App{Name: "a", Repo: "/r/a", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteApp(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.HookSecret(ctx, "a"); !errors.Is(err, core.ErrNotFound) {
+		t.Errorf("secret after the app was removed: %v, want ErrNotFound", err)
 	}
 }
 
