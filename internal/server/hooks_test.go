@@ -165,6 +165,24 @@ func TestHooks_RefusedDeliveriesChangeNothing(t *testing.T) {
 			}
 		})
 	}
+	// Without a Content-Length (chunked), reading stops past the bound.
+	t.Run("oversized chunked body", func(t *testing.T) {
+		req, err := http.NewRequest("POST", h.base+path, io.MultiReader(bytes.NewReader(big)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-GitHub-Event", "status")
+		req.Header.Set("X-GitHub-Delivery", "n12")
+		req.Header.Set("X-Hub-Signature-256", sign(h.secret, big))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if req.ContentLength != 0 || resp.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Errorf("content length %d: status = %d, want 413", req.ContentLength, resp.StatusCode)
+		}
+	})
 	if cs := h.checks(t); len(cs) != 0 {
 		t.Errorf("checks = %+v, want none", cs)
 	}
