@@ -88,7 +88,7 @@ func addControlCommands(root *cobra.Command) {
 		newConfigCmd(c), newStatusCmd(c), newHistoryCmd(c), newReleasesCmd(c), newLogsCmd(c), newEventsCmd(c),
 		newReleaseCmd(c), newDiffCmd(c), newFollowCmd(c), newCancelCmd(c), newStopCmd(c),
 		newCheckCmd(c), newReviewCmd(c), newApproveCmd(c), newLockCmd(c), newUnlockCmd(c), newPolicyCmd(c),
-		newPromoteCmd(c), newRecycleCmd(c),
+		newPromoteCmd(c), newRecycleCmd(c), newHookCmd(c),
 	}
 	cmds = append(cmds, newUserCmds(c)...)
 	for _, cmd := range cmds {

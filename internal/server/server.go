@@ -247,7 +247,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	lim := cfg.Limits.withDefaults()
 	s.http = &http.Server{
-		Handler:           perWriteDeadline(api.New(api.Config{Service: s.Deploy, Release: s.Release, Token: token, Users: st, Logger: log.With("part", "api")}), lim.WriteTimeout),
+		Handler:           perWriteDeadline(api.New(api.Config{Service: s.Deploy, Release: s.Release, Token: token, Users: st, Hooks: st, Logger: log.With("part", "api")}), lim.WriteTimeout),
 		ReadHeaderTimeout: lim.ReadHeaderTimeout,
 		ReadTimeout:       lim.ReadTimeout,
 		IdleTimeout:       lim.IdleTimeout,

@@ -222,7 +222,7 @@ func (s *Store) ListApps(ctx context.Context) ([]core.App, error) {
 // app but its events.
 func (s *Store) DeleteApp(ctx context.Context, name string) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
-		for _, table := range []string{"checks", "candidates", "locks", "env_states", "deployments", "releases", "configs", "artifacts"} {
+		for _, table := range []string{"hook_secrets", "checks", "candidates", "locks", "env_states", "deployments", "releases", "configs", "artifacts"} {
 			if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM `+table+` WHERE app = ?`), name); err != nil {
 				return fmt.Errorf("delete %s of %s: %w", table, name, err)
 			}
