@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cutover/cutover/internal/api"
 	"github.com/cutover/cutover/internal/client"
@@ -243,4 +244,43 @@ func TestHooks_PushIsAccepted(t *testing.T) {
 	if status, res := h.github(t, "push", "p-1", body); status != 200 || !strings.Contains(res, "already processed") {
 		t.Fatalf("push replay: %d %s", status, res)
 	}
+}
+
+// A push and a status, both by webhook, with staging's policy asking for
+// ci and auto_deploy: the check is recorded and the head deploys on its own.
+func TestHooks_PushAndStatusAutoDeploy(t *testing.T) {
+	h := newHookEnv(t)
+	ctx := context.Background()
+	if _, err := h.svc.SetPolicy(ctx, "hello", []byte("environments:\n  staging:\n    checks: [test]\n    auto_deploy: {branch: main}\n"), "root"); err != nil {
+		t.Fatal(err)
+	}
+	push := fmt.Appendf(nil, `{"ref":"refs/heads/main","after":%q}`, h.sha)
+	if status, res := h.github(t, "push", "push-1", push); status != 202 {
+		t.Fatalf("push: %d %s", status, res)
+	}
+	// CI has not reported yet: the auto-deploy waits for it.
+	waitDeployment := func(want core.DeploymentState) core.Deployment {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			hist, _ := h.svc.History(ctx, "hello", "staging", 0, 1)
+			if len(hist) == 1 && hist[0].State == want {
+				return hist[0]
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s auto-deploy: %+v", want, hist)
+			}
+			time.Sleep(20 * time.Millisecond) // poll the history
+		}
+	}
+	w := waitDeployment(core.StateWaiting)
+	if w.RequestedBy != "auto-deploy" || !strings.Contains(w.WaitingOn, "ci") {
+		t.Errorf("waiting auto-deploy = %+v", w)
+	}
+	status := fmt.Appendf(nil, `{"sha":%q,"state":"success","context":"test"}`, h.sha)
+	if code, res := h.github(t, "status", "status-1", status); code/100 != 2 {
+		t.Fatalf("status: %d %s", code, res)
+	}
+	waitDeployment(core.StateSucceeded)
+	h.serves(h.staging, "v1")
 }

@@ -247,7 +247,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	lim := cfg.Limits.withDefaults()
 	s.http = &http.Server{
-		Handler:           perWriteDeadline(api.New(api.Config{Service: s.Deploy, Release: s.Release, Token: token, Users: st, Hooks: st, Logger: log.With("part", "api")}), lim.WriteTimeout),
+		Handler:           perWriteDeadline(api.New(api.Config{Service: s.Deploy, Release: s.Release, Token: token, Users: st, Hooks: st, OnPush: s.onPush, Logger: log.With("part", "api")}), lim.WriteTimeout),
 		ReadHeaderTimeout: lim.ReadHeaderTimeout,
 		ReadTimeout:       lim.ReadTimeout,
 		IdleTimeout:       lim.IdleTimeout,
@@ -448,4 +448,16 @@ func openDriver(cfg Config, log *slog.Logger) (deploy.Driver, error) {
 	default:
 		return nil, fmt.Errorf("--driver %q: want %s", cfg.Driver, DriverProcess)
 	}
+}
+
+// onPush hands a push received by webhook to continuous delivery, in the
+// background: the webhook is answered at once.
+func (s *Server) onPush(ctx context.Context, app, branch, sha string) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if _, err := s.Deploy.AutoDeploy(ctx, app, branch, sha); err != nil {
+			s.log.Error("auto-deploy of a push", "app", app, "branch", branch, "sha", sha, "err", err)
+		}
+	}()
 }
