@@ -71,6 +71,7 @@ func TestConformance(t *testing.T) {
 	storetest.RunGovernance(t, func(t *testing.T) deploy.GovernanceStore { return open(t).(*Store) })
 	storetest.RunLease(t, func(t *testing.T) storetest.LeaseStore[*Store] { return open(t).(*Store) })
 	storetest.RunUsers(t, func(t *testing.T) storetest.UserStore { return open(t).(*Store) })
+	storetest.RunNotify(t, func(t *testing.T) storetest.NotifyStore { return open(t).(*Store) })
 }
 
 // TestLockAcrossServers: two stores on one database (two cutover servers)

@@ -34,6 +34,7 @@ func TestConformance(t *testing.T) {
 	storetest.RunGovernance(t, func(t *testing.T) deploy.GovernanceStore { return open(t) })
 	storetest.RunLease(t, func(t *testing.T) storetest.LeaseStore[*Store] { return open(t) })
 	storetest.RunUsers(t, func(t *testing.T) storetest.UserStore { return open(t) })
+	storetest.RunNotify(t, func(t *testing.T) storetest.NotifyStore { return open(t) })
 }
 
 func TestReopenKeepsDataAndMigrations(t *testing.T) {
