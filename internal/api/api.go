@@ -39,14 +39,16 @@ type Config struct {
 	Release *release.Service // release management; nil leaves its routes out
 	Token   string           // the server's own token: the built-in admin's
 	Users   UserStore        // users and their tokens; nil: only Token is accepted
+	Notify  Notifications    // notification subscriptions; nil leaves their routes out
 	Logger  *slog.Logger
 }
 
 type api struct {
-	svc   *deploy.Service
-	rel   *release.Service
-	users UserStore
-	log   *slog.Logger
+	svc    *deploy.Service
+	rel    *release.Service
+	users  UserStore
+	notify Notifications
+	log    *slog.Logger
 }
 
 // New returns the API handler.
@@ -54,7 +56,7 @@ func New(cfg Config) http.Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	a := &api{svc: cfg.Service, rel: cfg.Release, users: cfg.Users, log: cfg.Logger}
+	a := &api{svc: cfg.Service, rel: cfg.Release, users: cfg.Users, notify: cfg.Notify, log: cfg.Logger}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
 	mux.HandleFunc("GET /api/v1/apps", a.json(a.listVisibleApps))
@@ -82,6 +84,7 @@ func New(cfg Config) http.Handler {
 	a.routeUsers(mux)
 	a.routeReleases(mux)
 	a.routeGovernance(mux)
+	a.routeNotify(mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/api/v1/healthz" {
 			p, err := a.authenticate(r, cfg.Token)

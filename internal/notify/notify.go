@@ -35,6 +35,7 @@ const (
 	DefaultRetryFirst  = time.Second
 	DefaultRetryMax    = time.Minute
 	DefaultTimeout     = 10 * time.Second // per attempt: dial, TLS, answer
+	DefaultLogLimit    = 50               // delivery attempts `notify log` shows
 	SignatureHeader    = "X-Cutover-Signature"
 	TimestampHeader    = "X-Cutover-Timestamp"
 	DeliveryHeader     = "X-Cutover-Delivery" // SUBSCRIPTION:EVENT, the same on every attempt (an idempotency key)
@@ -52,6 +53,9 @@ type Store interface {
 	ListSubscriptions(ctx context.Context, app string) ([]core.Subscription, error)
 	RecordDelivery(ctx context.Context, d core.Delivery) error
 	Delivered(ctx context.Context, subscription string, eventID int64) (bool, error)
+	CreateSubscription(ctx context.Context, sub core.Subscription) error
+	DeleteSubscription(ctx context.Context, id string) error
+	ListDeliveries(ctx context.Context, app string, limit int) ([]core.Delivery, error)
 }
 
 // Config is what a Notifier needs; zero durations take the defaults.
