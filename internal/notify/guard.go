@@ -27,6 +27,8 @@ type Guard struct {
 	AllowPrivate bool
 	// Resolver resolves host names; nil is net.DefaultResolver.
 	Resolver *net.Resolver
+	// blocked replaces Blocked in tests.
+	blocked func(netip.Addr) bool
 }
 
 // Blocked reports whether ip is an address notifications may not reach
@@ -61,7 +63,7 @@ func (g Guard) CheckURL(ctx context.Context, raw string) error {
 
 func (g Guard) checkHost(ctx context.Context, host string) error {
 	if ip, err := netip.ParseAddr(host); err == nil {
-		return checkIP(host, ip)
+		return g.checkIP(host, ip)
 	}
 	r := g.Resolver
 	if r == nil {
@@ -72,15 +74,19 @@ func (g Guard) checkHost(ctx context.Context, host string) error {
 		return fmt.Errorf("resolve %s: %w", host, err)
 	}
 	for _, ip := range ips {
-		if err := checkIP(host, ip); err != nil {
+		if err := g.checkIP(host, ip); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func checkIP(host string, ip netip.Addr) error {
-	if Blocked(ip) {
+func (g Guard) checkIP(host string, ip netip.Addr) error {
+	blocked := g.blocked
+	if blocked == nil {
+		blocked = Blocked
+	}
+	if blocked(ip) {
 		return fmt.Errorf("%s resolves to %s: %w (loopback, link-local, private, unspecified and multicast addresses are refused unless the server runs with --allow-private-notify)", host, ip.Unmap(), ErrForbiddenAddress)
 	}
 	return nil
@@ -100,7 +106,7 @@ func (g Guard) Client(timeout time.Duration) *http.Client {
 			if err != nil {
 				return fmt.Errorf("dial %s: %w", address, err)
 			}
-			return checkIP(host, ip)
+			return g.checkIP(host, ip)
 		}
 	}
 	tr := &http.Transport{

@@ -52,7 +52,7 @@ type Store interface {
 	GetSubscription(ctx context.Context, id string) (core.Subscription, error)
 	ListSubscriptions(ctx context.Context, app string) ([]core.Subscription, error)
 	RecordDelivery(ctx context.Context, d core.Delivery) error
-	Delivered(ctx context.Context, subscription string, eventID int64) (bool, error)
+	DeliveryState(ctx context.Context, subscription string, eventID int64) (attempts int, done bool, err error)
 	CreateSubscription(ctx context.Context, sub core.Subscription) error
 	DeleteSubscription(ctx context.Context, id string) error
 	ListDeliveries(ctx context.Context, app string, limit int) ([]core.Delivery, error)
@@ -179,12 +179,14 @@ func firstNamed(named, kinds []string) string {
 // ended: the event is then handed over again and sub, unless it already
 // acknowledged it, gets it again.
 func (n *Notifier) deliver(ctx context.Context, sub core.Subscription, e core.Event, kind string) error {
-	done, err := n.cfg.Store.Delivered(ctx, sub.ID, e.ID)
+	// Attempts made before a restart count: numbering goes on and the
+	// limit holds across restarts.
+	before, done, err := n.cfg.Store.DeliveryState(ctx, sub.ID, e.ID)
 	if err != nil || done {
 		return err
 	}
 	log := n.log.With("subscription", sub.ID, "app", sub.App, "event", e.ID, "kind", kind)
-	for attempt := 1; ; attempt++ {
+	for attempt := before + 1; ; attempt++ {
 		err := n.send(ctx, sub, e, kind)
 		if ctx.Err() != nil {
 			return ctx.Err()

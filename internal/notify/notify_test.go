@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -241,6 +242,19 @@ func TestNotifier_Restart_DoesNotResendAcknowledged(t *testing.T) {
 	if n := len(bad.accepted()); n != 1 {
 		t.Errorf("the receiver that failed got it %d times after the restart, want 1", n)
 	}
+	// Attempt numbers go on across the restart: none was overwritten.
+	log, _ := s.ListDeliveries(bg, "hello", 1000)
+	seen := map[string]bool{}
+	for _, d := range log {
+		k := d.Subscription + "/" + strconv.Itoa(d.Attempt)
+		if seen[k] {
+			t.Fatalf("attempt %s recorded twice", k)
+		}
+		seen[k] = true
+	}
+	if log[0].Status != core.DeliveryOK || log[0].Attempt < 2 {
+		t.Errorf("last attempt = %+v, want ok after the earlier failures", log[0])
+	}
 }
 
 func TestNotifier_Test(t *testing.T) {
@@ -275,7 +289,7 @@ func TestNotifier_RefusesPrivateReceiverAtDelivery(t *testing.T) {
 
 func TestGuard(t *testing.T) {
 	redirect := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, "http://127.0.0.1:1/", http.StatusFound)
+		http.Redirect(w, r, "http://127.0.0.2:1/", http.StatusFound)
 	}))
 	defer redirect.Close()
 	cases := []struct {
@@ -312,12 +326,16 @@ func TestGuard(t *testing.T) {
 				}
 				return
 			}
-			// The redirector itself is on loopback: allow it by dialling
-			// through a guard that allows only the first hop.
-			client := Guard{AllowPrivate: true}.Client(time.Second)
-			client.CheckRedirect = func(req *http.Request, _ []*http.Request) error { return g.CheckURL(req.Context(), req.URL.String()) }
-			if _, err := client.Get(redirect.URL); !errors.Is(err, ErrForbiddenAddress) {
-				t.Errorf("redirect to loopback = %v, want ErrForbiddenAddress", err)
+			// The redirector itself is on loopback (127.0.0.1): a guard that
+			// blocks only the redirect's target (127.0.0.2) shows that the
+			// client checks every hop.
+			only := Guard{blocked: func(ip netip.Addr) bool { return ip == netip.MustParseAddr("127.0.0.2") }}
+			if _, err := only.Client(time.Second).Get(redirect.URL); !errors.Is(err, ErrForbiddenAddress) {
+				t.Errorf("redirect to a blocked address = %v, want ErrForbiddenAddress", err)
+			}
+			// And the default guard refuses a redirect to loopback.
+			if err := g.CheckURL(bg, "http://127.0.0.2:1/"); !errors.Is(err, ErrForbiddenAddress) {
+				t.Errorf("redirect target = %v", err)
 			}
 		})
 	}

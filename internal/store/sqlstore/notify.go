@@ -107,13 +107,14 @@ func (s *Store) RecordDelivery(ctx context.Context, d core.Delivery) error {
 	return err
 }
 
-// Delivered reports whether event eventID is done for a subscription: the
-// receiver acknowledged it, or the notifier gave up on it.
-func (s *Store) Delivered(ctx context.Context, subscription string, eventID int64) (bool, error) {
-	var n int
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM notify_deliveries WHERE subscription = ? AND event_id = ? AND status IN (?, ?)`),
-		subscription, eventID, core.DeliveryOK, core.DeliveryGaveUp).Scan(&n)
-	return n > 0, err
+// DeliveryState says how far event eventID went to a subscription: the
+// attempts recorded, and whether it is done (the receiver acknowledged it,
+// or the notifier gave up on it).
+func (s *Store) DeliveryState(ctx context.Context, subscription string, eventID int64) (attempts int, done bool, err error) {
+	var finished int
+	err = s.db.QueryRowContext(ctx, s.q(`SELECT COALESCE(MAX(attempt), 0), COUNT(CASE WHEN status IN (?, ?) THEN 1 END) FROM notify_deliveries WHERE subscription = ? AND event_id = ?`),
+		core.DeliveryOK, core.DeliveryGaveUp, subscription, eventID).Scan(&attempts, &finished)
+	return attempts, finished > 0, err
 }
 
 // ListDeliveries returns app's newest delivery attempts first, at most limit.

@@ -16,7 +16,7 @@ type NotifyStore interface {
 	ListSubscriptions(ctx context.Context, app string) ([]core.Subscription, error)
 	DeleteSubscription(ctx context.Context, id string) error
 	RecordDelivery(ctx context.Context, d core.Delivery) error
-	Delivered(ctx context.Context, subscription string, eventID int64) (bool, error)
+	DeliveryState(ctx context.Context, subscription string, eventID int64) (attempts int, done bool, err error)
 	ListDeliveries(ctx context.Context, app string, limit int) ([]core.Delivery, error)
 }
 
@@ -70,14 +70,14 @@ func deliveries(t *testing.T, s NotifyStore) {
 		}
 	}
 	rec(1, core.DeliveryFailed)
-	if done, err := s.Delivered(ctx, "n1", 7); err != nil || done {
-		t.Errorf("delivered after a failure = %v, %v", done, err)
+	if n, done, err := s.DeliveryState(ctx, "n1", 7); err != nil || done || n != 1 {
+		t.Errorf("state after a failure = %d, %v, %v", n, done, err)
 	}
 	rec(2, core.DeliveryOK)
-	if done, err := s.Delivered(ctx, "n1", 7); err != nil || !done {
-		t.Errorf("delivered after ok = %v, %v", done, err)
+	if n, done, err := s.DeliveryState(ctx, "n1", 7); err != nil || !done || n != 2 {
+		t.Errorf("state after ok = %d, %v, %v", n, done, err)
 	}
-	if done, _ := s.Delivered(ctx, "n2", 7); done {
+	if n, done, _ := s.DeliveryState(ctx, "n2", 7); done || n != 0 {
 		t.Error("another subscription counts as delivered")
 	}
 	l, err := s.ListDeliveries(ctx, "hello", 10)
