@@ -150,7 +150,9 @@ func (n *Notifier) handle(ctx context.Context, e core.Event) error {
 	errs := make([]error, len(subs))
 	for i, sub := range subs {
 		kind := firstNamed(sub.Events, ks)
-		if kind == "" {
+		// A new subscription gets what happens from then on, not the
+		// backlog a lagging cursor still has to go through.
+		if kind == "" || (!e.Time.IsZero() && e.Time.Before(sub.CreatedAt)) {
 			continue
 		}
 		wg.Add(1)

@@ -175,6 +175,20 @@ func TestNotifier_Rollback_ReachesWebhookAndSlackOnce(t *testing.T) {
 	}
 }
 
+func TestNotifier_NewSubscriptionSkipsOlderEvents(t *testing.T) {
+	s := openStore(t)
+	e := rollbackEvent(t, s)
+	r := newReceiver(t, 0)
+	subscribe(t, s, core.ChannelWebhook, r.URL, KindRollback) // after the event
+	stop := New(fastConfig(s)).Start()
+	defer stop()
+	waitFor(t, "the cursor to pass the rollback", func() bool { return cursor(t, s) >= e.ID })
+	stop()
+	if n := len(r.accepted()); n != 0 {
+		t.Errorf("a subscription made after the event got it %d times", n)
+	}
+}
+
 func TestNotifier_RetriesUntilAcknowledged(t *testing.T) {
 	s := openStore(t)
 	r := newReceiver(t, 3)
