@@ -35,11 +35,12 @@ const (
 	Tokens   Action = "tokens"   // create and revoke other users' tokens
 	Policy   Action = "policy"   // change deploy policy
 	Override Action = "override" // override a policy refusal
+	Notify   Action = "notify"   // manage notification subscriptions and read their delivery log
 )
 
 // Actions lists every action, in the order of the table in docs/api.md.
 var Actions = []Action{Read, Build, Deploy, Promote, Rollback, Confirm, Hold, Lock, Cancel, Stop, Release,
-	Review, Approve, Config, Apps, Users, Tokens, Policy, Override}
+	Review, Approve, Config, Apps, Users, Tokens, Policy, Override, Notify}
 
 var deployerActions = []Action{Build, Deploy, Promote, Rollback, Confirm, Hold, Lock, Cancel, Stop, Release}
 
@@ -148,6 +149,7 @@ var verbs = map[Action]string{
 	Review: "reviewing %s", Approve: "approving %s", Config: "changing the config of %s",
 	Apps: "adding or removing apps", Users: "managing users", Tokens: "managing other users' tokens",
 	Policy: "changing the policy of %s", Override: "overriding the policy of %s",
+	Notify: "managing notifications of %s",
 }
 
 // Describe says what action on app and env is, as the start of a sentence:

@@ -63,7 +63,7 @@ func TestNeeds(t *testing.T) {
 		Cancel: core.RoleDeployer, Stop: core.RoleDeployer, Release: core.RoleDeployer,
 		Review: core.RoleApprover, Approve: core.RoleApprover,
 		Config: core.RoleAdmin, Apps: core.RoleAdmin, Users: core.RoleAdmin, Tokens: core.RoleAdmin,
-		Policy: core.RoleAdmin, Override: core.RoleAdmin,
+		Policy: core.RoleAdmin, Override: core.RoleAdmin, Notify: core.RoleAdmin,
 	}
 	if len(want) != len(Actions) {
 		t.Fatalf("%d actions tested, %d declared", len(want), len(Actions))

@@ -41,6 +41,7 @@ type Config struct {
 	Users   UserStore        // users and their tokens; nil: only Token is accepted
 	Hooks   HookStore        // webhook secrets and deliveries; nil leaves the hook routes out
 	OnPush  PushFunc         // told of pushes received by webhook; may be nil
+	Notify  Notifications    // notification subscriptions; nil leaves their routes out
 	Logger  *slog.Logger
 }
 
@@ -50,6 +51,7 @@ type api struct {
 	users  UserStore
 	hooks  HookStore
 	onPush PushFunc
+	notify Notifications
 	log    *slog.Logger
 }
 
@@ -58,7 +60,7 @@ func New(cfg Config) http.Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	a := &api{svc: cfg.Service, rel: cfg.Release, users: cfg.Users, hooks: cfg.Hooks, onPush: cfg.OnPush, log: cfg.Logger}
+	a := &api{svc: cfg.Service, rel: cfg.Release, users: cfg.Users, hooks: cfg.Hooks, onPush: cfg.OnPush, notify: cfg.Notify, log: cfg.Logger}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
 	mux.HandleFunc("GET /api/v1/apps", a.json(a.listVisibleApps))
@@ -87,6 +89,7 @@ func New(cfg Config) http.Handler {
 	a.routeReleases(mux)
 	a.routeGovernance(mux)
 	a.routeHooks(mux)
+	a.routeNotify(mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Webhooks authenticate by their signature, checked by the handler.
 		if r.URL.Path != "/api/v1/healthz" && !isHookPath(r.URL.Path) {

@@ -91,6 +91,7 @@ func addControlCommands(root *cobra.Command) {
 		newPromoteCmd(c), newRecycleCmd(c), newHookCmd(c),
 	}
 	cmds = append(cmds, newUserCmds(c)...)
+	cmds = append(cmds, newNotifyCmd(c))
 	for _, cmd := range cmds {
 		c.register(cmd)
 		root.AddCommand(cmd)

@@ -19,6 +19,7 @@ func newServerCmd() *cobra.Command {
 	var dataDir, listen, logLevel, proxyAdmin, database, driver, name string
 	var leaseTTL time.Duration
 	var keepReleases int
+	var allowPrivateNotify bool
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the control plane: API, deploy machine and embedded proxies",
@@ -48,6 +49,7 @@ refuse changes with a message naming the active server, and take over within
 				DataDir: dataDir, Listen: listen, Logger: log, Token: os.Getenv("CUTOVER_TOKEN"),
 				ProxyAdmin: proxyAdmin, ProxyToken: os.Getenv("CUTOVER_PROXY_TOKEN"), DatabaseURL: database,
 				Driver: driver, Name: name, LeaseTTL: leaseTTL, KeepReleases: keepReleases,
+				AllowPrivateNotify: allowPrivateNotify,
 			})
 			if err != nil {
 				return err
@@ -74,6 +76,7 @@ refuse changes with a message naming the active server, and take over within
 	cmd.Flags().StringVar(&driver, "driver", server.DriverProcess, "runtime that runs instances: process (local child processes)")
 	cmd.Flags().StringVar(&name, "name", "", "this server's name in the lease and in locks (default HOST:DATA_DIR); a restart with the same name takes over at once")
 	cmd.Flags().DurationVar(&leaseTTL, "lease-ttl", server.DefaultLeaseTTL, "how long the server lease lasts unrenewed: how soon a standby takes over from a dead server")
+	cmd.Flags().BoolVar(&allowPrivateNotify, "allow-private-notify", false, "let notifications reach loopback, link-local and private addresses (refused by default: a subscription could otherwise probe the server's own network)")
 	cmd.Flags().IntVar(&keepReleases, "keep-releases", deploy.DefaultKeepReleases, "rollback targets per environment whose artifacts are kept; older artifacts are collected hourly")
 	cmd.Flags().StringVar(&proxyAdmin, "proxy-admin", "", "route traffic through a separate `cutover proxy run` at this admin endpoint (its token in CUTOVER_PROXY_TOKEN) instead of the embedded proxies, so a control-plane restart never interrupts traffic")
 	return cmd

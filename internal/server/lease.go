@@ -51,6 +51,7 @@ func (s *Server) tryActivate(ctx context.Context) error {
 		s.deactivate("start failed: " + err.Error())
 		return err
 	}
+	s.startNotifier()
 	s.log.Info("this server is active", "server", s.name, "generation", l.Generation)
 	s.Deploy.Publish(ctx, core.Event{Type: core.EventServerActive, Actor: s.name,
 		Message: fmt.Sprintf("server %s is active (lease generation %d)", s.name, l.Generation)})
@@ -61,6 +62,7 @@ func (s *Server) tryActivate(ctx context.Context) error {
 // server still has in flight can write.
 func (s *Server) deactivate(why string) {
 	s.store.SetFence(&core.Lease{Name: LeaseName, Owner: s.name, Generation: 0})
+	s.stopNotifier()
 	s.Deploy.Close()
 	s.Deploy.SetStandby(why)
 	s.lease = core.Lease{}

@@ -26,6 +26,7 @@ import (
 	"github.com/cutover/cutover/internal/deploy"
 	"github.com/cutover/cutover/internal/driver/process"
 	"github.com/cutover/cutover/internal/gitx"
+	"github.com/cutover/cutover/internal/notify"
 	"github.com/cutover/cutover/internal/proxy"
 	"github.com/cutover/cutover/internal/release"
 	"github.com/cutover/cutover/internal/secret"
@@ -90,6 +91,9 @@ type Config struct {
 	// Limits bound the API server's connections; zero fields take the
 	// defaults.
 	Limits Limits
+	// AllowPrivateNotify lets notifications reach loopback, link-local and
+	// private addresses (--allow-private-notify); refused by default (SSRF).
+	AllowPrivateNotify bool
 }
 
 // Limits bound what one client can hold of the API server.
@@ -139,6 +143,10 @@ type Server struct {
 	store  *sqlstore.Store
 	driver deploy.Driver
 	log    *slog.Logger
+	notify *notify.Notifier
+	// stopNotify stops the notifier's goroutine, which runs only while
+	// this server is active.
+	stopNotify func()
 
 	name      string
 	stopLease context.CancelFunc
@@ -242,12 +250,13 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	publisher.to = s.Deploy
+	s.notify = notify.New(notify.Config{Store: st, AllowPrivate: cfg.AllowPrivateNotify, Logger: log.With("part", "notify")})
 	if err := s.startLease(ctx); err != nil {
 		return nil, err
 	}
 	lim := cfg.Limits.withDefaults()
 	s.http = &http.Server{
-		Handler:           perWriteDeadline(api.New(api.Config{Service: s.Deploy, Release: s.Release, Token: token, Users: st, Hooks: st, OnPush: s.onPush, Logger: log.With("part", "api")}), lim.WriteTimeout),
+		Handler:           perWriteDeadline(api.New(api.Config{Service: s.Deploy, Release: s.Release, Token: token, Users: st, Hooks: st, OnPush: s.onPush, Notify: s.notify, Logger: log.With("part", "api")}), lim.WriteTimeout),
 		ReadHeaderTimeout: lim.ReadHeaderTimeout,
 		ReadTimeout:       lim.ReadTimeout,
 		IdleTimeout:       lim.IdleTimeout,
@@ -326,6 +335,7 @@ func (s *Server) Close() error {
 
 func (s *Server) closeParts() {
 	s.stopLeaseLoop()
+	s.stopNotifier()
 	if s.Deploy != nil {
 		s.Deploy.Close()
 	}

@@ -72,6 +72,7 @@ func TestConformance(t *testing.T) {
 	storetest.RunLease(t, func(t *testing.T) storetest.LeaseStore[*Store] { return open(t).(*Store) })
 	storetest.RunUsers(t, func(t *testing.T) storetest.UserStore { return open(t).(*Store) })
 	storetest.RunHooks(t, func(t *testing.T) storetest.HookStore { return open(t).(*Store) })
+	storetest.RunNotify(t, func(t *testing.T) storetest.NotifyStore { return open(t).(*Store) })
 }
 
 // TestLockAcrossServers: two stores on one database (two cutover servers)

@@ -35,6 +35,7 @@ func TestConformance(t *testing.T) {
 	storetest.RunLease(t, func(t *testing.T) storetest.LeaseStore[*Store] { return open(t) })
 	storetest.RunUsers(t, func(t *testing.T) storetest.UserStore { return open(t) })
 	storetest.RunHooks(t, func(t *testing.T) storetest.HookStore { return open(t) })
+	storetest.RunNotify(t, func(t *testing.T) storetest.NotifyStore { return open(t) })
 }
 
 func TestReopenKeepsDataAndMigrations(t *testing.T) {

@@ -1,0 +1,125 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cutover/cutover/examples"
+	"github.com/cutover/cutover/internal/client"
+	"github.com/cutover/cutover/internal/core"
+	"github.com/cutover/cutover/internal/gitx"
+	"github.com/cutover/cutover/internal/notify"
+	"github.com/cutover/cutover/internal/server"
+)
+
+func openNotifyServer(t *testing.T, allowPrivate bool) *server.Server {
+	t.Helper()
+	dir := t.TempDir()
+	repo := filepath.Join(dir, "repo")
+	if err := examples.WriteHello(repo, examples.HelloOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := gitx.Init(context.Background(), repo); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gitx.CommitAll(context.Background(), repo, "v1"); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.Open(context.Background(), server.Config{DataDir: filepath.Join(dir, "data"), Listen: "127.0.0.1:0",
+		TickInterval: tick, AllowPrivateNotify: allowPrivate, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	if _, err := srv.Deploy.AddApp(context.Background(), "hello", repo); err != nil {
+		t.Fatal(err)
+	}
+	return srv
+}
+
+// TestNotify_ThroughTheServer subscribes a local receiver through the API,
+// sends a test event, and sees an event of the timeline reach it, signed,
+// from the notifier the active server runs.
+func TestNotify_ThroughTheServer(t *testing.T) {
+	srv := openNotifyServer(t, true)
+	ctx := context.Background()
+	var mu sync.Mutex
+	var got []*http.Request
+	var bodies [][]byte
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got, bodies = append(got, r), append(bodies, b)
+		mu.Unlock()
+	}))
+	defer recv.Close()
+	cl := client.New(srv.URL(), srv.Token)
+
+	if _, err := cl.AddSubscription(ctx, "hello", []string{"nope"}, core.ChannelWebhook, recv.URL); err == nil || !strings.Contains(err.Error(), "nope") {
+		t.Errorf("unknown kind = %v", err)
+	}
+	sub, err := cl.AddSubscription(ctx, "hello", []string{"env.locked"}, core.ChannelWebhook, recv.URL)
+	if err != nil || sub.Secret == "" || sub.ID == "" {
+		t.Fatalf("add = %+v, %v", sub, err)
+	}
+	subs, err := cl.Subscriptions(ctx, "hello")
+	if err != nil || len(subs) != 1 || subs[0].Secret != "" {
+		t.Fatalf("list = %+v, %v (the secret must not be listed)", subs, err)
+	}
+	if d, err := cl.TestSubscription(ctx, sub.ID); err != nil || d.Status != core.DeliveryOK {
+		t.Fatalf("test = %+v, %v", d, err)
+	}
+	srv.Deploy.Publish(ctx, core.Event{App: "hello", Env: "production", Type: core.EventEnvLocked, Actor: "ann", Reason: "incident", Message: "locked"})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := len(got)
+		mu.Unlock()
+		if n >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the lock event did not reach the receiver")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	mu.Lock()
+	r, body := got[1], bodies[1]
+	mu.Unlock()
+	if !notify.Verify(sub.Secret, r.Header.Get(notify.TimestampHeader), body, r.Header.Get(notify.SignatureHeader)) || !strings.Contains(string(body), `"kind":"env.locked"`) {
+		t.Errorf("delivery %s with signature %q", body, r.Header.Get(notify.SignatureHeader))
+	}
+	log, err := cl.NotifyLog(ctx, "hello", 0)
+	if err != nil || len(log) != 2 {
+		t.Errorf("log = %+v, %v", log, err)
+	}
+	if err := cl.RemoveSubscription(ctx, sub.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.RemoveSubscription(ctx, sub.ID); err == nil {
+		t.Error("removed twice")
+	}
+}
+
+// TestNotify_RefusesPrivateURLs: without --allow-private-notify, the API
+// refuses receivers on loopback and private networks.
+func TestNotify_RefusesPrivateURLs(t *testing.T) {
+	srv := openNotifyServer(t, false)
+	cl := client.New(srv.URL(), srv.Token)
+	for _, u := range []string{"http://127.0.0.1:9/x", "http://10.1.2.3/x", "http://169.254.169.254/latest", "http://localhost/x"} {
+		_, err := cl.AddSubscription(context.Background(), "hello", []string{"all"}, core.ChannelSlack, u)
+		var ce *client.Error
+		if !errors.As(err, &ce) || ce.Status != http.StatusBadRequest || !strings.Contains(err.Error(), "allow-private-notify") {
+			t.Errorf("add %s = %v, want 400 naming --allow-private-notify", u, err)
+		}
+	}
+}
