@@ -14,12 +14,12 @@ import (
 
 // newNotifyCmd returns `cutover notify`: subscriptions of an app's events.
 func newNotifyCmd(c *control) *cobra.Command {
-	cmd := &cobra.Command{Use: "notify", Short: "Send an app's events to webhooks and Slack (subscriptions, tests, delivery log)"}
-	var on []string
+	cmd := &cobra.Command{Use: "notify", Short: "Send an app's events to webhooks, Slack and email (subscriptions, tests, delivery log)"}
+	var on, email []string
 	var webhook, slack string
 	add := &cobra.Command{
-		Use:   "add APP --on EVENTS (--webhook URL | --slack URL)",
-		Short: "Subscribe a webhook or Slack URL to some of an app's events; prints the signing secret once",
+		Use:   "add APP --on EVENTS (--webhook URL | --slack URL | --email ADDR[,ADDR])",
+		Short: "Subscribe a webhook, Slack URL or email addresses to some of an app's events; prints a webhook's signing secret once",
 		Long: `Subscribes a URL to APP's events of the kinds in --on (comma-separated, or all):
 
   deploy.started deploy.succeeded deploy.failed deploy.rolled_back rollback
@@ -30,19 +30,29 @@ sha256=HEX, the HMAC-SHA256 of "TIMESTAMP.BODY" with the secret printed here
 (once), and X-Cutover-Timestamp is TIMESTAMP. A Slack URL (an incoming
 webhook) receives {"text", "blocks"}. The URL may not resolve to loopback,
 link-local or private addresses unless the server runs with
---allow-private-notify. Needs the admin role.`,
+--allow-private-notify. Email goes as plain text through the SMTP relay the
+server was started with (--smtp-addr, --smtp-from), to at most 20
+addresses. Needs the admin role.`,
 		Example: "  cutover notify add hello --on rollback,deploy.failed --webhook https://ci.example.com/cutover\n" +
-			"  cutover notify add hello --on all --slack https://hooks.slack.com/services/T000/B000/XXXX",
+			"  cutover notify add hello --on all --slack https://hooks.slack.com/services/T000/B000/XXXX\n" +
+			"  cutover notify add hello --on deploy.failed,rollback --email ops@example.com,ann@example.com",
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			channel, url := core.ChannelWebhook, webhook
+			channel, url, given := core.ChannelWebhook, webhook, 0
+			for _, v := range []string{webhook, slack, strings.Join(email, ",")} {
+				if v != "" {
+					given++
+				}
+			}
 			switch {
-			case webhook != "" && slack != "":
-				return usagef("give one of --webhook and --slack, not both")
+			case given > 1:
+				return usagef("give one of --webhook, --slack and --email, not several")
 			case slack != "":
 				channel, url = core.ChannelSlack, slack
+			case len(email) > 0:
+				channel, url = core.ChannelEmail, "mailto:"+strings.Join(email, ",")
 			case webhook == "":
-				return usagef("give --webhook URL or --slack URL")
+				return usagef("give --webhook URL, --slack URL or --email ADDR[,ADDR]")
 			}
 			if len(on) == 0 {
 				return usagef("--on is required: the event kinds to send, or all")
@@ -58,6 +68,10 @@ link-local or private addresses unless the server runs with
 			if c.json() {
 				return printJSON(cmd.OutOrStdout(), sub)
 			}
+			if sub.Secret == "" {
+				printf(cmd, "subscription %s added: %s of %s to %s %s\n", sub.ID, strings.Join(sub.Events, ","), sub.App, sub.Channel, strings.TrimPrefix(sub.URL, "mailto:"))
+				return nil
+			}
 			eprintf(cmd, "subscription %s added: %s of %s to %s; its signing secret is shown once:\n", sub.ID, strings.Join(sub.Events, ","), sub.App, sub.Channel)
 			printf(cmd, "%s\n", sub.Secret)
 			return nil
@@ -66,6 +80,7 @@ link-local or private addresses unless the server runs with
 	add.Flags().StringSliceVar(&on, "on", nil, "event kinds (comma-separated), or all")
 	add.Flags().StringVar(&webhook, "webhook", "", "URL receiving signed JSON events")
 	add.Flags().StringVar(&slack, "slack", "", "Slack-compatible incoming-webhook URL")
+	add.Flags().StringSliceVar(&email, "email", nil, "email addresses (comma-separated), sent through the server's SMTP relay")
 
 	list := &cobra.Command{
 		Use: "list APP", Short: "List an app's subscriptions", Args: exactArgs(1),

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cutover/cutover/internal/deploy"
+	"github.com/cutover/cutover/internal/notify"
 	"github.com/cutover/cutover/internal/server"
 )
 
@@ -20,6 +21,8 @@ func newServerCmd() *cobra.Command {
 	var leaseTTL time.Duration
 	var keepReleases int
 	var allowPrivateNotify bool
+	var smtpAddr, smtpFrom, smtpUser string
+	var smtpRequireTLS bool
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the control plane: API, deploy machine and embedded proxies",
@@ -45,11 +48,24 @@ refuse changes with a message naming the active server, and take over within
 			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			var relay *notify.SMTP
+			switch {
+			case smtpAddr != "":
+				if smtpFrom == "" {
+					return usagef("--smtp-addr %q needs --smtp-from ADDR: the From address of notification mail", smtpAddr)
+				}
+				relay = &notify.SMTP{Addr: smtpAddr, From: smtpFrom, Username: smtpUser, Password: os.Getenv("CUTOVER_SMTP_PASSWORD"), RequireTLS: smtpRequireTLS}
+				if err := relay.Check(); err != nil {
+					return usagef("%v", err)
+				}
+			case smtpFrom != "" || smtpUser != "":
+				return usagef("--smtp-from and --smtp-user need --smtp-addr HOST:PORT")
+			}
 			srv, err := server.Open(ctx, server.Config{
 				DataDir: dataDir, Listen: listen, Logger: log, Token: os.Getenv("CUTOVER_TOKEN"),
 				ProxyAdmin: proxyAdmin, ProxyToken: os.Getenv("CUTOVER_PROXY_TOKEN"), DatabaseURL: database,
 				Driver: driver, Name: name, LeaseTTL: leaseTTL, KeepReleases: keepReleases,
-				AllowPrivateNotify: allowPrivateNotify,
+				AllowPrivateNotify: allowPrivateNotify, SMTP: relay,
 			})
 			if err != nil {
 				return err
@@ -77,6 +93,10 @@ refuse changes with a message naming the active server, and take over within
 	cmd.Flags().StringVar(&name, "name", "", "this server's name in the lease and in locks (default HOST:DATA_DIR); a restart with the same name takes over at once")
 	cmd.Flags().DurationVar(&leaseTTL, "lease-ttl", server.DefaultLeaseTTL, "how long the server lease lasts unrenewed: how soon a standby takes over from a dead server")
 	cmd.Flags().BoolVar(&allowPrivateNotify, "allow-private-notify", false, "let notifications reach loopback, link-local and private addresses (refused by default: a subscription could otherwise probe the server's own network)")
+	cmd.Flags().StringVar(&smtpAddr, "smtp-addr", "", "SMTP relay HOST:PORT for email notifications (STARTTLS is used when offered)")
+	cmd.Flags().StringVar(&smtpFrom, "smtp-from", "", "From address of notification mail, e.g. 'Cutover <cutover@example.com>'")
+	cmd.Flags().StringVar(&smtpUser, "smtp-user", "", "SMTP user for AUTH PLAIN (over TLS only); the password is read from env CUTOVER_SMTP_PASSWORD")
+	cmd.Flags().BoolVar(&smtpRequireTLS, "smtp-require-tls", false, "refuse a relay that does not offer STARTTLS")
 	cmd.Flags().IntVar(&keepReleases, "keep-releases", deploy.DefaultKeepReleases, "rollback targets per environment whose artifacts are kept; older artifacts are collected hourly")
 	cmd.Flags().StringVar(&proxyAdmin, "proxy-admin", "", "route traffic through a separate `cutover proxy run` at this admin endpoint (its token in CUTOVER_PROXY_TOKEN) instead of the embedded proxies, so a control-plane restart never interrupts traffic")
 	return cmd

@@ -9,6 +9,7 @@ type NotifyChannel string
 const (
 	ChannelWebhook NotifyChannel = "webhook" // POST of the event as JSON, signed with the subscription's secret
 	ChannelSlack   NotifyChannel = "slack"   // POST of a Slack-compatible message {"text", "blocks"}
+	ChannelEmail   NotifyChannel = "email"   // a plain-text mail through the server's SMTP relay; URL is mailto:ADDR[,ADDR]
 )
 
 // Subscription sends an app's events of some kinds to a URL.

@@ -1,5 +1,5 @@
 // Package notify sends an app's events to the subscriptions that name
-// them: signed JSON webhooks and Slack-compatible chat messages. It follows
+// them: signed JSON webhooks, Slack-compatible chat messages and email. It follows
 // the event log as an outbox consumer, retries each subscription with
 // backoff, records every attempt, and refuses receivers on the server's own
 // network (Guard).
@@ -71,6 +71,8 @@ type Config struct {
 	Attempts             int
 	RetryFirst, RetryMax time.Duration
 	Timeout              time.Duration
+	// SMTP is the relay of email subscriptions; nil refuses them.
+	SMTP *SMTP
 }
 
 // Notifier delivers events to subscriptions.
@@ -311,6 +313,9 @@ func Verify(secret, timestamp string, body []byte, signature string) bool {
 
 // send makes one attempt; a 2xx answer is an acknowledgement.
 func (n *Notifier) send(ctx context.Context, sub core.Subscription, e core.Event, kind string) error {
+	if sub.Channel == core.ChannelEmail {
+		return n.sendEmail(ctx, sub, e, kind)
+	}
 	if err := n.guard.CheckURL(ctx, sub.URL); err != nil {
 		return err
 	}

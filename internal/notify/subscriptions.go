@@ -17,15 +17,25 @@ func (n *Notifier) Add(ctx context.Context, sub core.Subscription) (core.Subscri
 	if err != nil {
 		return core.Subscription{}, err
 	}
+	secret := NewSecret()
 	switch sub.Channel {
 	case core.ChannelWebhook, core.ChannelSlack:
+		if err := n.guard.CheckURL(ctx, sub.URL); err != nil {
+			return core.Subscription{}, fmt.Errorf("%w: %v", core.ErrInvalid, err)
+		}
+	case core.ChannelEmail:
+		if n.cfg.SMTP == nil {
+			return core.Subscription{}, fmt.Errorf("channel email: %w: the server has no SMTP relay; start it with --smtp-addr HOST:PORT --smtp-from ADDR", core.ErrInvalid)
+		}
+		to, err := Recipients(sub.URL)
+		if err != nil {
+			return core.Subscription{}, err
+		}
+		sub.URL, secret = mailtoURL(to), "" // a mail is not signed
 	default:
-		return core.Subscription{}, fmt.Errorf("channel %q: %w: want webhook or slack", sub.Channel, core.ErrInvalid)
+		return core.Subscription{}, fmt.Errorf("channel %q: %w: want webhook, slack or email", sub.Channel, core.ErrInvalid)
 	}
-	if err := n.guard.CheckURL(ctx, sub.URL); err != nil {
-		return core.Subscription{}, fmt.Errorf("%w: %v", core.ErrInvalid, err)
-	}
-	sub.ID, sub.Events, sub.Secret, sub.CreatedAt = NewID(), events, NewSecret(), time.Now().UTC()
+	sub.ID, sub.Events, sub.Secret, sub.CreatedAt = NewID(), events, secret, time.Now().UTC()
 	if err := n.cfg.Store.CreateSubscription(ctx, sub); err != nil {
 		return core.Subscription{}, err
 	}

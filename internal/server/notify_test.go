@@ -18,10 +18,15 @@ import (
 	"github.com/cutover/cutover/internal/core"
 	"github.com/cutover/cutover/internal/gitx"
 	"github.com/cutover/cutover/internal/notify"
+	"github.com/cutover/cutover/internal/notify/notifytest"
 	"github.com/cutover/cutover/internal/server"
 )
 
 func openNotifyServer(t *testing.T, allowPrivate bool) *server.Server {
+	return openNotifyServerSMTP(t, allowPrivate, nil)
+}
+
+func openNotifyServerSMTP(t *testing.T, allowPrivate bool, relay *notify.SMTP) *server.Server {
 	t.Helper()
 	dir := t.TempDir()
 	repo := filepath.Join(dir, "repo")
@@ -35,7 +40,7 @@ func openNotifyServer(t *testing.T, allowPrivate bool) *server.Server {
 		t.Fatal(err)
 	}
 	srv, err := server.Open(context.Background(), server.Config{DataDir: filepath.Join(dir, "data"), Listen: "127.0.0.1:0",
-		TickInterval: tick, AllowPrivateNotify: allowPrivate, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		TickInterval: tick, AllowPrivateNotify: allowPrivate, SMTP: relay, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,5 +126,40 @@ func TestNotify_RefusesPrivateURLs(t *testing.T) {
 		if !errors.As(err, &ce) || ce.Status != http.StatusBadRequest || !strings.Contains(err.Error(), "allow-private-notify") {
 			t.Errorf("add %s = %v, want 400 naming --allow-private-notify", u, err)
 		}
+	}
+}
+
+// TestNotify_Email_ThroughTheServer: an email subscription made through the
+// API gets a real lock of production as mail, through a real SMTP relay
+// under STARTTLS with AUTH; a server without a relay refuses the
+// subscription, naming --smtp-addr.
+func TestNotify_Email_ThroughTheServer(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	relay := notifytest.Start(t, notifytest.Options{})
+	srv := openNotifyServerSMTP(t, false, &notify.SMTP{Addr: relay.Addr, From: "cutover@example.com",
+		Username: notifytest.User, Password: notifytest.Password, RequireTLS: true, TLS: relay.ClientTLS})
+	cl := client.New(srv.URL(), srv.Token)
+	sub, err := cl.AddSubscription(ctx, "hello", []string{"env.locked"}, core.ChannelEmail, "mailto:ops@example.com")
+	if err != nil || sub.Secret != "" || sub.URL != "mailto:ops@example.com" {
+		t.Fatalf("add = %+v, %v", sub, err)
+	}
+	if _, err := cl.Lock(ctx, "hello", "production", "incident 42"); err != nil {
+		t.Fatal(err)
+	}
+	m := relay.Wait(t, 1)[0]
+	if !m.TLS || strings.Join(m.To, ",") != "ops@example.com" || !strings.Contains(string(m.Data), "production locked by") ||
+		!strings.Contains(string(m.Data), "incident 42") {
+		t.Errorf("mail over tls=%v to %v:\n%s", m.TLS, m.To, m.Data)
+	}
+	if strings.Contains(string(m.Data), srv.Token) || strings.Contains(string(m.Data), notifytest.Password) {
+		t.Error("a secret is in the mail")
+	}
+
+	plain := openNotifyServer(t, false)
+	_, err = client.New(plain.URL(), plain.Token).AddSubscription(ctx, "hello", []string{"all"}, core.ChannelEmail, "mailto:ops@example.com")
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.Status != http.StatusBadRequest || !strings.Contains(err.Error(), "--smtp-addr") {
+		t.Errorf("email subscription without a relay = %v, want 400 naming --smtp-addr", err)
 	}
 }

@@ -94,6 +94,9 @@ type Config struct {
 	// AllowPrivateNotify lets notifications reach loopback, link-local and
 	// private addresses (--allow-private-notify); refused by default (SSRF).
 	AllowPrivateNotify bool
+	// SMTP is the relay of email notifications (--smtp-addr); nil refuses
+	// email subscriptions.
+	SMTP *notify.SMTP
 }
 
 // Limits bound what one client can hold of the API server.
@@ -167,6 +170,11 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	log := cfg.Logger
+	if cfg.SMTP != nil {
+		if err := cfg.SMTP.Check(); err != nil {
+			return nil, err
+		}
+	}
 	// Every path kept is under the data dir: made absolute once here, a
 	// server started from another directory finds the same files.
 	dataDir, err := filepath.Abs(cfg.DataDir)
@@ -250,7 +258,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	publisher.to = s.Deploy
-	s.notify = notify.New(notify.Config{Store: st, AllowPrivate: cfg.AllowPrivateNotify, Logger: log.With("part", "notify")})
+	s.notify = notify.New(notify.Config{Store: st, AllowPrivate: cfg.AllowPrivateNotify, SMTP: cfg.SMTP, Logger: log.With("part", "notify")})
 	if err := s.startLease(ctx); err != nil {
 		return nil, err
 	}
