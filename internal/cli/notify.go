@@ -23,7 +23,8 @@ func newNotifyCmd(c *control) *cobra.Command {
 		Long: `Subscribes a URL to APP's events of the kinds in --on (comma-separated, or all):
 
   deploy.started deploy.succeeded deploy.failed deploy.rolled_back rollback
-  build.failed override env.locked env.unlocked approval
+  build.failed build.fixed override env.locked env.unlocked approval
+  approval.requested
 
 A webhook receives the event as JSON, signed: X-Cutover-Signature is
 sha256=HEX, the HMAC-SHA256 of "TIMESTAMP.BODY" with the secret printed here

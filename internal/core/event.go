@@ -15,6 +15,7 @@ const (
 	EventBuildOutput   EventType = "build.output"
 	EventBuildFinished EventType = "build.finished"
 	EventBuildFailed   EventType = "build.failed"
+	EventBuildFixed    EventType = "build.fixed" // a build succeeded after a failed build of it or of an ancestor
 
 	EventArtifactsCollected EventType = "artifacts.collected" // the retention removed artifacts no rollback can target
 
@@ -44,6 +45,7 @@ const (
 	EventCheckReported  EventType = "check.reported" // a CI result for a commit
 	EventReviewed       EventType = "commit.reviewed"
 	EventApproved       EventType = "release.approved"
+	EventApprovalAsked  EventType = "approval.requested" // a deployment waits for a person's approval or review
 	EventEnvLocked      EventType = "env.locked"
 	EventEnvUnlocked    EventType = "env.unlocked"
 	EventPolicySet      EventType = "policy.set"

@@ -150,7 +150,13 @@ func (s *Service) build(ctx context.Context, app core.App, sha string, logw io.W
 	if err != nil {
 		return core.Artifact{}, nil, fmt.Errorf("record artifact %s: %w", core.ShortSHA(sha), err)
 	}
+	fixed := s.fixes(ctx, app, sha)
 	s.emit(ctx, ev(core.EventBuildFinished, fmt.Sprintf("built %s as %s", core.ShortSHA(sha), stored.Digest)))
+	if fixed != "" {
+		e := ev(core.EventBuildFixed, fmt.Sprintf("build of %s fixed (%s failed before)", core.ShortSHA(sha), core.ShortSHA(fixed)))
+		e.Reason = "after the failed build of " + core.ShortSHA(fixed)
+		s.emit(ctx, e)
+	}
 	return stored, m, nil
 }
 
@@ -213,4 +219,25 @@ func (l *lineEmitter) flush() {
 		l.line(string(l.partial))
 		l.partial = nil
 	}
+}
+
+// fixes returns the commit whose failed build a successful build of sha
+// fixes, or "": the app's last build outcome was a failure of sha itself
+// or of an ancestor of sha (the same line of history: a branch broken,
+// then repaired). A failure on a diverged branch is not fixed by sha.
+func (s *Service) fixes(ctx context.Context, app core.App, sha string) string {
+	last, ok, err := s.cfg.Store.LastEvent(ctx, app.Name, core.EventBuildFinished, core.EventBuildFailed)
+	if err != nil || !ok || last.Type != core.EventBuildFailed || last.SHA == "" {
+		return ""
+	}
+	if last.SHA == sha {
+		return sha
+	}
+	// Commits reachable from the failed one but not from sha: none means
+	// the failed commit is in sha's history.
+	ahead, err := s.cfg.Source.Log(ctx, app.Repo, sha, last.SHA)
+	if err != nil || len(ahead) > 0 {
+		return ""
+	}
+	return last.SHA
 }

@@ -394,7 +394,9 @@ func (g policyGate) Decide(ctx context.Context, in GateInput) (Decision, error) 
 		}
 	}
 	if d.Options.WaitForApproval && pv.Window == "" {
-		return Waiting("the policy: "+strings.ReplaceAll(strings.TrimSpace(pv.Text), "\n", "; "), time.Time{}), nil
+		dec := Waiting("the policy: "+strings.ReplaceAll(strings.TrimSpace(pv.Text), "\n", "; "), time.Time{})
+		dec.Asks = asks(pv.Verdict)
+		return dec, nil
 	}
 	return Denied(strings.TrimPrefix(pv.Text, "refused: ")), nil
 }
@@ -403,4 +405,22 @@ func (g policyGate) Decide(ctx context.Context, in GateInput) (Decision, error) 
 // user cannot review their own commits).
 type UserDirectory interface {
 	UserByEmail(ctx context.Context, email string) (name string, ok bool)
+}
+
+// asks lists what people can give to let a waiting deployment through:
+// the unmet approval and review conditions of the verdict and what each
+// needs ("" when the wait is for something else, such as CI).
+func asks(v policy.Verdict) string {
+	var out []string
+	var walk func(v policy.Verdict)
+	walk = func(v policy.Verdict) {
+		if v.Op == policy.OpCondition && !v.Holds && (v.Condition == policy.CondApproval || v.Condition == policy.CondReview) {
+			out = append(out, v.Condition+": "+v.Needs)
+		}
+		for _, c := range v.Children {
+			walk(c)
+		}
+	}
+	walk(v)
+	return strings.Join(out, "; ")
 }

@@ -71,6 +71,9 @@ type EventStore interface {
 	AppendEvent(ctx context.Context, e core.Event) (core.Event, error) // assigns ID
 	// ListEvents returns events with ID > afterID, oldest first; app "" means all apps.
 	ListEvents(ctx context.Context, app string, afterID int64, limit int) ([]core.Event, error)
+	// LastEvent returns app's newest event of one of types (ok false when
+	// there is none).
+	LastEvent(ctx context.Context, app string, types ...core.EventType) (e core.Event, ok bool, err error)
 	// GetCursor returns a consumer's position (0 for a new consumer).
 	GetCursor(ctx context.Context, name string) (int64, error)
 	// PutCursor records a consumer's position.
@@ -237,6 +240,10 @@ type Decision struct {
 	Verdict Verdict
 	Reason  string    // why it is denied, or what it waits for
 	Until   time.Time // for Wait: when to ask again at the latest; zero = at every tick
+	// Asks is, for Wait, what people are asked for (an approval or a
+	// review, with the command to give it): the deployment records an
+	// approval.requested event when it starts waiting.
+	Asks string
 }
 
 // Allowed is the decision that lets a deployment through.

@@ -308,6 +308,11 @@ func (s *Service) evaluate(ctx context.Context, d core.Deployment) bool {
 		})
 		if err == nil && changed {
 			s.emit(ctx, event(d, core.EventDeployWaiting, fmt.Sprintf("%s of %s to %s waits: %s (%s)", d.Kind, what(d), d.Env, dec.Reason, gate)))
+			if dec.Asks != "" {
+				e := event(d, core.EventApprovalAsked, fmt.Sprintf("%s asks for %s to %s: %s", orSomeone(d.RequestedBy), what(d), d.Env, dec.Asks))
+				e.Reason = dec.Asks
+				s.emit(ctx, e)
+			}
 		}
 		return false
 	}

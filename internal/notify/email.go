@@ -1,15 +1,19 @@
 package notify
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"html"
 	"mime"
+	"mime/multipart"
 	"mime/quotedprintable"
 	"net"
 	"net/mail"
 	"net/smtp"
+	"net/textproto"
 	"strconv"
 	"strings"
 	"time"
@@ -72,8 +76,10 @@ func mailtoURL(addrs []*mail.Address) string {
 	return "mailto:" + strings.Join(s, ",")
 }
 
-// Message is the mail sub receives for e as kind: headers and a
-// quoted-printable plain-text body.
+// Message is the mail sub receives for e as kind: one line of summary as
+// the subject ("hello: production rolled back to #5"), and the event's
+// fields as plain text and as HTML (multipart/alternative,
+// quoted-printable).
 func Message(from string, to []*mail.Address, sub core.Subscription, e core.Event, kind string, now time.Time) ([]byte, error) {
 	fromAddr, err := mail.ParseAddress(from)
 	if err != nil {
@@ -83,56 +89,79 @@ func Message(from string, to []*mail.Address, sub core.Subscription, e core.Even
 	for i, a := range to {
 		rcpt[i] = a.String()
 	}
-	subject := strings.Map(func(r rune) rune {
-		if r == '\r' || r == '\n' {
-			return ' '
-		}
-		return r
-	}, "[cutover] "+Text(e, kind))
+	oneLine := strings.NewReplacer("\r", " ", "\n", " ")
+	summary := oneLine.Replace(Text(e, kind))
 	host := "cutover"
 	if i := strings.LastIndexByte(fromAddr.Address, '@'); i >= 0 {
 		host = fromAddr.Address[i+1:]
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "From: %s\r\n", fromAddr.String())
-	fmt.Fprintf(&b, "To: %s\r\n", strings.Join(rcpt, ", "))
-	fmt.Fprintf(&b, "Subject: %s\r\n", mime.QEncoding.Encode("utf-8", subject))
-	fmt.Fprintf(&b, "Date: %s\r\n", now.Format(time.RFC1123Z))
-	fmt.Fprintf(&b, "Message-ID: <%s.%d.%d@%s>\r\n", sub.ID, e.ID, now.UnixNano(), host)
-	fmt.Fprintf(&b, "X-Cutover-Delivery: %s:%d\r\n", sub.ID, e.ID)
-	b.WriteString("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n")
-	w := quotedprintable.NewWriter(&b)
-	var body strings.Builder
-	body.WriteString(Text(e, kind) + "\n\n")
-	line := func(k, v string) {
+	type field struct{ k, v string }
+	var fields []field
+	add := func(k, v string) {
 		if v != "" {
-			fmt.Fprintf(&body, "%-12s %s\n", k+":", v)
+			fields = append(fields, field{k, v})
 		}
 	}
-	line("App", e.App)
-	line("Kind", kind)
-	line("Environment", e.Env)
+	add("App", e.App)
+	add("Kind", kind)
+	add("Environment", e.Env)
 	if e.Release > 0 {
-		line("Release", "#"+strconv.Itoa(e.Release))
+		add("Release", "#"+strconv.Itoa(e.Release))
 	}
-	line("Commit", e.SHA)
+	add("Commit", e.SHA)
 	if e.DeploymentID > 0 {
-		line("Deployment", strconv.FormatInt(e.DeploymentID, 10))
+		add("Deployment", strconv.FormatInt(e.DeploymentID, 10))
 	}
-	line("State", strings.ReplaceAll(string(e.State), "_", " "))
-	line("By", e.Actor)
-	line("Reason", e.Reason)
+	add("State", strings.ReplaceAll(string(e.State), "_", " "))
+	add("By", e.Actor)
+	add("Reason", e.Reason)
 	if !e.Time.IsZero() {
-		line("At", e.Time.UTC().Format(time.RFC3339))
+		add("At", e.Time.UTC().Format(time.RFC3339))
 	}
-	fmt.Fprintf(&body, "\nSubscription %s (event %d).\n", sub.ID, e.ID)
-	if _, err := w.Write([]byte(strings.ReplaceAll(body.String(), "\n", "\r\n"))); err != nil {
+	footer := fmt.Sprintf("Subscription %s (event %d).", sub.ID, e.ID)
+
+	var text strings.Builder
+	text.WriteString(summary + "\n\n")
+	for _, f := range fields {
+		fmt.Fprintf(&text, "%-12s %s\n", f.k+":", f.v)
+	}
+	text.WriteString("\n" + footer + "\n")
+	var page strings.Builder
+	page.WriteString("<!DOCTYPE html>\n<html><body>\n<p><strong>" + html.EscapeString(summary) + "</strong></p>\n<table>\n")
+	for _, f := range fields {
+		fmt.Fprintf(&page, "<tr><th align=\"left\">%s</th><td>%s</td></tr>\n", html.EscapeString(f.k), html.EscapeString(f.v))
+	}
+	page.WriteString("</table>\n<p><small>" + html.EscapeString(footer) + "</small></p>\n</body></html>\n")
+
+	var b bytes.Buffer
+	mw := multipart.NewWriter(&b)
+	fmt.Fprintf(&b, "From: %s\r\n", fromAddr.String())
+	fmt.Fprintf(&b, "To: %s\r\n", strings.Join(rcpt, ", "))
+	fmt.Fprintf(&b, "Subject: %s\r\n", mime.QEncoding.Encode("utf-8", summary))
+	fmt.Fprintf(&b, "Date: %s\r\n", now.Format(time.RFC1123Z))
+	fmt.Fprintf(&b, "Message-ID: <%s.%d.%d@%s>\r\n", sub.ID, e.ID, now.UnixNano(), host)
+	fmt.Fprintf(&b, "%s: %s:%d\r\n", DeliveryHeader, sub.ID, e.ID)
+	fmt.Fprintf(&b, "MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=%q\r\n\r\n", mw.Boundary())
+	for _, part := range []struct{ ctype, body string }{{"text/plain", text.String()}, {"text/html", page.String()}} {
+		w, err := mw.CreatePart(textproto.MIMEHeader{
+			"Content-Type":              {part.ctype + "; charset=utf-8"},
+			"Content-Transfer-Encoding": {"quoted-printable"},
+		})
+		if err != nil {
+			return nil, err
+		}
+		qp := quotedprintable.NewWriter(w)
+		if _, err := qp.Write([]byte(strings.ReplaceAll(part.body, "\n", "\r\n"))); err != nil {
+			return nil, err
+		}
+		if err := qp.Close(); err != nil {
+			return nil, err
+		}
+	}
+	if err := mw.Close(); err != nil {
 		return nil, err
 	}
-	if err := w.Close(); err != nil {
-		return nil, err
-	}
-	return []byte(b.String()), nil
+	return b.Bytes(), nil
 }
 
 // sendMail makes one attempt to hand the mail to the relay: dial, EHLO,

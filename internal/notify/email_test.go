@@ -1,9 +1,11 @@
 package notify
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"mime"
+	"mime/multipart"
 	"net/mail"
 	"strings"
 	"testing"
@@ -17,18 +19,39 @@ func relaySMTP(r *notifytest.Relay) *SMTP {
 	return &SMTP{Addr: r.Addr, From: "Cutover <cutover@example.com>", Username: notifytest.User, Password: notifytest.Password, RequireTLS: true, TLS: r.ClientTLS}
 }
 
-// parseMail reads the message's headers and quoted-printable-decoded body.
-func parseMail(t *testing.T, data []byte) (*mail.Message, string) {
+// parseMail reads the message's headers and its plain-text and HTML parts,
+// decoded.
+func parseMail(t *testing.T, data []byte) (msg *mail.Message, text, page string) {
 	t.Helper()
-	m, err := mail.ReadMessage(strings.NewReader(string(data)))
+	msg, err := mail.ReadMessage(bytes.NewReader(data))
 	if err != nil {
 		t.Fatalf("message does not parse: %v\n%s", err, data)
 	}
-	body, err := io.ReadAll(m.Body)
-	if err != nil {
-		t.Fatal(err)
+	mt, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/alternative" {
+		t.Fatalf("Content-Type %q: %v", msg.Header.Get("Content-Type"), err)
 	}
-	return m, string(body)
+	mr := multipart.NewReader(msg.Body, params["boundary"])
+	for {
+		p, err := mr.NextPart() // decodes quoted-printable
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(p)
+		switch ct := p.Header.Get("Content-Type"); {
+		case strings.HasPrefix(ct, "text/plain"):
+			text = string(b)
+		case strings.HasPrefix(ct, "text/html"):
+			page = string(b)
+		}
+	}
+	if text == "" || page == "" {
+		t.Fatalf("want a text and an HTML part:\n%s", data)
+	}
+	return msg, text, page
 }
 
 func TestNotifier_Email_RollbackReachesRecipientsOverTLS(t *testing.T) {
@@ -59,9 +82,9 @@ func TestNotifier_Email_RollbackReachesRecipientsOverTLS(t *testing.T) {
 	if !m.TLS || m.User != "cutover" || m.From != "cutover@example.com" || strings.Join(m.To, ",") != "ops@example.com,ann@example.com" {
 		t.Errorf("envelope = tls %v user %q from %q to %v", m.TLS, m.User, m.From, m.To)
 	}
-	msg, body := parseMail(t, m.Data)
+	msg, body, page := parseMail(t, m.Data)
 	subject, err := new(mime.WordDecoder).DecodeHeader(msg.Header.Get("Subject"))
-	if want := "[cutover] hello: production rolled back to #5 (error rate 12%)"; err != nil || subject != want {
+	if want := "hello: production rolled back to #5 (error rate 12%)"; err != nil || subject != want {
 		t.Errorf("subject = %q, %v; want %q", subject, err, want)
 	}
 	if to := msg.Header.Get("To"); !strings.Contains(to, "ops@example.com") || !strings.Contains(to, "<ann@example.com>") {
@@ -71,6 +94,9 @@ func TestNotifier_Email_RollbackReachesRecipientsOverTLS(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("body lacks %q:\n%s", want, body)
 		}
+	}
+	if !strings.Contains(page, "<th align=\"left\">Reason</th><td>error rate 12%</td>") {
+		t.Errorf("HTML part lacks the reason:\n%s", page)
 	}
 	if strings.Contains(string(m.Data), notifytest.Password) {
 		t.Error("the relay password is in the mail")
@@ -172,17 +198,20 @@ func TestNotifier_Add_Email(t *testing.T) {
 
 func TestMessage_NoHeaderInjection(t *testing.T) {
 	t.Parallel()
-	e := core.Event{ID: 7, App: "hello", Env: "production", Type: core.EventDeployFailed, Reason: "boom\r\nBcc: x@evil.example\r\n\r\nfake body", Time: time.Now()}
+	e := core.Event{ID: 7, App: "hello", Env: "production", Type: core.EventDeployFailed, Reason: "boom\r\nBcc: x@evil.example\r\n\r\nfake body <script>", Time: time.Now()}
 	to := []*mail.Address{{Address: "ops@example.com"}}
 	b, err := Message("c@example.com", to, core.Subscription{ID: "ntf_1"}, e, KindDeployFailed, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg, body := parseMail(t, b)
+	msg, body, page := parseMail(t, b)
 	if msg.Header.Get("Bcc") != "" {
 		t.Errorf("a reason with CRLF added a Bcc header:\n%s", b)
 	}
 	if !strings.Contains(body, "fake body") {
 		t.Errorf("the reason is missing from the body:\n%s", body)
+	}
+	if strings.Contains(page, "<script>") || !strings.Contains(page, "&lt;script&gt;") {
+		t.Errorf("the HTML part does not escape the reason:\n%s", page)
 	}
 }

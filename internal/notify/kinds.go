@@ -17,11 +17,13 @@ const (
 	KindDeployRolledBack = "deploy.rolled_back" // verification failed and traffic switched back
 	KindRollback         = "rollback"           // a rollback deployment ended (succeeded, failed or switched back)
 	KindBuildFailed      = "build.failed"
-	KindOverride         = "override" // a policy refusal was overridden
+	KindBuildFixed       = "build.fixed" // the first successful build after a failure on the same line of history
+	KindOverride         = "override"    // a policy refusal was overridden
 	KindEnvLocked        = "env.locked"
 	KindEnvUnlocked      = "env.unlocked"
-	KindApproval         = "approval" // a release was approved for an environment
-	KindTest             = "test"     // `cutover notify test`; never matched by the event log
+	KindApproval         = "approval"           // a release was approved for an environment
+	KindApprovalAsked    = "approval.requested" // a deployment waits for someone's approval or review
+	KindTest             = "test"               // `cutover notify test`; never matched by the event log
 )
 
 // kinds is the one table from events to notification kinds. match gets the
@@ -38,10 +40,12 @@ var kinds = []struct {
 	{KindDeployRolledBack, []core.EventType{core.EventDeployRolledBack}, nil},
 	{KindRollback, rollbackOutcomes, func(_ core.Event, dk core.DeploymentKind) bool { return dk == core.KindRollback }},
 	{KindBuildFailed, []core.EventType{core.EventBuildFailed}, nil},
+	{KindBuildFixed, []core.EventType{core.EventBuildFixed}, nil},
 	{KindOverride, []core.EventType{core.EventDeployOverride}, nil},
 	{KindEnvLocked, []core.EventType{core.EventEnvLocked}, nil},
 	{KindEnvUnlocked, []core.EventType{core.EventEnvUnlocked}, nil},
 	{KindApproval, []core.EventType{core.EventApproved}, nil},
+	{KindApprovalAsked, []core.EventType{core.EventApprovalAsked}, nil},
 }
 
 var rollbackOutcomes = []core.EventType{core.EventDeploySucceeded, core.EventDeployFailed, core.EventDeployRolledBack}
@@ -126,6 +130,8 @@ func Text(e core.Event, kind string) string {
 		}
 	case KindBuildFailed:
 		s = fmt.Sprintf("build of %s failed", core.ShortSHA(e.SHA))
+	case KindBuildFixed:
+		s = fmt.Sprintf("build fixed by %s", core.ShortSHA(e.SHA))
 	case KindOverride:
 		s = fmt.Sprintf("policy overridden for %s by %s", e.Env, e.Actor)
 	case KindEnvLocked:
@@ -134,6 +140,8 @@ func Text(e core.Event, kind string) string {
 		s = fmt.Sprintf("%s unlocked by %s", e.Env, e.Actor)
 	case KindApproval:
 		s = fmt.Sprintf("%s approved for %s by %s", orWhat(rel, core.ShortSHA(e.SHA)), e.Env, e.Actor)
+	case KindApprovalAsked:
+		s = fmt.Sprintf("%s for %s waits for approval, asked by %s", orWhat(rel, core.ShortSHA(e.SHA)), e.Env, e.Actor)
 	case KindTest:
 		s = "test notification from cutover"
 	default:

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/internal/core"
+	"github.com/cutover/cutover/internal/notify/notifytest"
 	"github.com/cutover/cutover/internal/secret"
 	"github.com/cutover/cutover/internal/store/sqlite"
 )
@@ -130,14 +131,18 @@ func cursor(t *testing.T, s *sqlite.Store) int64 {
 	return c
 }
 
-func TestNotifier_Rollback_ReachesWebhookAndSlackOnce(t *testing.T) {
+func TestNotifier_Rollback_ReachesWebhookSlackAndEmailOnce(t *testing.T) {
 	s := openStore(t)
 	hook, slack, other := newReceiver(t, 0), newReceiver(t, 0), newReceiver(t, 0)
+	relay := notifytest.Start(t, notifytest.Options{})
 	hs := subscribe(t, s, core.ChannelWebhook, hook.URL, KindRollback)
 	ss := subscribe(t, s, core.ChannelSlack, slack.URL, KindRollback, KindDeployFailed)
+	subscribe(t, s, core.ChannelEmail, "mailto:ops@example.com", KindRollback)
 	subscribe(t, s, core.ChannelWebhook, other.URL, KindApproval) // not named: gets nothing
 	e := rollbackEvent(t, s)
-	stop := New(fastConfig(s)).Start()
+	cfg := fastConfig(s)
+	cfg.SMTP = relaySMTP(relay)
+	stop := New(cfg).Start()
 	defer stop()
 	waitFor(t, "the cursor to pass the rollback", func() bool { return cursor(t, s) >= e.ID })
 	stop()
@@ -172,6 +177,9 @@ func TestNotifier_Rollback_ReachesWebhookAndSlackOnce(t *testing.T) {
 	}
 	if n := len(other.accepted()); n != 0 {
 		t.Errorf("a subscription to approvals got %d deliveries", n)
+	}
+	if mails := relay.Accepted(); len(mails) != 1 || strings.Join(mails[0].To, ",") != "ops@example.com" {
+		t.Errorf("the relay accepted %d mails, want 1 to ops@example.com", len(mails))
 	}
 }
 
@@ -383,6 +391,9 @@ func TestClassify(t *testing.T) {
 		{core.Event{Type: core.EventEnvLocked}, "", []string{KindEnvLocked}},
 		{core.Event{Type: core.EventEnvUnlocked}, "", []string{KindEnvUnlocked}},
 		{core.Event{Type: core.EventApproved}, "", []string{KindApproval}},
+		{core.Event{Type: core.EventApprovalAsked}, "", []string{KindApprovalAsked}},
+		{core.Event{Type: core.EventBuildFixed}, "", []string{KindBuildFixed}},
+		{core.Event{Type: core.EventBuildFinished}, "", nil},
 		{core.Event{Type: core.EventConfigSet}, "", nil},
 	}
 	for _, c := range cases {

@@ -1,12 +1,16 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"net/http/httptest"
+	"net/mail"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -27,6 +31,11 @@ func openNotifyServer(t *testing.T, allowPrivate bool) *server.Server {
 }
 
 func openNotifyServerSMTP(t *testing.T, allowPrivate bool, relay *notify.SMTP) *server.Server {
+	srv, _ := openNotifyServerRepo(t, allowPrivate, relay)
+	return srv
+}
+
+func openNotifyServerRepo(t *testing.T, allowPrivate bool, relay *notify.SMTP) (*server.Server, string) {
 	t.Helper()
 	dir := t.TempDir()
 	repo := filepath.Join(dir, "repo")
@@ -48,7 +57,7 @@ func openNotifyServerSMTP(t *testing.T, allowPrivate bool, relay *notify.SMTP) *
 	if _, err := srv.Deploy.AddApp(context.Background(), "hello", repo); err != nil {
 		t.Fatal(err)
 	}
-	return srv
+	return srv, repo
 }
 
 // TestNotify_ThroughTheServer subscribes a local receiver through the API,
@@ -148,9 +157,11 @@ func TestNotify_Email_ThroughTheServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := relay.Wait(t, 1)[0]
-	if !m.TLS || strings.Join(m.To, ",") != "ops@example.com" || !strings.Contains(string(m.Data), "production locked by") ||
-		!strings.Contains(string(m.Data), "incident 42") {
-		t.Errorf("mail over tls=%v to %v:\n%s", m.TLS, m.To, m.Data)
+	if !m.TLS || strings.Join(m.To, ",") != "ops@example.com" {
+		t.Errorf("mail over tls=%v to %v", m.TLS, m.To)
+	}
+	if got := subjectOf(t, m.Data); !strings.HasPrefix(got, "hello: production locked by ") || !strings.HasSuffix(got, " (incident 42)") {
+		t.Errorf("subject = %q, want hello: production locked by ... (incident 42)", got)
 	}
 	if strings.Contains(string(m.Data), srv.Token) || strings.Contains(string(m.Data), notifytest.Password) {
 		t.Error("a secret is in the mail")
@@ -161,5 +172,75 @@ func TestNotify_Email_ThroughTheServer(t *testing.T) {
 	var ce *client.Error
 	if !errors.As(err, &ce) || ce.Status != http.StatusBadRequest || !strings.Contains(err.Error(), "--smtp-addr") {
 		t.Errorf("email subscription without a relay = %v, want 400 naming --smtp-addr", err)
+	}
+}
+
+func subjectOf(t *testing.T, data []byte) string {
+	t.Helper()
+	m, err := mail.ReadMessage(bytes.NewReader(data))
+	if err != nil {
+		t.Fatalf("mail does not parse: %v\n%s", err, data)
+	}
+	s, err := new(mime.WordDecoder).DecodeHeader(m.Header.Get("Subject"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestNotify_Email_BuildBrokenThenFixed: a commit that does not compile
+// and the commit that repairs it send exactly two mails, "build of X
+// failed" and "build fixed by Y"; a later good build sends none (the lock
+// mail after it is the barrier: mail goes out in event order).
+func TestNotify_Email_BuildBrokenThenFixed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	relay := notifytest.Start(t, notifytest.Options{})
+	srv, repo := openNotifyServerRepo(t, false, &notify.SMTP{Addr: relay.Addr, From: "cutover@example.com",
+		Username: notifytest.User, Password: notifytest.Password, RequireTLS: true, TLS: relay.ClientTLS})
+	cl := client.New(srv.URL(), srv.Token)
+	if _, err := cl.AddSubscription(ctx, "hello", []string{"build.failed,build.fixed,env.locked"}, core.ChannelEmail, "dev@example.com,pm@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	commit := func(msg string, edit func() error) string {
+		t.Helper()
+		if err := edit(); err != nil {
+			t.Fatal(err)
+		}
+		sha, err := gitx.CommitAll(ctx, repo, msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sha
+	}
+	oops := filepath.Join(repo, "oops.go")
+	broken := commit("break", func() error { return os.WriteFile(oops, []byte("package main\n\nfunc oops( {\n"), 0o644) })
+	if _, err := srv.Deploy.Build(ctx, "hello", "HEAD", nil); err == nil {
+		t.Fatal("the broken commit built")
+	}
+	fixed := commit("fix", func() error { return os.Remove(oops) })
+	if _, err := srv.Deploy.Build(ctx, "hello", "HEAD", nil); err != nil {
+		t.Fatal(err)
+	}
+	commit("more", func() error { return os.WriteFile(filepath.Join(repo, "more.txt"), []byte("x"), 0o644) })
+	if _, err := srv.Deploy.Build(ctx, "hello", "HEAD", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Lock(ctx, "hello", "production", "barrier"); err != nil {
+		t.Fatal(err)
+	}
+	mails := relay.Wait(t, 3)
+	var subjects []string
+	for _, m := range mails {
+		subjects = append(subjects, subjectOf(t, m.Data))
+	}
+	want := []string{"hello: build of " + core.ShortSHA(broken) + " failed", "hello: build fixed by " + core.ShortSHA(fixed) + " (after the failed build of " + core.ShortSHA(broken) + ")"}
+	if len(subjects) != 3 || subjects[0] != want[0] || subjects[1] != want[1] || !strings.Contains(subjects[2], "locked") {
+		t.Errorf("subjects = %q, want %q then the lock", subjects, want)
+	}
+	for _, m := range mails {
+		if strings.Join(m.To, ",") != "dev@example.com,pm@example.com" {
+			t.Errorf("mail to %v, want the developers and the PM", m.To)
+		}
 	}
 }

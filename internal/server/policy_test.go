@@ -289,3 +289,75 @@ func countMigrations(t *testing.T, e *env) int {
 	}
 	return n
 }
+
+// A deployment asked to wait for approval records approval.requested once,
+// naming the command that gives it, and goes out when someone else
+// approves; one that waits for CI asks nobody.
+func TestApprovalRequested(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	if _, err := e.svc.SetPolicy(ctx, "hello", []byte(`environments:
+  staging:    {checks: [test], require: ci}
+  production: {require: approval}
+`), "root"); err != nil {
+		t.Fatal(err)
+	}
+	asked := func() []core.Event {
+		es, err := e.svc.Events(ctx, "hello", 0, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []core.Event
+		for _, ev := range es {
+			if ev.Type == core.EventApprovalAsked {
+				out = append(out, ev)
+			}
+		}
+		return out
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitOpt := core.DeployOptions{WaitForApproval: true}
+
+	// Staging waits for CI: no one is asked for an approval.
+	ds, err := e.svc.Deploy(ctx, deploy.DeployRequest{App: "hello", Env: "staging", RequestedBy: "ann", Options: waitOpt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor("staging to wait", func() bool {
+		d, err := e.svc.Deployment(ctx, ds.ID)
+		return err == nil && d.State == core.StateWaiting
+	})
+	if got := asked(); len(got) != 0 {
+		t.Fatalf("a wait for CI asked for approval: %+v", got)
+	}
+	if _, err := e.svc.Cancel(ctx, ds.ID, "ann"); err != nil {
+		t.Fatal(err)
+	}
+
+	d, err := e.svc.Deploy(ctx, deploy.DeployRequest{App: "hello", Env: "production", RequestedBy: "ann", Options: waitOpt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor("approval.requested", func() bool { return len(asked()) > 0 })
+	a := asked()[0]
+	if a.DeploymentID != d.ID || a.Actor != "ann" || a.Env != "production" || !strings.Contains(a.Reason, "cutover approve hello production --commit") {
+		t.Errorf("approval.requested = %+v", a)
+	}
+	if _, err := e.svc.Approve(ctx, core.Approval{App: "hello", Env: "production", SHA: d.SHA, By: "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	e.wait(d, core.StateSucceeded)
+	if got := asked(); len(got) != 1 {
+		t.Errorf("approval.requested recorded %d times, want once: %+v", len(got), got)
+	}
+}

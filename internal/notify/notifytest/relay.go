@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -118,6 +119,8 @@ func Start(t testing.TB, o Options) *Relay {
 	srv.Domain = "relay.test"
 	srv.ReadTimeout, srv.WriteTimeout = 10*time.Second, 10*time.Second
 	srv.AllowInsecureAuth = o.NoTLS
+	logs := &testLogger{t: t}
+	srv.ErrorLog = logs
 	if !o.NoTLS {
 		cert, client, err := selfSigned()
 		if err != nil {
@@ -131,7 +134,7 @@ func Start(t testing.TB, o Options) *Relay {
 	}
 	r.Addr = l.Addr().String()
 	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(func() { _ = srv.Close() })
+	t.Cleanup(func() { logs.stop(); _ = srv.Close() })
 	return r
 }
 
@@ -180,3 +183,27 @@ func selfSigned() (tls.Certificate, *tls.Config, error) {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key},
 		&tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}, nil
 }
+
+// testLogger sends the relay's own errors to the test log until the test
+// ends (a late log would panic).
+type testLogger struct {
+	mu      sync.Mutex
+	t       testing.TB
+	stopped bool
+}
+
+func (l *testLogger) stop() {
+	l.mu.Lock()
+	l.stopped = true
+	l.mu.Unlock()
+}
+
+func (l *testLogger) Printf(format string, v ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.stopped {
+		l.t.Logf("smtp relay: "+format, v...)
+	}
+}
+
+func (l *testLogger) Println(v ...any) { l.Printf("%s", fmt.Sprintln(v...)) }

@@ -393,6 +393,18 @@ func (s *Store) ListEvents(ctx context.Context, app string, afterID int64, limit
 	return out, nil
 }
 
+// LastEvent implements deploy.Store.
+func (s *Store) LastEvent(ctx context.Context, app string, types ...core.EventType) (core.Event, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := len(s.events) - 1; i >= 0; i-- {
+		if e := s.events[i]; e.App == app && slices.Contains(types, e.Type) {
+			return e, true, nil
+		}
+	}
+	return core.Event{}, false, nil
+}
+
 // GetCursor implements deploy.Store.
 func (s *Store) GetCursor(ctx context.Context, name string) (int64, error) {
 	s.mu.Lock()

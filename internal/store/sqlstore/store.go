@@ -613,6 +613,30 @@ func (s *Store) ListEvents(ctx context.Context, app string, afterID int64, limit
 	return out, rows.Err()
 }
 
+// LastEvent implements deploy.Store.
+func (s *Store) LastEvent(ctx context.Context, app string, types ...core.EventType) (core.Event, bool, error) {
+	if len(types) == 0 {
+		return core.Event{}, false, nil
+	}
+	q := `SELECT id, app, env, deployment_id, time, type, step, release, sha, state, reason, actor, message FROM events WHERE app = ? AND type IN (?` +
+		strings.Repeat(", ?", len(types)-1) + `) ORDER BY id DESC LIMIT 1`
+	args := []any{app}
+	for _, t := range types {
+		args = append(args, t)
+	}
+	var e core.Event
+	var t int64
+	err := s.db.QueryRowContext(ctx, s.q(q), args...).Scan(&e.ID, &e.App, &e.Env, &e.DeploymentID, &t, &e.Type, &e.Step, &e.Release, &e.SHA, &e.State, &e.Reason, &e.Actor, &e.Message)
+	if errors.Is(err, sql.ErrNoRows) {
+		return core.Event{}, false, nil
+	}
+	if err != nil {
+		return core.Event{}, false, err
+	}
+	e.Time = fromNS(t)
+	return e, true, nil
+}
+
 // GetEnvState implements deploy.Store.
 func (s *Store) GetEnvState(ctx context.Context, app, env string) (core.EnvState, error) {
 	var raw string

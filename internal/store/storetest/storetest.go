@@ -329,6 +329,26 @@ func events(t *testing.T, s deploy.Store) {
 	if len(as) != 1 || as[0].Message != "z" {
 		t.Errorf("after = %+v", as)
 	}
+	if _, err := s.AppendEvent(ctx, core.Event{App: "a", Time: time.Now(), Type: core.EventBuildFailed, SHA: sha1, Message: "w"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		app   string
+		types []core.EventType
+		want  string // message; "" = none
+	}{
+		{"a", []core.EventType{core.EventDeployFailed}, "z"},
+		{"a", []core.EventType{core.EventDeployFailed, core.EventBuildFailed}, "w"},
+		{"b", []core.EventType{core.EventDeployFailed, core.EventBuildFailed}, "y"},
+		{"a", []core.EventType{core.EventBuildFinished}, ""},
+		{"nope", []core.EventType{core.EventDeployFailed}, ""},
+		{"a", nil, ""},
+	} {
+		e, ok, err := s.LastEvent(ctx, tc.app, tc.types...)
+		if err != nil || ok != (tc.want != "") || ok && (e.Message != tc.want || e.SHA == "" && tc.want == "w") {
+			t.Errorf("LastEvent(%s, %v) = %+v, %v, %v; want message %q", tc.app, tc.types, e, ok, err, tc.want)
+		}
+	}
 }
 
 func cursors(t *testing.T, s deploy.Store) {
