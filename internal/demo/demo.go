@@ -18,9 +18,11 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/examples"
+	"github.com/cutover/cutover/internal/client"
 	"github.com/cutover/cutover/internal/core"
 	"github.com/cutover/cutover/internal/deploy"
 	"github.com/cutover/cutover/internal/gitx"
+	"github.com/cutover/cutover/internal/notify"
 	"github.com/cutover/cutover/internal/server"
 )
 
@@ -86,6 +88,7 @@ func Run(ctx context.Context, opt Options) (Result, error) {
 	srv, err := server.Open(ctx, server.Config{
 		DataDir: filepath.Join(dir, "data"), Listen: "127.0.0.1:0",
 		Logger: slog.New(slog.DiscardHandler), TickInterval: 200 * time.Millisecond,
+		AllowPrivateNotify: true, // the demo's receiver is on loopback
 	})
 	if err != nil {
 		return Result{}, err
@@ -112,6 +115,21 @@ func Run(ctx context.Context, opt Options) (Result, error) {
 	if _, err := d.svc.AddApp(ctx, appName, repo); err != nil {
 		return Result{}, err
 	}
+	cl := client.New(srv.URL(), srv.Token)
+	recv, err := startReceiver(d)
+	if err != nil {
+		return Result{}, err
+	}
+	defer recv.close()
+	notifyKinds := []string{notify.KindDeployFailed, notify.KindDeployRolledBack, notify.KindRollback, notify.KindOverride}
+	if err := recv.subscribe(ctx, cl, notifyKinds...); err != nil {
+		return Result{}, err
+	}
+	hook, err := cl.NewHookSecret(ctx, appName)
+	if err != nil {
+		return Result{}, err
+	}
+	d.say("   a notification receiver on %s is subscribed to %s (signed webhooks);\n   the app's GitHub webhook is %s%s", recv.url, strings.Join(notifyKinds, ", "), srv.URL(), hook.GitHub)
 	d.say("3. build v1 once and deploy the same artifact to staging, then promote it to production\n   (release numbers #N count every release of the app across environments; the app's own\n   version, vN, is what GET / answers)")
 	if err := d.deploy(ctx, "staging", "", core.StateSucceeded); err != nil {
 		return Result{}, err
@@ -128,14 +146,26 @@ func Run(ctx context.Context, opt Options) (Result, error) {
 
 	steps := []func() error{
 		func() error {
-			d.say("5. v2, healthy: staging, then production under load (blue/green switch, old colour kept warm)")
+			d.say("5. v2, healthy, is pushed to main: a signed GitHub push webhook makes cutover deploy it to staging\n   on its own (auto_deploy in the policy), then production under load (blue/green, old colour kept warm)")
+			if _, err := d.svc.SetPolicy(ctx, appName, []byte(cdPolicy), "root"); err != nil {
+				return err
+			}
 			if err := d.write("version.go", "package main\n\n// Version is what GET / reports.\nconst Version = \"v2\"\n"); err != nil {
 				return err
 			}
-			if err := d.commit("feat: v2 greets differently"); err != nil {
+			sha, err := d.commitSHA("feat: v2 greets differently")
+			if err != nil {
 				return err
 			}
-			if err := d.deploy(ctx, "staging", "", core.StateSucceeded); err != nil {
+			if err := push(ctx, srv.URL(), hook.Secret, sha); err != nil {
+				return err
+			}
+			auto, err := d.autoDeployed(ctx, "staging", sha)
+			if err != nil {
+				return err
+			}
+			d.say("   the push started deployment %d, requested by %s", auto.ID, auto.RequestedBy)
+			if err := d.wait(ctx, auto, core.StateSucceeded); err != nil {
 				return err
 			}
 			return d.deploy(ctx, "production", "", core.StateSucceeded)
@@ -265,6 +295,11 @@ func Run(ctx context.Context, opt Options) (Result, error) {
 	load.Stop()
 	r := res()
 
+	if !recv.waitFor(notify.KindRollback) {
+		return r, errors.New("the receiver got no rollback notification within 15s")
+	}
+	d.say("   the receiver got %d notifications, every signature verified", recv.count())
+
 	d.say("11. timeline")
 	if err := d.timeline(ctx); err != nil {
 		return r, err
@@ -355,9 +390,15 @@ func (d *demo) write(name, content string) error {
 	return os.WriteFile(filepath.Join(d.repo, name), []byte(content), 0o644)
 }
 
-// demoPolicy is production's server-side policy in the demo.
-const demoPolicy = `environments:
-  production:
+// cdPolicy is the demo's first server-side policy: continuous delivery of
+// main to staging (production is not named: the promotion chain applies).
+const cdPolicy = `environments:
+  staging:
+    auto_deploy: {branch: main}
+`
+
+// demoPolicy adds production's rule (last: step 9 appends a window).
+const demoPolicy = cdPolicy + `  production:
     from: staging
     checks: [test]
     require: ci && (cd || review)

@@ -23,7 +23,8 @@ func TestDemo(t *testing.T) {
 	if res.Failed != 0 || res.Requests == 0 {
 		t.Fatalf("load: %d requests, %d failed\n%s", res.Requests, res.Failed, out.String())
 	}
-	for _, want := range []string{"rolled_back", "rollback", "production refuses v3", "0 failed requests"} {
+	for _, want := range []string{"rolled_back", "rollback", "production refuses v3", "0 failed requests",
+		"requested by auto-deploy", ">> notification deploy.rolled_back", ">> notification rollback", ">> notification override"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q", want)
 		}
