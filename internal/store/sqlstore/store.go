@@ -587,7 +587,7 @@ func (s *Store) AppendEvent(ctx context.Context, e core.Event) (core.Event, erro
 
 // ListEvents implements deploy.Store.
 func (s *Store) ListEvents(ctx context.Context, app string, afterID int64, limit int) ([]core.Event, error) {
-	q := `SELECT id, app, env, deployment_id, time, type, step, release, sha, state, reason, actor, message FROM events WHERE id > ?`
+	q := `SELECT ` + eventCols + ` FROM events WHERE id > ?`
 	args := []any{afterID}
 	if app != "" {
 		q += ` AND app = ?`
@@ -602,15 +602,24 @@ func (s *Store) ListEvents(ctx context.Context, app string, afterID int64, limit
 	defer rows.Close()
 	var out []core.Event
 	for rows.Next() {
-		var e core.Event
-		var t int64
-		if err := rows.Scan(&e.ID, &e.App, &e.Env, &e.DeploymentID, &t, &e.Type, &e.Step, &e.Release, &e.SHA, &e.State, &e.Reason, &e.Actor, &e.Message); err != nil {
+		e, err := scanEvent(rows)
+		if err != nil {
 			return nil, err
 		}
-		e.Time = fromNS(t)
 		out = append(out, e)
 	}
 	return out, rows.Err()
+}
+
+// eventCols are the columns scanEvent reads, in its order.
+const eventCols = `id, app, env, deployment_id, time, type, step, release, sha, state, reason, actor, message`
+
+func scanEvent(row interface{ Scan(...any) error }) (core.Event, error) {
+	var e core.Event
+	var t int64
+	err := row.Scan(&e.ID, &e.App, &e.Env, &e.DeploymentID, &t, &e.Type, &e.Step, &e.Release, &e.SHA, &e.State, &e.Reason, &e.Actor, &e.Message)
+	e.Time = fromNS(t)
+	return e, err
 }
 
 // LastEvent implements deploy.Store.
@@ -618,22 +627,19 @@ func (s *Store) LastEvent(ctx context.Context, app string, types ...core.EventTy
 	if len(types) == 0 {
 		return core.Event{}, false, nil
 	}
-	q := `SELECT id, app, env, deployment_id, time, type, step, release, sha, state, reason, actor, message FROM events WHERE app = ? AND type IN (?` +
+	q := `SELECT ` + eventCols + ` FROM events WHERE app = ? AND type IN (?` +
 		strings.Repeat(", ?", len(types)-1) + `) ORDER BY id DESC LIMIT 1`
 	args := []any{app}
 	for _, t := range types {
 		args = append(args, t)
 	}
-	var e core.Event
-	var t int64
-	err := s.db.QueryRowContext(ctx, s.q(q), args...).Scan(&e.ID, &e.App, &e.Env, &e.DeploymentID, &t, &e.Type, &e.Step, &e.Release, &e.SHA, &e.State, &e.Reason, &e.Actor, &e.Message)
+	e, err := scanEvent(s.db.QueryRowContext(ctx, s.q(q), args...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return core.Event{}, false, nil
 	}
 	if err != nil {
 		return core.Event{}, false, err
 	}
-	e.Time = fromNS(t)
 	return e, true, nil
 }
 
