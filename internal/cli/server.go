@@ -23,6 +23,7 @@ func newServerCmd() *cobra.Command {
 	var allowPrivateNotify bool
 	var smtpAddr, smtpFrom, smtpUser string
 	var smtpRequireTLS bool
+	var notifyRetryFor time.Duration
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the control plane: API, deploy machine and embedded proxies",
@@ -48,6 +49,9 @@ refuse changes with a message naming the active server, and take over within
 			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if notifyRetryFor < time.Second {
+				return usagef("--notify-retry-for %s: want at least 1s, e.g. 30m or 24h", notifyRetryFor)
+			}
 			var relay *notify.SMTP
 			switch {
 			case smtpAddr != "":
@@ -65,7 +69,7 @@ refuse changes with a message naming the active server, and take over within
 				DataDir: dataDir, Listen: listen, Logger: log, Token: os.Getenv("CUTOVER_TOKEN"),
 				ProxyAdmin: proxyAdmin, ProxyToken: os.Getenv("CUTOVER_PROXY_TOKEN"), DatabaseURL: database,
 				Driver: driver, Name: name, LeaseTTL: leaseTTL, KeepReleases: keepReleases,
-				AllowPrivateNotify: allowPrivateNotify, SMTP: relay,
+				AllowPrivateNotify: allowPrivateNotify, SMTP: relay, NotifyRetryFor: notifyRetryFor,
 			})
 			if err != nil {
 				return err
@@ -93,6 +97,7 @@ refuse changes with a message naming the active server, and take over within
 	cmd.Flags().StringVar(&name, "name", "", "this server's name in the lease and in locks (default HOST:DATA_DIR); a restart with the same name takes over at once")
 	cmd.Flags().DurationVar(&leaseTTL, "lease-ttl", server.DefaultLeaseTTL, "how long the server lease lasts unrenewed: how soon a standby takes over from a dead server")
 	cmd.Flags().BoolVar(&allowPrivateNotify, "allow-private-notify", false, "let notifications reach loopback, link-local and private addresses (refused by default: a subscription could otherwise probe the server's own network)")
+	cmd.Flags().DurationVar(&notifyRetryFor, "notify-retry-for", notify.DefaultRetryFor, "how long a failing notification is retried (backoff 1s doubling to 5m, with jitter), from its first attempt; other subscriptions are never held back")
 	cmd.Flags().StringVar(&smtpAddr, "smtp-addr", "", "SMTP relay HOST:PORT for email notifications (STARTTLS is used when offered)")
 	cmd.Flags().StringVar(&smtpFrom, "smtp-from", "", "From address of notification mail, e.g. 'Cutover <cutover@example.com>'")
 	cmd.Flags().StringVar(&smtpUser, "smtp-user", "", "SMTP user for AUTH PLAIN (over TLS only); the password is read from env CUTOVER_SMTP_PASSWORD")

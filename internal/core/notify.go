@@ -36,6 +36,17 @@ const (
 	DeliveryGaveUp DeliveryStatus = "gave_up" // the last attempt failed; the event is skipped for this subscription
 )
 
+// PendingDelivery is an event a subscription has not yet acknowledged or
+// been given up on, after at least one failed attempt.
+type PendingDelivery struct {
+	Subscription string
+	App          string
+	EventID      int64
+	Kind         string
+	Attempts     int       // made so far
+	First, Last  time.Time // of the first and the latest attempt
+}
+
 // Delivery is one attempt to deliver an event to a subscription.
 type Delivery struct {
 	Subscription string         `json:"subscription"`

@@ -113,11 +113,11 @@ func TestNotifier_Email_RetriesTemporaryRefusal(t *testing.T) {
 	r := notifytest.Start(t, notifytest.Options{FailRcpt: 2})
 	cfg := fastConfig(s)
 	cfg.SMTP = relaySMTP(r)
-	subscribe(t, s, core.ChannelEmail, "mailto:ops@example.com", KindRollback)
+	esub := subscribe(t, s, core.ChannelEmail, "mailto:ops@example.com", KindRollback)
 	e := rollbackEvent(t, s)
 	stop := New(cfg).Start()
 	defer stop()
-	waitFor(t, "the cursor to pass the rollback", func() bool { return cursor(t, s) >= e.ID })
+	waitFor(t, "the delivery to settle", func() bool { return settled(t, s, esub.ID, e.ID) })
 	stop()
 	if n := len(r.Accepted()); n != 1 {
 		t.Fatalf("relay accepted %d mails, want 1 after two refusals", n)
@@ -136,11 +136,11 @@ func TestNotifier_Email_WrongPasswordIsRecorded(t *testing.T) {
 	cfg.Attempts = 2
 	cfg.SMTP = relaySMTP(r)
 	cfg.SMTP.Password = "wrong-password-xyz"
-	subscribe(t, s, core.ChannelEmail, "mailto:ops@example.com", KindRollback)
+	esub := subscribe(t, s, core.ChannelEmail, "mailto:ops@example.com", KindRollback)
 	e := rollbackEvent(t, s)
 	stop := New(cfg).Start()
 	defer stop()
-	waitFor(t, "the cursor to pass the rollback", func() bool { return cursor(t, s) >= e.ID })
+	waitFor(t, "the delivery to settle", func() bool { return settled(t, s, esub.ID, e.ID) })
 	stop()
 	if n := len(r.Accepted()); n != 0 {
 		t.Fatalf("relay accepted %d mails with a wrong password", n)

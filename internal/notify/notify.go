@@ -15,9 +15,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -30,10 +30,10 @@ import (
 
 // Defaults of a Notifier.
 const (
-	ConsumerName       = "notify" // the outbox cursor's name
-	DefaultAttempts    = 6        // per subscription and event, then it gives up
+	ConsumerName       = "notify"  // the outbox cursor's name
+	DefaultRetryFor    = time.Hour // how long a failing delivery is retried, from its first attempt
 	DefaultRetryFirst  = time.Second
-	DefaultRetryMax    = time.Minute
+	DefaultRetryMax    = 5 * time.Minute
 	DefaultTimeout     = 10 * time.Second // per attempt: dial, TLS, answer
 	DefaultLogLimit    = 50               // delivery attempts `notify log` shows
 	SignatureHeader    = "X-Cutover-Signature"
@@ -41,6 +41,7 @@ const (
 	DeliveryHeader     = "X-Cutover-Delivery" // SUBSCRIPTION:EVENT, the same on every attempt (an idempotency key)
 	maxRedirects       = 3
 	maxErrorBody       = 512
+	pendingBatch       = 100 // retries looked at per pass
 	secretBytes        = 32
 	subscriptionIDSize = 6
 )
@@ -53,6 +54,7 @@ type Store interface {
 	ListSubscriptions(ctx context.Context, app string) ([]core.Subscription, error)
 	RecordDelivery(ctx context.Context, d core.Delivery) error
 	DeliveryState(ctx context.Context, subscription string, eventID int64) (attempts int, done bool, err error)
+	PendingDeliveries(ctx context.Context, limit int) ([]core.PendingDelivery, error)
 	CreateSubscription(ctx context.Context, sub core.Subscription) error
 	DeleteSubscription(ctx context.Context, id string) error
 	ListDeliveries(ctx context.Context, app string, limit int) ([]core.Delivery, error)
@@ -67,7 +69,12 @@ type Config struct {
 	// Wake makes the consumer look for new events at once.
 	Wake <-chan core.Event
 	// Poll is how often the consumer looks for new events without Wake.
-	Poll                 time.Duration
+	Poll time.Duration
+	// RetryFor is how long a failing delivery is retried, counted from its
+	// first attempt (--notify-retry-for); Attempts, when > 0, also caps
+	// the attempts. Retries of one subscription never hold back the
+	// others, nor the next events.
+	RetryFor             time.Duration
 	Attempts             int
 	RetryFirst, RetryMax time.Duration
 	Timeout              time.Duration
@@ -85,8 +92,8 @@ type Notifier struct {
 
 // New builds a Notifier.
 func New(cfg Config) *Notifier {
-	if cfg.Attempts <= 0 {
-		cfg.Attempts = DefaultAttempts
+	if cfg.RetryFor <= 0 {
+		cfg.RetryFor = DefaultRetryFor
 	}
 	if cfg.RetryFirst <= 0 {
 		cfg.RetryFirst = DefaultRetryFirst
@@ -104,12 +111,88 @@ func New(cfg Config) *Notifier {
 	return &Notifier{cfg: cfg, guard: g, client: g.Client(cfg.Timeout), log: cfg.Logger}
 }
 
-// Run follows the event log until ctx ends. The cursor moves past an event
-// only once every matching subscription acknowledged it or was given up on.
+// Run follows the event log until ctx ends. Each event gets one attempt
+// per matching subscription, recorded, before the cursor moves past it;
+// failed ones are retried by a second loop from the delivery log, with
+// backoff, until acknowledged or RetryFor has passed since their first
+// attempt. A dead receiver thus delays nobody else.
 func (n *Notifier) Run(ctx context.Context) error {
 	c := &outbox.Consumer{Store: n.cfg.Store, Name: ConsumerName, Handle: n.handle, Wake: n.cfg.Wake,
 		Poll: n.cfg.Poll, Logger: n.log, RetryFirst: n.cfg.RetryFirst, RetryMax: n.cfg.RetryMax}
-	return c.Run(ctx)
+	retried := make(chan struct{})
+	go func() {
+		defer close(retried)
+		n.retryLoop(ctx)
+	}()
+	err := c.Run(ctx)
+	<-retried
+	return err
+}
+
+// retryLoop retries pending deliveries until ctx ends.
+func (n *Notifier) retryLoop(ctx context.Context) {
+	tick := min(max(n.cfg.RetryFirst, 5*time.Millisecond), time.Second)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := n.retryPending(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			n.log.Warn("notify: retry pass", "err", err)
+		}
+	}
+}
+
+// retryPending makes the next attempt of every pending delivery that is
+// due at now, in parallel, and waits for them.
+func (n *Notifier) retryPending(ctx context.Context, now time.Time) error {
+	pending, err := n.cfg.Store.PendingDeliveries(ctx, pendingBatch)
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	for _, p := range pending {
+		if now.Before(p.Last.Add(n.backoff(p.Attempts, p.Subscription, p.EventID))) {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := n.retry(ctx, p); err != nil && ctx.Err() == nil {
+				n.log.Warn("notify: retry", "subscription", p.Subscription, "event", p.EventID, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+// retry makes attempt p.Attempts+1 of a pending delivery.
+func (n *Notifier) retry(ctx context.Context, p core.PendingDelivery) error {
+	d := core.Delivery{Subscription: p.Subscription, App: p.App, EventID: p.EventID, Kind: p.Kind, Attempt: p.Attempts + 1}
+	sub, err := n.cfg.Store.GetSubscription(ctx, p.Subscription)
+	var e core.Event
+	if err == nil {
+		var es []core.Event
+		es, err = n.cfg.Store.ListEvents(ctx, "", p.EventID-1, 1)
+		if err == nil && (len(es) == 0 || es[0].ID != p.EventID) {
+			err = fmt.Errorf("event %d: %w", p.EventID, core.ErrNotFound)
+		}
+		if err == nil {
+			e = es[0]
+		}
+	}
+	if errors.Is(err, core.ErrNotFound) {
+		d.Status, d.Error, d.At = core.DeliveryGaveUp, "not retried: "+err.Error(), time.Now().UTC()
+		return n.cfg.Store.RecordDelivery(context.WithoutCancel(ctx), d)
+	}
+	if err != nil {
+		return err
+	}
+	return n.attempt(ctx, sub, e, p.Kind, d.Attempt, p.First)
 }
 
 // Start runs the notifier in a goroutine until the returned stop is called;
@@ -127,7 +210,7 @@ func (n *Notifier) Start() (stop func()) {
 }
 
 // handle delivers e to every subscription of its app that names its kind,
-// in parallel, each with its own retries.
+// in parallel: one attempt each; failures are left to the retry loop.
 func (n *Notifier) handle(ctx context.Context, e core.Event) error {
 	if e.App == "" {
 		return nil
@@ -183,56 +266,63 @@ func firstNamed(named, kinds []string) string {
 // ended: the event is then handed over again and sub, unless it already
 // acknowledged it, gets it again.
 func (n *Notifier) deliver(ctx context.Context, sub core.Subscription, e core.Event, kind string) error {
-	// Attempts made before a restart count: numbering goes on and the
-	// limit holds across restarts.
+	// After a restart the consumer may hand over an event again: one that
+	// was attempted already is done or belongs to the retry loop.
 	before, done, err := n.cfg.Store.DeliveryState(ctx, sub.ID, e.ID)
-	if err != nil || done {
+	if err != nil || done || before > 0 {
 		return err
 	}
-	log := n.log.With("subscription", sub.ID, "app", sub.App, "event", e.ID, "kind", kind)
-	for attempt := before + 1; ; attempt++ {
-		err := n.send(ctx, sub, e, kind)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		d := core.Delivery{Subscription: sub.ID, App: sub.App, EventID: e.ID, Kind: kind, Attempt: attempt, Status: core.DeliveryOK, At: time.Now().UTC()}
-		if err != nil {
-			d.Status, d.Error = core.DeliveryFailed, err.Error()
-			if attempt >= n.cfg.Attempts {
-				d.Status = core.DeliveryGaveUp
-			}
-		}
-		if rerr := n.cfg.Store.RecordDelivery(context.WithoutCancel(ctx), d); rerr != nil {
-			return fmt.Errorf("record delivery of event %d to %s: %w", e.ID, sub.ID, rerr)
-		}
-		switch d.Status {
-		case core.DeliveryOK:
-			return nil
-		case core.DeliveryGaveUp:
-			log.Warn("notify: giving up", "attempts", attempt, "err", err)
-			return nil
-		}
-		wait := n.backoff(attempt)
-		log.Info("notify: delivery failed; will retry", "attempt", attempt, "retry_in", wait, "err", err)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
+	return n.attempt(ctx, sub, e, kind, 1, time.Time{})
 }
 
-// backoff doubles from RetryFirst up to RetryMax, with jitter in its upper
-// half so receivers that failed together are not retried together.
-func (n *Notifier) backoff(attempt int) time.Duration {
+// attempt sends e to sub once as attempt number attempt and records the
+// outcome: ok, failed (to be retried), or gave up (RetryFor would have
+// passed since first before the next attempt, Attempts is reached, or the
+// receiver's address is refused).
+func (n *Notifier) attempt(ctx context.Context, sub core.Subscription, e core.Event, kind string, attempt int, first time.Time) error {
+	err := n.send(ctx, sub, e, kind)
+	if ctx.Err() != nil {
+		return ctx.Err() // abandoned: the next active server tries again
+	}
+	now := time.Now().UTC()
+	if first.IsZero() {
+		first = now
+	}
+	d := core.Delivery{Subscription: sub.ID, App: sub.App, EventID: e.ID, Kind: kind, Attempt: attempt, Status: core.DeliveryOK, At: now}
+	log := n.log.With("subscription", sub.ID, "app", sub.App, "event", e.ID, "kind", kind, "attempt", attempt)
+	if err != nil {
+		d.Status, d.Error = core.DeliveryFailed, err.Error()
+		next := now.Add(n.backoff(attempt, sub.ID, e.ID))
+		// A refused address does not become allowed by waiting.
+		if n.cfg.Attempts > 0 && attempt >= n.cfg.Attempts || next.Sub(first) > n.cfg.RetryFor || errors.Is(err, ErrForbiddenAddress) {
+			d.Status = core.DeliveryGaveUp
+		}
+	}
+	if rerr := n.cfg.Store.RecordDelivery(context.WithoutCancel(ctx), d); rerr != nil {
+		return fmt.Errorf("record delivery of event %d to %s: %w", e.ID, sub.ID, rerr)
+	}
+	switch d.Status {
+	case core.DeliveryGaveUp:
+		log.Warn("notify: giving up", "since", first, "err", err)
+	case core.DeliveryFailed:
+		log.Info("notify: delivery failed; will retry", "retry_in", n.backoff(attempt, sub.ID, e.ID), "err", err)
+	}
+	return nil
+}
+
+// backoff is the wait after attempt: doubling from RetryFirst up to
+// RetryMax, with jitter in its upper half so receivers that failed
+// together are not retried together. The jitter is a hash of the
+// delivery, so every pass of the retry loop computes the same due time.
+func (n *Notifier) backoff(attempt int, sub string, event int64) time.Duration {
 	w := n.cfg.RetryFirst
 	for i := 1; i < attempt && w < n.cfg.RetryMax; i++ {
 		w *= 2
 	}
 	w = min(w, n.cfg.RetryMax)
-	return w/2 + rand.N(w/2+1)
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%s:%d:%d", sub, event, attempt)
+	return w/2 + time.Duration(h.Sum64()%uint64(w/2+1))
 }
 
 // Test sends a test event to subscription id once and records the attempt.

@@ -123,6 +123,16 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// settled reports whether sub's delivery of event e is done (acknowledged
+// or given up on).
+func settled(t *testing.T, s *sqlite.Store, sub string, e int64) bool {
+	_, done, err := s.DeliveryState(bg, sub, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return done
+}
+
 func cursor(t *testing.T, s *sqlite.Store) int64 {
 	c, err := s.GetCursor(bg, ConsumerName)
 	if err != nil {
@@ -204,7 +214,7 @@ func TestNotifier_RetriesUntilAcknowledged(t *testing.T) {
 	e := rollbackEvent(t, s)
 	stop := New(fastConfig(s)).Start()
 	defer stop()
-	waitFor(t, "the cursor to pass the rollback", func() bool { return cursor(t, s) >= e.ID })
+	waitFor(t, "the delivery to be acknowledged", func() bool { return settled(t, s, sub.ID, e.ID) })
 	stop()
 	if got := r.accepted(); len(got) != 1 || got[0].delivery != sub.ID+":"+strconv.FormatInt(e.ID, 10) {
 		t.Fatalf("accepted = %+v, want one delivery after three failures", got)
@@ -218,13 +228,13 @@ func TestNotifier_RetriesUntilAcknowledged(t *testing.T) {
 func TestNotifier_GivesUpAfterAttempts(t *testing.T) {
 	s := openStore(t)
 	r := newReceiver(t, 1000)
-	subscribe(t, s, core.ChannelWebhook, r.URL, KindRollback)
+	sub := subscribe(t, s, core.ChannelWebhook, r.URL, KindRollback)
 	e := rollbackEvent(t, s)
 	cfg := fastConfig(s)
 	cfg.Attempts = 3
 	stop := New(cfg).Start()
 	defer stop()
-	waitFor(t, "the cursor to pass the rollback", func() bool { return cursor(t, s) >= e.ID })
+	waitFor(t, "the notifier to give up", func() bool { return settled(t, s, sub.ID, e.ID) })
 	stop()
 	log, _ := s.ListDeliveries(bg, "hello", 10)
 	if len(log) != 3 || log[0].Status != core.DeliveryGaveUp {
@@ -232,14 +242,60 @@ func TestNotifier_GivesUpAfterAttempts(t *testing.T) {
 	}
 }
 
+// TestNotifier_GivesUpAfterRetryFor: the retry window, counted from the
+// first attempt, ends the retries; without it they would go on (the
+// attempts cap is far away).
+func TestNotifier_GivesUpAfterRetryFor(t *testing.T) {
+	s := openStore(t)
+	r := newReceiver(t, 1<<30)
+	sub := subscribe(t, s, core.ChannelWebhook, r.URL, KindRollback)
+	e := rollbackEvent(t, s)
+	cfg := fastConfig(s)
+	cfg.RetryFirst, cfg.RetryMax, cfg.RetryFor = 10*time.Millisecond, 10*time.Millisecond, 200*time.Millisecond
+	stop := New(cfg).Start()
+	defer stop()
+	waitFor(t, "the notifier to give up", func() bool { return settled(t, s, sub.ID, e.ID) })
+	stop()
+	log, _ := s.ListDeliveries(bg, "hello", 1000)
+	if last := log[0]; last.Status != core.DeliveryGaveUp || len(log) < 2 {
+		t.Errorf("gave up after %d attempts: last %+v; want retries, then gave_up without an attempts cap", len(log), last)
+	}
+}
+
+// TestNotifier_DeadReceiverHoldsNobodyBack: while one subscription's
+// receiver keeps failing, another's gets every event as it comes; the
+// cursor does not wait for retries.
+func TestNotifier_DeadReceiverHoldsNobodyBack(t *testing.T) {
+	s := openStore(t)
+	dead, live := newReceiver(t, 1<<30), newReceiver(t, 0)
+	subscribe(t, s, core.ChannelWebhook, dead.URL, KindRollback)
+	subscribe(t, s, core.ChannelWebhook, live.URL, KindRollback)
+	cfg := fastConfig(s)
+	cfg.RetryFirst, cfg.RetryMax = time.Hour, time.Hour // the dead one's next retry is far away
+	stop := New(cfg).Start()
+	defer stop()
+	var last core.Event
+	for range 5 {
+		last = rollbackEvent(t, s)
+	}
+	waitFor(t, "five events at the live receiver", func() bool { return len(live.accepted()) == 5 })
+	waitFor(t, "the cursor to pass the last event", func() bool { return cursor(t, s) >= last.ID })
+	stop()
+	dead.mu.Lock()
+	defer dead.mu.Unlock()
+	if dead.requests != 5 {
+		t.Errorf("the dead receiver got %d requests, want one first attempt per event", dead.requests)
+	}
+}
+
 func TestNotifier_Restart_DoesNotResendAcknowledged(t *testing.T) {
 	s := openStore(t)
 	good := newReceiver(t, 0)
-	// bad fails until the first notifier is stopped: its event keeps the
-	// cursor where it was.
+	// bad fails until the first notifier is stopped: its delivery stays
+	// pending in the log.
 	bad := newReceiver(t, 1<<30)
 	subscribe(t, s, core.ChannelWebhook, good.URL, KindRollback)
-	subscribe(t, s, core.ChannelWebhook, bad.URL, KindRollback)
+	badSub := subscribe(t, s, core.ChannelWebhook, bad.URL, KindRollback)
 	e := rollbackEvent(t, s)
 	cfg := fastConfig(s)
 	cfg.Attempts = 1000
@@ -247,8 +303,8 @@ func TestNotifier_Restart_DoesNotResendAcknowledged(t *testing.T) {
 	waitFor(t, "the good receiver", func() bool { return len(good.accepted()) == 1 })
 	waitFor(t, "a failed attempt", func() bool { bad.mu.Lock(); defer bad.mu.Unlock(); return bad.requests > 1 })
 	stop()
-	if c := cursor(t, s); c >= e.ID {
-		t.Fatalf("cursor %d moved past event %d with a delivery pending", c, e.ID)
+	if settled(t, s, badSub.ID, e.ID) {
+		t.Fatal("the failing delivery is settled before the receiver ever answered")
 	}
 	bad.mu.Lock()
 	bad.fail = 0
@@ -256,7 +312,7 @@ func TestNotifier_Restart_DoesNotResendAcknowledged(t *testing.T) {
 
 	stop = New(cfg).Start() // a restarted server: a new consumer on the same store
 	defer stop()
-	waitFor(t, "the cursor to pass the rollback", func() bool { return cursor(t, s) >= e.ID })
+	waitFor(t, "the pending delivery after the restart", func() bool { return settled(t, s, badSub.ID, e.ID) })
 	stop()
 	if n := len(good.accepted()); n != 1 {
 		t.Errorf("the receiver that acknowledged got the event %d times, want 1", n)
@@ -292,19 +348,20 @@ func TestNotifier_Test(t *testing.T) {
 func TestNotifier_RefusesPrivateReceiverAtDelivery(t *testing.T) {
 	s := openStore(t)
 	r := newReceiver(t, 0)
-	subscribe(t, s, core.ChannelWebhook, r.URL, KindRollback) // stored by a server that allowed it
+	sub := subscribe(t, s, core.ChannelWebhook, r.URL, KindRollback) // stored by a server that allowed it
 	e := rollbackEvent(t, s)
 	cfg := fastConfig(s)
-	cfg.AllowPrivate, cfg.Attempts = false, 2
+	cfg.AllowPrivate = false
 	stop := New(cfg).Start()
 	defer stop()
-	waitFor(t, "the cursor to pass the rollback", func() bool { return cursor(t, s) >= e.ID })
+	waitFor(t, "the delivery to settle", func() bool { return settled(t, s, sub.ID, e.ID) })
 	stop()
 	if n := len(r.accepted()); n != 0 {
 		t.Errorf("a loopback receiver got %d deliveries", n)
 	}
 	log, _ := s.ListDeliveries(bg, "hello", 10)
-	if len(log) == 0 || log[0].Status != core.DeliveryGaveUp || !strings.Contains(log[0].Error, "not allowed") {
+	// Refused at once, not retried: waiting does not make it allowed.
+	if len(log) != 1 || log[0].Status != core.DeliveryGaveUp || !strings.Contains(log[0].Error, "not allowed") {
 		t.Errorf("delivery log = %+v", log)
 	}
 }

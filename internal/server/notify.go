@@ -14,7 +14,7 @@ func (s *Server) startNotifier() {
 		return
 	}
 	wake, unsubscribe := s.Deploy.Subscribe()
-	n := notify.New(notify.Config{Store: s.store, AllowPrivate: s.cfg.AllowPrivateNotify, SMTP: s.cfg.SMTP, Logger: s.log.With("part", "notify"), Wake: wake})
+	n := notify.New(notify.Config{Store: s.store, AllowPrivate: s.cfg.AllowPrivateNotify, SMTP: s.cfg.SMTP, RetryFor: s.cfg.NotifyRetryFor, Logger: s.log.With("part", "notify"), Wake: wake})
 	stop := n.Start()
 	s.stopNotify = func() { stop(); unsubscribe() }
 }

@@ -97,6 +97,9 @@ type Config struct {
 	// SMTP is the relay of email notifications (--smtp-addr); nil refuses
 	// email subscriptions.
 	SMTP *notify.SMTP
+	// NotifyRetryFor is how long a failing notification is retried (0 =
+	// notify.DefaultRetryFor).
+	NotifyRetryFor time.Duration
 }
 
 // Limits bound what one client can hold of the API server.

@@ -117,6 +117,31 @@ func (s *Store) DeliveryState(ctx context.Context, subscription string, eventID 
 	return attempts, finished > 0, err
 }
 
+// PendingDeliveries returns the events some subscription has failed
+// attempts for and neither acknowledged nor gave up on, oldest first, at
+// most limit.
+func (s *Store) PendingDeliveries(ctx context.Context, limit int) ([]core.PendingDelivery, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT subscription, app, event_id, kind, MAX(attempt), MIN(at), MAX(at) FROM notify_deliveries
+		WHERE event_id > 0 GROUP BY subscription, app, event_id, kind
+		HAVING COUNT(CASE WHEN status IN (?, ?) THEN 1 END) = 0 ORDER BY MIN(at), event_id LIMIT ?`),
+		core.DeliveryOK, core.DeliveryGaveUp, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []core.PendingDelivery
+	for rows.Next() {
+		var p core.PendingDelivery
+		var first, last int64
+		if err := rows.Scan(&p.Subscription, &p.App, &p.EventID, &p.Kind, &p.Attempts, &first, &last); err != nil {
+			return nil, err
+		}
+		p.First, p.Last = fromNS(first), fromNS(last)
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
 // ListDeliveries returns app's newest delivery attempts first, at most limit.
 func (s *Store) ListDeliveries(ctx context.Context, app string, limit int) ([]core.Delivery, error) {
 	if limit <= 0 {

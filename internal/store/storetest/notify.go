@@ -17,6 +17,7 @@ type NotifyStore interface {
 	DeleteSubscription(ctx context.Context, id string) error
 	RecordDelivery(ctx context.Context, d core.Delivery) error
 	DeliveryState(ctx context.Context, subscription string, eventID int64) (attempts int, done bool, err error)
+	PendingDeliveries(ctx context.Context, limit int) ([]core.PendingDelivery, error)
 	ListDeliveries(ctx context.Context, app string, limit int) ([]core.Delivery, error)
 }
 
@@ -73,15 +74,27 @@ func deliveries(t *testing.T, s NotifyStore) {
 	if n, done, err := s.DeliveryState(ctx, "n1", 7); err != nil || done || n != 1 {
 		t.Errorf("state after a failure = %d, %v, %v", n, done, err)
 	}
+	if err := s.RecordDelivery(ctx, core.Delivery{Subscription: "n2", App: "hello", EventID: 8, Kind: "rollback", Attempt: 1,
+		Status: core.DeliveryGaveUp, At: now}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.PendingDeliveries(ctx, 10)
+	if err != nil || len(p) != 1 || p[0].Subscription != "n1" || p[0].EventID != 7 || p[0].Attempts != 1 || p[0].Kind != "rollback" ||
+		!p[0].First.Equal(now.Add(time.Second)) || !p[0].Last.Equal(p[0].First) {
+		t.Errorf("pending after a failure = %+v, %v; want n1/7 only (n2/8 was given up on)", p, err)
+	}
 	rec(2, core.DeliveryOK)
 	if n, done, err := s.DeliveryState(ctx, "n1", 7); err != nil || !done || n != 2 {
 		t.Errorf("state after ok = %d, %v, %v", n, done, err)
+	}
+	if p, err := s.PendingDeliveries(ctx, 10); err != nil || len(p) != 0 {
+		t.Errorf("pending after ok = %+v, %v", p, err)
 	}
 	if n, done, _ := s.DeliveryState(ctx, "n2", 7); done || n != 0 {
 		t.Error("another subscription counts as delivered")
 	}
 	l, err := s.ListDeliveries(ctx, "hello", 10)
-	if err != nil || len(l) != 2 || l[0].Attempt != 2 || l[0].Status != core.DeliveryOK || !l[1].At.Equal(now.Add(time.Second)) {
+	if err != nil || len(l) != 3 || l[0].Attempt != 2 || l[0].Status != core.DeliveryOK || !l[1].At.Equal(now.Add(time.Second)) {
 		t.Errorf("log = %+v, %v", l, err)
 	}
 }
