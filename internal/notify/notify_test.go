@@ -20,6 +20,7 @@ import (
 	"github.com/cutover/cutover/internal/notify/notifytest"
 	"github.com/cutover/cutover/internal/secret"
 	"github.com/cutover/cutover/internal/store/sqlite"
+	"github.com/cutover/cutover/internal/testutil"
 )
 
 var bg = context.Background()
@@ -114,13 +115,7 @@ func fastConfig(s Store) Config {
 // waitFor polls cond; it fails the test after 10s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.WaitFor(t, what, 10*time.Second, cond)
 }
 
 // settled reports whether sub's delivery of event e is done (acknowledged

@@ -16,6 +16,7 @@ import (
 	"github.com/cutover/cutover/internal/core"
 	"github.com/cutover/cutover/internal/gitx"
 	"github.com/cutover/cutover/internal/notify"
+	"github.com/cutover/cutover/internal/testutil"
 )
 
 // notifyReceiver counts deliveries per X-Cutover-Delivery and, while hold
@@ -104,13 +105,12 @@ func TestServerKilledBetweenEventAndDelivery(t *testing.T) {
 	}
 	waitUntil := func(what string, cond func() bool) {
 		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s\n%s", what, p.log.String())
+		defer func() {
+			if t.Failed() {
+				t.Logf("server log:\n%s", p.log.String())
 			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		}()
+		testutil.WaitFor(t, what, 30*time.Second, cond)
 	}
 
 	// 1. The lock's notification is in flight when the server dies.

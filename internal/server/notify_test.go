@@ -24,6 +24,7 @@ import (
 	"github.com/cutover/cutover/internal/notify"
 	"github.com/cutover/cutover/internal/notify/notifytest"
 	"github.com/cutover/cutover/internal/server"
+	"github.com/cutover/cutover/internal/testutil"
 )
 
 func openNotifyServer(t *testing.T, allowPrivate bool) *server.Server {
@@ -93,19 +94,11 @@ func TestNotify_ThroughTheServer(t *testing.T) {
 		t.Fatalf("test = %+v, %v", d, err)
 	}
 	srv.Deploy.Publish(ctx, core.Event{App: "hello", Env: "production", Type: core.EventEnvLocked, Actor: "ann", Reason: "incident", Message: "locked"})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testutil.WaitFor(t, "the lock event at the receiver", 10*time.Second, func() bool {
 		mu.Lock()
-		n := len(got)
-		mu.Unlock()
-		if n >= 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the lock event did not reach the receiver")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		defer mu.Unlock()
+		return len(got) >= 2
+	})
 	mu.Lock()
 	r, body := got[1], bodies[1]
 	mu.Unlock()

@@ -11,6 +11,7 @@ import (
 	"github.com/cutover/cutover/internal/core"
 	"github.com/cutover/cutover/internal/deploy"
 	"github.com/cutover/cutover/internal/gitx"
+	"github.com/cutover/cutover/internal/testutil"
 )
 
 // The ci && (cd || review) rule end to end: real repositories, processes
@@ -318,13 +319,7 @@ func TestApprovalRequested(t *testing.T) {
 	}
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		testutil.WaitFor(t, what, 30*time.Second, cond)
 	}
 	waitOpt := core.DeployOptions{WaitForApproval: true}
 
