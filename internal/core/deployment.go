@@ -176,6 +176,28 @@ type GroupSpec struct {
 	Environ  map[string]string `json:"environ"`  // extra environment; the driver adds PORT
 	// Secrets are added to the environment like Environ but never logged or persisted by drivers.
 	Secrets map[string]string `json:"-"`
+	// Runtime says which runtime runs the group and, for containers,
+	// where and with what limits (the manifest's runtime and docker keys).
+	Runtime RuntimeOptions `json:"runtime"`
+}
+
+// Runtimes an app may run on (the manifest's runtime key).
+const (
+	RuntimeProcess = "process" // local child processes, the default
+	RuntimeDocker  = "docker"  // containers on one or several Docker hosts
+)
+
+// RuntimeOptions is what a container runtime needs beyond argv and
+// environment. The process driver ignores it.
+type RuntimeOptions struct {
+	Kind  string   `json:"kind,omitempty"`  // RuntimeProcess ("" too) or RuntimeDocker
+	Hosts []string `json:"hosts,omitempty"` // named Docker hosts (server config); empty = the default host
+	// Port is the port the app listens on inside its container; the
+	// driver sets PORT to it and publishes it on the host's loopback.
+	Port    int     `json:"port,omitempty"`
+	Memory  int64   `json:"memory,omitempty"`  // bytes; 0 = no limit
+	CPUs    float64 `json:"cpus,omitempty"`    // 0 = no limit
+	Restart string  `json:"restart,omitempty"` // no | on-failure | unless-stopped | always
 }
 
 // Instance is one running copy of a release, as a driver reports it.
@@ -204,6 +226,7 @@ type TaskSpec struct {
 	Environ  map[string]string `json:"environ"`
 	Secrets  map[string]string `json:"-"`
 	Timeout  time.Duration     `json:"timeout"`
+	Runtime  RuntimeOptions    `json:"runtime"` // the first of Runtime.Hosts runs it
 }
 
 // ProbeRequest is one HTTP request the deploy machine makes to an
