@@ -31,6 +31,9 @@ import (
 const (
 	// completeMarker is written last; a directory without it is not an artifact.
 	completeMarker = ".cutover-artifact"
+	// imageMarker holds the image reference of a runtime docker artifact
+	// (written before completeMarker).
+	imageMarker = ".cutover-image"
 	// LogName is the build log kept beside each artifact directory.
 	logSuffix = ".build.log"
 	// killGrace is how long the output pipes may stay open after the build
@@ -66,9 +69,29 @@ type Builder struct {
 	// MaxArtifactBytes refuses an artifact whose files add up to more
 	// (0 = DefaultMaxArtifactBytes).
 	MaxArtifactBytes int64
+	// Images builds the image of an app whose manifest says runtime:
+	// docker (internal/image); nil means this server builds none, and
+	// NoImages says why.
+	Images   Images
+	NoImages string
 
 	// flight makes concurrent builds of the same commit share one run.
 	flight singleflight.Group
+}
+
+// Images builds container images from a build context and removes them;
+// internal/image implements it over the Docker Engine API and a registry.
+type Images interface {
+	// BuildImage builds dir (with dockerfile, relative to dir) into the
+	// image of app at sha, writing the engine's output to out, pushes it
+	// when a registry is configured, and returns its reference by digest
+	// (what deploys run) and that digest.
+	BuildImage(ctx context.Context, app, sha, dir, dockerfile string, out io.Writer) (ref, digest string, size int64, err error)
+	// RemoveImage deletes the build host's copy of an image (retention).
+	RemoveImage(ctx context.Context, ref string) error
+	// ImageAvailable reports whether an image can still be run: on the
+	// engine, or in the registry to pull it back from.
+	ImageAvailable(ctx context.Context, ref string) error
 }
 
 // Build returns the artifact of app at sha, building it on first use. A
@@ -144,8 +167,13 @@ func (b *Builder) build(ctx context.Context, app core.App, sha string, logw io.W
 	}
 	defer logFile.Close()
 	out := newCappedOutput(io.MultiWriter(logFile, logw), cmp.Or(b.MaxOutputBytes, DefaultMaxOutputBytes))
-	err = run(ctx, work, m.Build.Command, m.Build.Timeout, out)
-	_ = out.Close()
+	defer out.Close()             // says what was dropped, on every return
+	if len(m.Build.Command) > 0 { // runtime docker may leave the build to its Dockerfile
+		err = run(ctx, work, m.Build.Command, m.Build.Timeout, out)
+	}
+	if err == nil && m.Runtime == manifest.RuntimeDocker && b.Images == nil {
+		err = fmt.Errorf("%s has runtime: docker, but this server builds no images: %s", manifest.FileName, cmp.Or(b.NoImages, "no Docker engine configured"))
+	}
 	if err != nil {
 		// The output went to the caller and the log; the server's paths stay on the server.
 		b.logger().Warn("build failed", "app", app.Name, "sha", sha, "log", logPath, "err", err)
@@ -160,6 +188,22 @@ func (b *Builder) build(ctx context.Context, app core.App, sha string, logw io.W
 	if err != nil {
 		return core.Artifact{}, nil, fmt.Errorf("digest: %w", err)
 	}
+	ref := Ref(app.Name, sha)
+	if m.Runtime == manifest.RuntimeDocker {
+		// The image is built from the export, after build.command ran in
+		// it (so a FROM scratch image can copy a binary built here).
+		bctx, cancel := context.WithTimeout(ctx, m.Build.Timeout)
+		ref, digest, size, err = b.Images.BuildImage(bctx, app.Name, sha, filepath.Join(work, filepath.FromSlash(m.Docker.Context)), m.Docker.File, out)
+		cancel()
+		if err != nil {
+			b.logger().Warn("image build failed", "app", app.Name, "sha", sha, "log", logPath, "err", err)
+			return core.Artifact{}, nil, fmt.Errorf("%w: image: %v", core.ErrBuildFailed, err)
+		}
+		if err := os.WriteFile(filepath.Join(work, imageMarker), []byte(ref+"\n"+digest+"\n"), 0o444); err != nil {
+			return core.Artifact{}, nil, err
+		}
+	}
+	_ = out.Close()
 	if err := os.Rename(work, dst); err != nil {
 		return core.Artifact{}, nil, err
 	}
@@ -173,7 +217,7 @@ func (b *Builder) build(ctx context.Context, app core.App, sha string, logw io.W
 	if b.Logger != nil {
 		b.Logger.Info("built", "app", app.Name, "sha", core.ShortSHA(sha), "digest", digest, "bytes", size)
 	}
-	return core.Artifact{App: app.Name, SHA: sha, Digest: digest, Ref: Ref(app.Name, sha), Size: size, BuildLog: logPath, CreatedAt: time.Now().UTC()}, m, nil
+	return core.Artifact{App: app.Name, SHA: sha, Digest: digest, Ref: ref, Size: size, BuildLog: logPath, CreatedAt: time.Now().UTC()}, m, nil
 }
 
 // existing returns a complete artifact already in dst.
@@ -194,8 +238,20 @@ func (b *Builder) existing(app, sha, dst string) (core.Artifact, *manifest.Manif
 	if err != nil {
 		return core.Artifact{}, nil, err
 	}
-	return core.Artifact{App: app, SHA: sha, Digest: strings.TrimSpace(string(marker)), Ref: Ref(app, sha), Size: size,
-		BuildLog: dst + logSuffix, CreatedAt: fi.ModTime().UTC()}, m, nil
+	a := core.Artifact{App: app, SHA: sha, Digest: strings.TrimSpace(string(marker)), Ref: Ref(app, sha), Size: size,
+		BuildLog: dst + logSuffix, CreatedAt: fi.ModTime().UTC()}
+	if m.Runtime == manifest.RuntimeDocker {
+		img, err := os.ReadFile(filepath.Join(dst, imageMarker))
+		if err != nil {
+			return core.Artifact{}, nil, err
+		}
+		ref, digest, _ := strings.Cut(strings.TrimSpace(string(img)), "\n")
+		if ref == "" || digest == "" {
+			return core.Artifact{}, nil, fmt.Errorf("artifact %s: unreadable image record", core.ShortSHA(sha))
+		}
+		a.Ref, a.Digest = ref, digest
+	}
+	return a, m, nil
 }
 
 // checkSize returns ErrArtifactTooLarge when the files under dir add up
@@ -260,7 +316,7 @@ func Digest(dir string) (string, int64, error) {
 		if err != nil {
 			return err
 		}
-		if d.IsDir() || d.Name() == completeMarker {
+		if d.IsDir() || d.Name() == completeMarker || d.Name() == imageMarker {
 			return nil
 		}
 		files = append(files, p)
@@ -341,12 +397,44 @@ func Dir(root, ref string) string {
 	return filepath.Join(root, ref)
 }
 
+// IsImage says whether an artifact reference names a container image (by
+// digest: NAME@sha256:..., or a local image ID sha256:...) rather than a
+// directory.
+func IsImage(ref string) bool {
+	return strings.HasPrefix(ref, "sha256:") || strings.Contains(ref, "@sha256:")
+}
+
+// dir returns the directory kept for an artifact: its Ref, or for an
+// image the export it was built from (which holds its manifest).
+func (b *Builder) dir(a core.Artifact) string {
+	if IsImage(a.Ref) {
+		return filepath.Join(b.Root, a.App, a.SHA)
+	}
+	return Dir(b.Root, a.Ref)
+}
+
 // Manifest returns the manifest stored with an artifact (its directory).
 func (b *Builder) Manifest(ctx context.Context, a core.Artifact) (*manifest.Manifest, error) {
 	if a.Ref == "" {
 		return nil, fmt.Errorf("artifact of %s has no directory", core.ShortSHA(a.SHA))
 	}
-	return manifest.Load(Dir(b.Root, a.Ref))
+	return manifest.Load(b.dir(a))
+}
+
+// Available reports whether an artifact can still be run: its directory
+// is complete, and an image is on the engine or in the registry. A
+// deployment of an earlier release (a rollback) asks first.
+func (b *Builder) Available(ctx context.Context, a core.Artifact) error {
+	if _, err := os.Stat(filepath.Join(b.dir(a), completeMarker)); err != nil {
+		return fmt.Errorf("the files of artifact %s are gone", core.ShortSHA(a.SHA))
+	}
+	if !IsImage(a.Ref) {
+		return nil
+	}
+	if b.Images == nil {
+		return fmt.Errorf("image %s: this server has no Docker engine: %s", a.Ref, cmp.Or(b.NoImages, "none configured"))
+	}
+	return b.Images.ImageAvailable(ctx, a.Ref)
 }
 
 func (b *Builder) logger() *slog.Logger {
@@ -361,7 +449,12 @@ func (b *Builder) Remove(ctx context.Context, a core.Artifact) error {
 	if a.Ref == "" || strings.Contains(a.Ref, "..") {
 		return fmt.Errorf("%w: artifact reference %q", core.ErrInvalid, a.Ref)
 	}
-	dir := Dir(b.Root, a.Ref)
+	if IsImage(a.Ref) && b.Images != nil {
+		if err := b.Images.RemoveImage(ctx, a.Ref); err != nil {
+			return fmt.Errorf("remove image of %s: %w", core.ShortSHA(a.SHA), err)
+		}
+	}
+	dir := b.dir(a)
 	if err := makeWritable(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove artifact %s: %w", core.ShortSHA(a.SHA), err)
 	}

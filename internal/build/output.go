@@ -23,6 +23,7 @@ type cappedOutput struct {
 	written int64
 	dropped int64
 	tail    command.Buffer
+	closed  bool
 }
 
 func newCappedOutput(w io.Writer, max int64) *cappedOutput {
@@ -50,9 +51,10 @@ func (c *cappedOutput) Write(p []byte) (int, error) {
 func (c *cappedOutput) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.dropped == 0 {
+	if c.dropped == 0 || c.closed {
 		return nil
 	}
+	c.closed = true
 	tail := c.tail.Bytes()
 	_, err := fmt.Fprintf(c.w, "\n[cutover: build output above %d bytes: %d bytes dropped, the last %d follow]\n%s",
 		c.max, c.dropped-int64(len(tail)), len(tail), tail)

@@ -152,7 +152,7 @@ func (s *Service) migrate(ctx context.Context, r *run) error {
 	}
 	task := core.TaskSpec{
 		App: r.d.App, Env: r.d.Env, Release: r.d.Release, Name: "migrate", Artifact: spec.Artifact,
-		Command: mg.Command, Environ: spec.Environ, Secrets: spec.Secrets, Timeout: mg.Timeout,
+		Command: mg.Command, Environ: spec.Environ, Secrets: spec.Secrets, Timeout: mg.Timeout, Runtime: spec.Runtime,
 	}
 	out := &limitedBuffer{max: maxTaskOutput, secrets: spec.Secrets}
 	err = s.cfg.Driver.RunTask(ctx, task, out)

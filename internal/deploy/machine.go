@@ -500,7 +500,7 @@ func (s *Service) groupSpec(ctx context.Context, r *run, colour core.Colour) (co
 	return core.GroupSpec{
 		App: r.d.App, Env: r.d.Env, Colour: colour, Release: r.d.Release,
 		Count: r.env.Instances, Artifact: r.art.Ref, Command: r.m.Run.Command,
-		Environ: environ, Secrets: secrets,
+		Environ: environ, Secrets: secrets, Runtime: r.m.RuntimeOptions(r.env),
 	}, nil
 }
 

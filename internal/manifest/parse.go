@@ -4,10 +4,12 @@ import (
 	"cmp"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -61,7 +63,7 @@ func Parse(data []byte) (*Manifest, error) {
 
 // The keys accepted at each level, in documentation order.
 var (
-	rootKeys    = []string{"app", "build", "run", "health", "smoke", "migrate", "verify", "standby_for", "scale_in_delay", "investigate_for", "on_confirm", "stop_grace", "release", "compat", "environments"}
+	rootKeys    = []string{"app", "runtime", "docker", "build", "run", "health", "smoke", "migrate", "verify", "standby_for", "scale_in_delay", "investigate_for", "on_confirm", "stop_grace", "release", "compat", "environments"}
 	buildKeys   = []string{"command", "timeout"}
 	runKeys     = []string{"command", "env"}
 	healthKeys  = []string{"path", "interval", "timeout", "deadline"}
@@ -70,7 +72,9 @@ var (
 	verifyKeys  = []string{"for", "max_error_rate", "min_requests"}
 	releaseKeys = []string{"main", "production", "branch_prefix", "tag_prefix", "signing_key"}
 	compatKeys  = []string{"test", "oldest", "timeout"}
-	envKeys     = []string{"listen", "host", "instances", "from", "env"}
+	envKeys     = []string{"listen", "host", "instances", "from", "env", "docker"}
+	dockerKeys  = []string{"file", "context", "port", "memory", "cpus", "restart", "keep"}
+	envDocker   = []string{"hosts"}
 )
 
 func (d *decoder) manifest(root *yaml.Node) *Manifest {
@@ -80,15 +84,19 @@ func (d *decoder) manifest(root *yaml.Node) *Manifest {
 		d.Fail(r.Get("app").Line(), "app", "%q: use lower-case letters, digits, '-' or '_'", m.App)
 	}
 
+	m.Runtime = d.oneOf(r.Get("runtime"), "runtime", DefaultRuntime, RuntimeProcess, RuntimeDocker)
+	docker := m.Runtime == RuntimeDocker
+	m.Docker = d.docker(r.Get("docker"), docker)
+
 	b := d.Mapping(r.Get("build"), "build", "{command: go build -o bin/app .}", buildKeys...)
 	m.Build = Build{Command: d.argv(b.Get("command"), "build.command"), Timeout: d.duration(b.Get("timeout"), "build.timeout", DefaultBuildTimeout)}
-	if len(m.Build.Command) == 0 {
+	if len(m.Build.Command) == 0 && !docker { // an image may be built by its Dockerfile alone
 		d.Fail(cmp.Or(b.Get("command").Line(), b.Line), "build.command", "is required (for example: go build -o bin/app .)")
 	}
 
 	run := d.Mapping(r.Get("run"), "run", "{command: bin/app}", runKeys...)
 	m.Run = Run{Command: d.argv(run.Get("command"), "run.command"), Env: d.env(run.Get("env"), "run.env")}
-	if len(m.Run.Command) == 0 {
+	if len(m.Run.Command) == 0 && !docker { // a container runs its image's entrypoint
 		d.Fail(cmp.Or(run.Get("command").Line(), run.Line), "run.command", "is required (for example: bin/app, or [sh, -c, 'exec app --port \"$PORT\"'])")
 	}
 
@@ -119,7 +127,101 @@ func (d *decoder) manifest(root *yaml.Node) *Manifest {
 		m.Compat = d.compat(e)
 	}
 	m.Environments = d.environments(r.Get("environments"))
+	if !docker {
+		for _, e := range m.Environments {
+			if len(e.DockerHosts) > 0 {
+				d.Fail(r.Get("environments").Line(), "environments."+e.Name+".docker.hosts", "is for runtime docker (this manifest's runtime is %s)", m.Runtime)
+			}
+		}
+	}
 	return m
+}
+
+// docker decodes the docker section; given for another runtime, it is an
+// error (it would be silently ignored).
+func (d *decoder) docker(e yamlfield.Entry, isDocker bool) Docker {
+	dk := Docker{File: DefaultDockerfile, Context: DefaultDockerContext, Port: DefaultDockerPort, Restart: DefaultDockerRestart, Keep: DefaultDockerKeep}
+	if !e.Given() {
+		return dk
+	}
+	if !isDocker {
+		d.Fail(e.Line(), "docker", "is for runtime docker: add runtime: docker, or remove this section")
+		return dk
+	}
+	f := d.Mapping(e, "docker", "{file: Dockerfile, port: 8080}", dockerKeys...)
+	at := func(k string) (yamlfield.Entry, string) { return f.Get(k), "docker." + k }
+	if en, p := at("file"); en.Given() {
+		dk.File = d.relPath(en, p)
+	}
+	if en, p := at("context"); en.Given() {
+		dk.Context = d.relPath(en, p)
+	}
+	en, p := at("port")
+	dk.Port = d.Integer(en, p, DefaultDockerPort, 1, 65535)
+	en, p = at("memory")
+	dk.Memory = d.bytes(en, p)
+	en, p = at("cpus")
+	if n, ok := d.Scalar(en, p, "a number of CPUs, e.g. 0.5"); ok {
+		var v float64
+		if (n.Tag != "!!float" && n.Tag != "!!int") || n.Decode(&v) != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+			d.Fail(n.Line, p, "%q is not a number of CPUs (for example 0.5 or 2)", n.Value)
+		} else if v <= 0 || v > 1024 {
+			d.Fail(n.Line, p, "%s is out of range: want more than 0 and at most 1024 (leave it out for no limit)", n.Value)
+		} else {
+			dk.CPUs = v
+		}
+	}
+	en, p = at("restart")
+	dk.Restart = d.oneOf(en, p, DefaultDockerRestart, "no", "on-failure", "unless-stopped", "always")
+	en, p = at("keep")
+	dk.Keep = d.Integer(en, p, DefaultDockerKeep, 1, MaxDockerKeep)
+	return dk
+}
+
+// relPath decodes a path inside the repository: relative, without ..
+func (d *decoder) relPath(e yamlfield.Entry, path string) string {
+	s := d.Str(e, path)
+	clean := filepath.ToSlash(filepath.Clean(s))
+	if s == "" || filepath.IsAbs(s) || clean == ".." || strings.HasPrefix(clean, "../") {
+		d.Fail(e.Line(), path, "%q: want a path inside the repository, relative to its root (for example: . or docker/Dockerfile)", s)
+		return ""
+	}
+	return clean
+}
+
+// byteUnits are the suffixes bytes accepts, as Docker writes them (binary).
+var byteUnits = map[string]int64{"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30}
+
+var byteSize = regexp.MustCompile(`^([0-9]+)\s*([a-zA-Z]*)$`)
+
+// bytes decodes an optional size such as 256m or 1g (binary units, as
+// Docker reads them); absent, it is 0 (no limit). Docker refuses less than
+// 6 MiB for a container.
+func (d *decoder) bytes(e yamlfield.Entry, path string) int64 {
+	const want = "a size such as 256m or 1g"
+	n, ok := d.Scalar(e, path, want)
+	if !ok {
+		return 0
+	}
+	m := byteSize.FindStringSubmatch(strings.TrimSpace(n.Value))
+	unit, known := int64(0), false
+	if m != nil {
+		unit, known = byteUnits[strings.ToLower(m[2])]
+	}
+	if !known {
+		d.Fail(n.Line, path, "%q is not %s (units: b, k, m, g)", n.Value, want)
+		return 0
+	}
+	v, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil || v > (1<<50)/unit {
+		d.Fail(n.Line, path, "%q is too large", n.Value)
+		return 0
+	}
+	if v*unit < 6<<20 {
+		d.Fail(n.Line, path, "%q is less than the 6m Docker allows a container", n.Value)
+		return 0
+	}
+	return v * unit
 }
 
 // validPath says whether p can be sent as an HTTP request path.
@@ -335,12 +437,47 @@ func (d *decoder) environments(e yamlfield.Entry) []Environment {
 		env.From = d.Str(fe, fp)
 		ve, vp := at("env")
 		env.Env = d.env(ve, vp)
+		env.DockerHosts = d.dockerHosts(at("docker"))
 		position[name] = len(out)
 		fromLines[name], listenLines[name] = fe.Line(), le.Line()
 		out = append(out, env)
 	}
 	d.listenConflicts(out, listenLines)
 	d.promotionChain(out, position, fromLines)
+	return out
+}
+
+// dockerHosts decodes an environment's docker: {hosts: [a, b]}: names of
+// Docker hosts the server defines (--docker-host NAME=ADDRESS).
+func (d *decoder) dockerHosts(e yamlfield.Entry, path string) []string {
+	f := d.Mapping(e, path, "{hosts: [web-1, web-2]}", envDocker...)
+	he := f.Get("hosts")
+	n := yamlfield.Deref(he.Val)
+	if yamlfield.IsNull(n) {
+		return nil
+	}
+	p := path + ".hosts"
+	if n.Kind != yaml.SequenceNode {
+		d.Fail(n.Line, p, "want a list of host names, not %s (for example: [web-1, web-2])", yamlfield.KindName(n))
+		return nil
+	}
+	var out []string
+	for i, c := range n.Content {
+		c = yamlfield.Deref(c)
+		ip := fmt.Sprintf("%s[%d]", p, i)
+		if c.Kind != yaml.ScalarNode || core.ValidateName("host", c.Value) != nil {
+			d.Fail(c.Line, ip, "%q is not a host name: use lower-case letters, digits, '-' or '_' (the names given to --docker-host)", c.Value)
+			continue
+		}
+		if slices.Contains(out, c.Value) {
+			d.Fail(c.Line, ip, "%s is listed twice", c.Value)
+			continue
+		}
+		out = append(out, c.Value)
+	}
+	if len(out) > MaxDockerHosts {
+		d.Fail(n.Line, p, "%d hosts: at most %d", len(out), MaxDockerHosts)
+	}
 	return out
 }
 

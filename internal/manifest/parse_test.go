@@ -62,7 +62,7 @@ func TestParseErrorsNameFieldAndLine(t *testing.T) {
 	for _, tc := range []struct {
 		name, yaml, want string
 	}{
-		{"unknown key", "bogus: 1\n" + good, "cutover.yml:1: bogus: unknown field (known: app, build"},
+		{"unknown key", "bogus: 1\n" + good, "cutover.yml:1: bogus: unknown field (known: app, runtime, docker, build"},
 		{"missing build", "run: {command: x}\nenvironments: {s: {listen: 127.0.0.1:1}}\n", "build.command: is required"},
 		{"bad listen", strings.Replace(good, "127.0.0.1:8081", "nowhere", 1), "cutover.yml:13: environments.staging.listen: \"nowhere\" is not host:port"},
 		{"instances out of range", strings.Replace(good, "instances: 2", "instances: 65", 1), "environments.production.instances: 65 is out of range"},

@@ -2,7 +2,11 @@
 // app's repository that tells cutover how to build, run, check and promote it.
 package manifest
 
-import "time"
+import (
+	"time"
+
+	"github.com/cutover/cutover/internal/core"
+)
 
 // FileName is the manifest's name at the repository root.
 const FileName = "cutover.yml"
@@ -33,6 +37,21 @@ const (
 	DefaultBranchPrefix   = "stages/rc-"
 	DefaultTagPrefix      = "v"
 	DefaultCompatTimeout  = 5 * time.Minute
+
+	DefaultRuntime       = "process"
+	DefaultDockerfile    = "Dockerfile"
+	DefaultDockerContext = "."
+	DefaultDockerPort    = 8080
+	DefaultDockerRestart = "unless-stopped"
+	DefaultDockerKeep    = 5 // releases per environment whose images and stopped containers stay
+	MaxDockerKeep        = 100
+	MaxDockerHosts       = 16
+)
+
+// Runtimes (the runtime key).
+const (
+	RuntimeProcess = "process"
+	RuntimeDocker  = "docker"
 )
 
 // What to do with the standby colour when a person confirms a live release.
@@ -43,9 +62,13 @@ const (
 
 // Manifest is a parsed and validated cutover.yml with defaults applied.
 type Manifest struct {
-	App   string `yaml:"app"` // optional; informational
-	Build Build  `yaml:"build"`
-	Run   Run    `yaml:"run"`
+	App string `yaml:"app"` // optional; informational
+	// Runtime is where instances run: process (local child processes,
+	// the default) or docker (an image built per commit, containers).
+	Runtime string `yaml:"runtime"`
+	Docker  Docker `yaml:"docker"` // for runtime docker
+	Build   Build  `yaml:"build"`
+	Run     Run    `yaml:"run"`
 	// Health is the gate an instance must pass before it gets traffic.
 	Health  Health   `yaml:"health"`
 	Smoke   []Smoke  `yaml:"smoke"`
@@ -65,6 +88,18 @@ type Manifest struct {
 	Compat *Compat `yaml:"compat"`
 	// Environments in promotion order; Env(name) finds one.
 	Environments []Environment `yaml:"-"`
+}
+
+// Docker says how an app with runtime docker is built into an image and
+// run as containers. Hosts are per environment (Environment.Docker).
+type Docker struct {
+	File    string  `yaml:"file"`    // the Dockerfile, relative to Context (default Dockerfile)
+	Context string  `yaml:"context"` // the build context, relative to the repository root after build.command ran (default .)
+	Port    int     `yaml:"port"`    // the port the app listens on in its container; PORT is set to it (default 8080)
+	Memory  int64   `yaml:"memory"`  // bytes (written 256m, 1g); 0 = no limit
+	CPUs    float64 `yaml:"cpus"`    // 0 = no limit
+	Restart string  `yaml:"restart"` // the engine's restart policy: no, on-failure, unless-stopped (default), always
+	Keep    int     `yaml:"keep"`    // releases per environment whose images and stopped containers are kept (default 5)
 }
 
 // Build says how to turn a clean checkout of a commit into an artifact.
@@ -135,6 +170,18 @@ type Environment struct {
 	Instances int               `yaml:"instances"` // default 1
 	From      string            `yaml:"from"`      // the environment it promotes from
 	Env       map[string]string `yaml:"env"`
+	// DockerHosts names the Docker hosts (defined on the server with
+	// --docker-host) a colour starts on, all of them; empty = the default.
+	DockerHosts []string `yaml:"-"`
+}
+
+// RuntimeOptions returns the runtime options of environment e for a driver.
+func (m *Manifest) RuntimeOptions(e Environment) core.RuntimeOptions {
+	if m.Runtime != RuntimeDocker {
+		return core.RuntimeOptions{Kind: core.RuntimeProcess}
+	}
+	return core.RuntimeOptions{Kind: core.RuntimeDocker, Hosts: e.DockerHosts, Port: m.Docker.Port,
+		Memory: m.Docker.Memory, CPUs: m.Docker.CPUs, Restart: m.Docker.Restart}
 }
 
 // Env returns the named environment.

@@ -114,7 +114,7 @@ func TestParseRefusesWrongValues(t *testing.T) {
 		{"verify key swapped", verify, "verify: {fro: 2s}", "verify.fro: unknown field; did you mean for?"},
 		{"release key misspelt", "app: hello", "app: hello\nrelease: {tag_prefx: v}", "release.tag_prefx: unknown field; did you mean tag_prefix?"},
 		{"migrate key misspelt", "migrate: {command: bin/hello migrate}", "migrate: {comand: bin/hello migrate}", "migrate.comand: unknown field; did you mean command?"},
-		{"unknown far", "app: hello", "app: hello\nxyzzy: 1", "xyzzy: unknown field (known: app, build, run"},
+		{"unknown far", "app: hello", "app: hello\nxyzzy: 1", "xyzzy: unknown field (known: app, runtime, docker, build, run"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(edit(t, tc.old, tc.new)))
