@@ -159,6 +159,14 @@ type Driver interface {
 	Exited(ctx context.Context, in core.Instance) (status string, exited bool)
 }
 
+// Pruner is implemented by drivers whose stopped instances leave things
+// behind (containers and images on Docker hosts). The retention calls it
+// for each app with the artifacts that must stay: what belongs to any
+// other artifact of the app may go.
+type Pruner interface {
+	Prune(ctx context.Context, app string, keep func(artifactRef string) bool) (removed int, err error)
+}
+
 // Router is the traffic switch the deploy machine drives (internal/proxy
 // behind an adapter).
 type Router interface {
@@ -205,6 +213,14 @@ type Builder interface {
 	// Remove deletes an artifact's files (the retention collects
 	// artifacts no rollback can target any more).
 	Remove(ctx context.Context, a core.Artifact) error
+}
+
+// ArtifactChecker is implemented by builders whose artifacts can vanish
+// outside cutover (an image pruned from every host and deleted from the
+// registry). A deployment of an earlier release (a rollback) asks first,
+// so one whose artifact is gone is refused before traffic moves.
+type ArtifactChecker interface {
+	Available(ctx context.Context, a core.Artifact) error
 }
 
 // Source answers questions about an app's repository (internal/gitx).

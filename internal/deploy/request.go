@@ -78,10 +78,17 @@ func (s *Service) Deploy(ctx context.Context, req DeployRequest) (core.Deploymen
 		if rel.Env != req.Env {
 			return core.Deployment{}, fmt.Errorf("%w: release %s was made for environment %q, not %q", core.ErrInvalid, rel.Label(), rel.Env, req.Env)
 		}
-		if _, m, err := s.manifestFor(ctx, app.Name, rel); err != nil {
+		a, m, err := s.manifestFor(ctx, app.Name, rel)
+		if err != nil {
 			return core.Deployment{}, err
-		} else if _, ok := m.Env(req.Env); !ok {
+		}
+		if _, ok := m.Env(req.Env); !ok {
 			return core.Deployment{}, fmt.Errorf("%w: env %q is not in %s of %s (environments: %s)", core.ErrNotFound, req.Env, manifest.FileName, rel.Label(), envNames(m))
+		}
+		if c, ok := s.cfg.Builder.(ArtifactChecker); ok && live != rel.Number {
+			if err := c.Available(ctx, a); err != nil {
+				return core.Deployment{}, fmt.Errorf("%w: %s cannot run: %v; deploy commit %s again to rebuild it", core.ErrNotFound, rel.Label(), err, core.ShortSHA(rel.SHA))
+			}
 		}
 		if live == rel.Number && s.degraded(ctx, state) == "" {
 			return s.recordNoop(ctx, req, rel)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/internal/core"
+	"github.com/cutover/cutover/internal/manifest"
 )
 
 // Artifact retention: every commit's export costs disk (42 MB for a real
@@ -41,6 +42,7 @@ func (s *Service) CollectArtifacts(ctx context.Context) ([]core.Artifact, error)
 	}
 	var removed []core.Artifact
 	for _, app := range apps {
+		keep := s.keepFor(ctx, app.Name, keep)
 		protected, err := s.protectedCommits(ctx, app.Name, keep, unfinished)
 		if err != nil {
 			return removed, fmt.Errorf("retention of %s: %w", app.Name, err)
@@ -50,12 +52,15 @@ func (s *Service) CollectArtifacts(ctx context.Context) ([]core.Artifact, error)
 			return removed, err
 		}
 		var gone []string
+		kept := map[string]bool{}
 		for i, a := range arts { // newest first
 			if i < keep || protected[a.SHA] {
+				kept[a.Ref] = true
 				continue
 			}
 			if err := s.cfg.Builder.Remove(ctx, a); err != nil {
 				s.log.Error("collect artifact", "app", app.Name, "sha", a.SHA, "err", err)
+				kept[a.Ref] = true
 				continue
 			}
 			if err := s.cfg.Store.DeleteArtifact(ctx, app.Name, a.SHA); err != nil {
@@ -64,12 +69,38 @@ func (s *Service) CollectArtifacts(ctx context.Context) ([]core.Artifact, error)
 			removed = append(removed, a)
 			gone = append(gone, core.ShortSHA(a.SHA))
 		}
+		if p, ok := s.cfg.Driver.(Pruner); ok && len(arts) < MaxHistoryLimit {
+			// Stopped containers and images of collected artifacts; with a
+			// full page of artifacts some kept ones were not listed, so
+			// nothing is pruned by artifact until fewer remain.
+			if n, err := p.Prune(ctx, app.Name, func(ref string) bool { return kept[ref] }); err != nil {
+				s.log.Error("prune runtime leftovers", "app", app.Name, "err", err)
+			} else if n > 0 {
+				s.log.Info("pruned runtime leftovers", "app", app.Name, "removed", n)
+			}
+		}
 		if len(gone) > 0 {
 			s.emit(ctx, core.Event{App: app.Name, Type: core.EventArtifactsCollected, Actor: "cutover", Reason: strings.Join(gone, ", "),
 				Message: fmt.Sprintf("collected %d artifact(s) no rollback can target any more (keeping %d per environment): %s", len(gone), keep, strings.Join(gone, ", "))})
 		}
 	}
 	return removed, nil
+}
+
+// keepFor is how many rollback targets per environment keep their
+// artifacts for app: its manifest's docker.keep for runtime docker (images
+// and stopped containers cost disk on every host), else the server's
+// setting. The newest artifact's manifest decides.
+func (s *Service) keepFor(ctx context.Context, app string, def int) int {
+	arts, err := s.cfg.Store.ListArtifacts(ctx, app, 1)
+	if err != nil || len(arts) == 0 {
+		return def
+	}
+	m, err := s.cfg.Builder.Manifest(ctx, arts[0])
+	if err != nil || m.Runtime != manifest.RuntimeDocker {
+		return def
+	}
+	return m.Docker.Keep
 }
 
 // protectedCommits lists the commits of app whose artifacts must stay.
