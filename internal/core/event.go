@@ -54,6 +54,8 @@ const (
 	EventReleaseCut       EventType = "release.cut"
 	EventReleaseFinished  EventType = "release.finished"
 	EventReleaseAbandoned EventType = "release.abandoned"
+	EventImageTagged      EventType = "image.tagged"     // a release tag was added to the image of its commit
+	EventImageTagFailed   EventType = "image.tag_failed" // the release stands; its image lacks the tag
 	EventCompatRaised     EventType = "compat.oldest_raised"
 	EventCheckRecorded    EventType = "check.recorded"
 

@@ -288,7 +288,20 @@ func (s *Service) recordFinished(ctx context.Context, w *workspace, c core.Candi
 	if err := s.cfg.Store.UpdateCandidate(ctx, c); err != nil {
 		return c, fmt.Errorf("record %s finished: %w (the refs are pushed; rerun finish to record it)", c.Label(), err)
 	}
-	s.emit(ctx, core.Event{App: c.App, Type: core.EventReleaseFinished, Message: fmt.Sprintf("%s released: %s at %s, tagged %s", title(c), w.lines.Production, core.ShortSHA(c.Head), tag)})
+	s.emit(ctx, core.Event{App: c.App, Type: core.EventReleaseFinished, SHA: c.Head, Reason: tag, Message: fmt.Sprintf("%s released: %s at %s, tagged %s", title(c), w.lines.Production, core.ShortSHA(c.Head), tag)})
+	if s.cfg.Tagger != nil {
+		// The git tag is the release; the image tag follows it. A failure
+		// is said on the timeline and does not undo the release.
+		switch tagged, err := s.cfg.Tagger.TagArtifact(ctx, c.App, c.Head, tag); {
+		case err != nil:
+			s.log.Error("tag the release's artifact", "app", c.App, "sha", c.Head, "tag", tag, "err", err)
+			s.emit(ctx, core.Event{App: c.App, Type: core.EventImageTagFailed, SHA: c.Head, Reason: tag,
+				Message: fmt.Sprintf("%s: the image of %s was not tagged %s: %v", title(c), core.ShortSHA(c.Head), tag, err)})
+		case tagged != "":
+			s.emit(ctx, core.Event{App: c.App, Type: core.EventImageTagged, SHA: c.Head, Reason: tag,
+				Message: fmt.Sprintf("%s: image %s tagged %s", title(c), tagged, tag)})
+		}
+	}
 	return c, nil
 }
 

@@ -47,6 +47,18 @@ type Config struct {
 	Now     func() time.Time
 	// Publisher records timeline events (may be nil).
 	Publisher Publisher
+	// Tagger adds a finished release's tag to the artifact of its commit
+	// (an image in a registry); nil for none.
+	Tagger Tagger
+}
+
+// Tagger adds a release tag (rc-112, v2.4.5) to what was built from a
+// commit: a container image's digest gets the tag beside its SHA tag, and
+// TagArtifact returns the tagged image ("" when the commit has no image:
+// not built, or not runtime docker). Adding a tag that already names the
+// same image is a no-op; one that names another is refused.
+type Tagger interface {
+	TagArtifact(ctx context.Context, app, sha, tag string) (tagged string, err error)
 }
 
 // Service runs release operations; one at a time per app.
