@@ -29,7 +29,21 @@ type HelloOptions struct {
 	// CompatOldest, when set, adds the backwards-compatibility gate:
 	// compat/ of the tag v<CompatOldest> runs before each promotion.
 	CompatOldest string
+	// Docker makes it a runtime docker app: a static binary built on the
+	// host, copied into a FROM scratch image (nothing is pulled), with
+	// production on DockerHosts (empty: the default host) and DockerKeep
+	// releases' images kept per environment (0: the default).
+	Docker      bool
+	DockerHosts []string
+	DockerKeep  int
 }
+
+// HelloDockerfile is the hello app's image: its static binary alone.
+const HelloDockerfile = `# The hello app's image: the static binary built by build.command, alone.
+FROM scratch
+COPY bin/hello /hello
+ENTRYPOINT ["/hello"]
+`
 
 // WriteHello writes the hello app (sources, go.mod and a cutover.yml built
 // from opt) into dir, creating it. It does not touch git.
@@ -80,6 +94,9 @@ func WriteHello(dir string, opt HelloOptions) error {
 		".gitignore":  "/bin/\n",
 		"cutover.yml": helloManifest(opt),
 	}
+	if opt.Docker {
+		files["Dockerfile"] = HelloDockerfile
+	}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
 			return fmt.Errorf("write hello app: %w", err)
@@ -93,7 +110,7 @@ func helloManifest(o HelloOptions) string {
 	if o.CompatOldest != "" {
 		compat = fmt.Sprintf("compat:\n  test: go run ./compat\n  oldest: %s\n  timeout: 2m\n", o.CompatOldest)
 	}
-	return compat + fmt.Sprintf(`# cutover.yml for the hello example app (written by examples.WriteHello).
+	head := `# cutover.yml for the hello example app (written by examples.WriteHello).
 app: hello
 build:
   command: go build -o bin/hello .
@@ -102,7 +119,34 @@ run:
   command: bin/hello
   env:
     GREETING: hello
-health:
+`
+	migrate := "bin/hello migrate"
+	prodDocker := ""
+	if o.Docker {
+		keep := ""
+		if o.DockerKeep > 0 {
+			keep = fmt.Sprintf("\n  keep: %d", o.DockerKeep)
+		}
+		// netgo and osusergo: a static binary for a FROM scratch image.
+		head = `# cutover.yml for the hello example app on Docker (written by examples.WriteHello).
+app: hello
+runtime: docker
+docker:
+  file: Dockerfile
+  port: 8080` + keep + `
+build:
+  command: go build -tags netgo,osusergo -trimpath -o bin/hello .
+  timeout: 2m
+run:
+  env:
+    GREETING: hello
+`
+		migrate = "[/hello, migrate]"
+		if len(o.DockerHosts) > 0 {
+			prodDocker = "\n    docker:\n      hosts: [" + strings.Join(o.DockerHosts, ", ") + "]"
+		}
+	}
+	return compat + head + fmt.Sprintf(`health:
   path: /up
   interval: 100ms
   timeout: 1s
@@ -113,7 +157,7 @@ smoke:
     status: 200
     body_contains: " from v"
 migrate:
-  command: bin/hello migrate
+  command: %s
   timeout: 30s
 verify:
   for: %s
@@ -128,6 +172,6 @@ environments:
   production:
     listen: %s
     instances: %d
-    from: staging
-`, o.HealthDeadline, o.Verify, o.StandbyFor, o.InvestigateFor, o.StagingListen, o.ProductionListen, o.ProductionInstances)
+    from: staging%s
+`, o.HealthDeadline, migrate, o.Verify, o.StandbyFor, o.InvestigateFor, o.StagingListen, o.ProductionListen, o.ProductionInstances, prodDocker)
 }
