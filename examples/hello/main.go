@@ -1,11 +1,13 @@
 // Command hello is the example app deployed by `cutover demo` and the
-// end-to-end tests. It listens on 127.0.0.1:$PORT.
+// end-to-end tests. It listens on $HOST:$PORT (HOST defaults to 127.0.0.1;
+// in a container it is 0.0.0.0, so the published port reaches it).
 package main
 
 import (
 	"context"
 	"fmt"
 	"log"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -26,7 +28,11 @@ func main() {
 	if port == "" {
 		port = "8080"
 	}
-	srv := &http.Server{Addr: "127.0.0.1:" + port, Handler: newApp(time.Now()), ReadHeaderTimeout: 10 * time.Second}
+	host := os.Getenv("HOST")
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	srv := &http.Server{Addr: net.JoinHostPort(host, port), Handler: newApp(time.Now()), ReadHeaderTimeout: 10 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	go func() {
