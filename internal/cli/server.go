@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cutover/cutover/internal/deploy"
+	"github.com/cutover/cutover/internal/image"
 	"github.com/cutover/cutover/internal/notify"
 	"github.com/cutover/cutover/internal/server"
 )
@@ -24,6 +25,9 @@ func newServerCmd() *cobra.Command {
 	var smtpAddr, smtpFrom, smtpUser string
 	var smtpRequireTLS bool
 	var notifyRetryFor time.Duration
+	var useDocker, registryInsecure bool
+	var dockerHosts []string
+	var registryRepo, registryUser string
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the control plane: API, deploy machine and embedded proxies",
@@ -65,11 +69,27 @@ refuse changes with a message naming the active server, and take over within
 			case smtpFrom != "" || smtpUser != "":
 				return usagef("--smtp-from and --smtp-user need --smtp-addr HOST:PORT")
 			}
+			dk := server.Docker{Off: !useDocker}
+			for _, h := range dockerHosts {
+				host, err := server.ParseDockerHost(h)
+				if err != nil {
+					return usagef("%v", err)
+				}
+				dk.Hosts = append(dk.Hosts, host)
+			}
+			if registryRepo != "" {
+				if err := server.CheckRegistryRepo(registryRepo); err != nil {
+					return usagef("%v", err)
+				}
+				dk.Registry = image.Registry{Repo: registryRepo, Username: registryUser, Password: os.Getenv("CUTOVER_REGISTRY_PASSWORD"), Insecure: registryInsecure}
+			} else if registryUser != "" || registryInsecure {
+				return usagef("--registry-user and --registry-insecure need --registry HOST[:PORT]/PATH")
+			}
 			srv, err := server.Open(ctx, server.Config{
 				DataDir: dataDir, Listen: listen, Logger: log, Token: os.Getenv("CUTOVER_TOKEN"),
 				ProxyAdmin: proxyAdmin, ProxyToken: os.Getenv("CUTOVER_PROXY_TOKEN"), DatabaseURL: database,
 				Driver: driver, Name: name, LeaseTTL: leaseTTL, KeepReleases: keepReleases,
-				AllowPrivateNotify: allowPrivateNotify, SMTP: relay, NotifyRetryFor: notifyRetryFor,
+				AllowPrivateNotify: allowPrivateNotify, SMTP: relay, NotifyRetryFor: notifyRetryFor, Docker: dk,
 			})
 			if err != nil {
 				return err
@@ -93,7 +113,12 @@ refuse changes with a message naming the active server, and take over within
 	cmd.Flags().StringVar(&listen, "listen", server.DefaultListen, "API address (keep it on loopback or behind TLS)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	cmd.Flags().StringVar(&database, "database", os.Getenv("CUTOVER_DATABASE"), "PostgreSQL URL (postgres://...) instead of SQLite in the data dir, for several servers sharing one database (env CUTOVER_DATABASE)")
-	cmd.Flags().StringVar(&driver, "driver", server.DriverProcess, "runtime that runs instances: process (local child processes)")
+	cmd.Flags().StringVar(&driver, "driver", server.DriverProcess, "the default runtime: process (local child processes); an app's manifest chooses its own (runtime: docker)")
+	cmd.Flags().BoolVar(&useDocker, "docker", true, "run apps whose manifest says runtime: docker, on the engines of --docker-host (the engine at DOCKER_HOST or the default socket when none is given); --docker=false turns it off")
+	cmd.Flags().StringArrayVar(&dockerHosts, "docker-host", nil, "a Docker engine by name, NAME=ADDRESS[,publish=IP] (unix:///PATH, tcp://HOST:PORT, ssh://USER@HOST); repeat for several; environments list names in docker.hosts; the first builds images")
+	cmd.Flags().StringVar(&registryRepo, "registry", "", "OCI registry repository images are pushed to and pulled from, HOST[:PORT]/PATH (images are PATH/APP, tagged with the commit SHA); none keeps images on the engines")
+	cmd.Flags().StringVar(&registryUser, "registry-user", "", "registry user; the password is read from env CUTOVER_REGISTRY_PASSWORD")
+	cmd.Flags().BoolVar(&registryInsecure, "registry-insecure", false, "speak plain HTTP to the registry (loopback registries always may)")
 	cmd.Flags().StringVar(&name, "name", "", "this server's name in the lease and in locks (default HOST:DATA_DIR); a restart with the same name takes over at once")
 	cmd.Flags().DurationVar(&leaseTTL, "lease-ttl", server.DefaultLeaseTTL, "how long the server lease lasts unrenewed: how soon a standby takes over from a dead server")
 	cmd.Flags().BoolVar(&allowPrivateNotify, "allow-private-notify", false, "let notifications reach loopback, link-local and private addresses (refused by default: a subscription could otherwise probe the server's own network)")

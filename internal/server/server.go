@@ -24,7 +24,6 @@ import (
 	"github.com/cutover/cutover/internal/build"
 	"github.com/cutover/cutover/internal/core"
 	"github.com/cutover/cutover/internal/deploy"
-	"github.com/cutover/cutover/internal/driver/process"
 	"github.com/cutover/cutover/internal/gitx"
 	"github.com/cutover/cutover/internal/notify"
 	"github.com/cutover/cutover/internal/proxy"
@@ -94,6 +93,8 @@ type Config struct {
 	// AllowPrivateNotify lets notifications reach loopback, link-local and
 	// private addresses (--allow-private-notify); refused by default (SSRF).
 	AllowPrivateNotify bool
+	// Docker configures the docker runtime: hosts and registry.
+	Docker Docker
 	// SMTP is the relay of email notifications (--smtp-addr); nil refuses
 	// email subscriptions.
 	SMTP *notify.SMTP
@@ -142,14 +143,15 @@ type Server struct {
 	// NewToken is set when the token was created by this start (print it once).
 	NewToken bool
 
-	cfg    Config
-	ln     net.Listener
-	http   *http.Server
-	router *Router // embedded proxies; nil with a remote proxy
-	store  *sqlstore.Store
-	driver deploy.Driver
-	log    *slog.Logger
-	notify *notify.Notifier
+	cfg      Config
+	ln       net.Listener
+	http     *http.Server
+	router   *Router // embedded proxies; nil with a remote proxy
+	store    *sqlstore.Store
+	driver   deploy.Driver
+	runtimes *runtimes
+	log      *slog.Logger
+	notify   *notify.Notifier
 	// stopNotify stops the notifier's goroutine, which runs only while
 	// this server is active.
 	stopNotify func()
@@ -220,9 +222,10 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		Bindings: []core.RoleBinding{{Role: core.RoleAdmin, Apps: core.AnyScope, Envs: core.AnyScope}}}); err != nil {
 		return nil, fmt.Errorf("create the %s user: %w", core.AdminUser, err)
 	}
-	if s.driver, err = openDriver(cfg, log); err != nil {
+	if s.runtimes, err = openRuntimes(ctx, cfg, log); err != nil {
 		return nil, err
 	}
+	s.driver = s.runtimes.driver
 	var router deploy.Router
 	if cfg.ProxyAdmin != "" {
 		if router, err = NewRemoteRouter(cfg.ProxyAdmin, cfg.ProxyToken); err != nil {
@@ -234,6 +237,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	mirrors := &gitx.Mirrors{Dir: filepath.Join(cfg.DataDir, "mirrors")}
 	builder := &build.Builder{Root: filepath.Join(cfg.DataDir, "artifacts"), Logger: log.With("part", "build"), Repos: mirrors}
+	builder.Images, builder.NoImages = s.runtimes.builderImages()
 	s.ln, err = net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
@@ -251,6 +255,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	publisher := &publisher{}
 	s.Release = release.New(release.Config{
 		Store: st, DataDir: filepath.Join(cfg.DataDir, "repos"), Logger: log.With("part", "release"), Publisher: publisher,
+		Tagger: imageTagger{s.runtimes, st},
 	})
 	s.Deploy, err = deploy.New(deploy.Config{
 		Store: st, Driver: s.driver, Router: router, Builder: builder, Source: gitSource{mirrors},
@@ -354,8 +359,8 @@ func (s *Server) closeParts() {
 	if s.router != nil {
 		s.router.Close()
 	}
-	if c, ok := s.driver.(interface{ Close() }); ok {
-		c.Close()
+	if s.runtimes != nil {
+		s.runtimes.Close()
 	}
 	if s.store != nil {
 		s.store.Close()
@@ -455,21 +460,6 @@ func (p *publisher) Publish(ctx context.Context, e core.Event) {
 const (
 	DriverProcess = "process"
 )
-
-// openDriver is the one place that chooses the runtime.
-func openDriver(cfg Config, log *slog.Logger) (deploy.Driver, error) {
-	switch cfg.Driver {
-	case "", DriverProcess:
-		d, err := process.New(process.Config{StateDir: filepath.Join(cfg.DataDir, "instances"), ArtifactRoot: filepath.Join(cfg.DataDir, "artifacts"),
-			Logger: log.With("part", "driver")})
-		if err != nil {
-			return nil, fmt.Errorf("process driver: %w", err)
-		}
-		return d, nil
-	default:
-		return nil, fmt.Errorf("--driver %q: want %s", cfg.Driver, DriverProcess)
-	}
-}
 
 // onPush hands a push received by webhook to continuous delivery, in the
 // background: the webhook is answered at once.
