@@ -35,7 +35,8 @@ type env struct {
 	staging string
 	prod    string
 	opts    examples.HelloOptions
-	dbURL   string // PostgreSQL instead of SQLite when set
+	dbURL   string        // PostgreSQL instead of SQLite when set
+	docker  server.Docker // the docker runtime's hosts and registry
 }
 
 // tick is the deploy machine's lifecycle interval in tests.
@@ -48,11 +49,17 @@ func newEnv(t testing.TB, mutate ...func(*examples.HelloOptions)) *env {
 
 func newEnvOn(t testing.TB, dbURL string, mutate ...func(*examples.HelloOptions)) *env {
 	t.Helper()
+	return newEnvWith(t, &env{dbURL: dbURL}, mutate...)
+}
+
+// newEnvWith sets up e (its dbURL and docker fields given).
+func newEnvWith(t testing.TB, e *env, mutate ...func(*examples.HelloOptions)) *env {
+	t.Helper()
 	if _, err := exec.LookPath("go"); err != nil {
 		t.Skip("go toolchain not on PATH: the example app cannot be built")
 	}
 	dir := t.TempDir()
-	e := &env{t: t, repo: filepath.Join(dir, "repo"), data: filepath.Join(dir, "data"), dbURL: dbURL}
+	e.t, e.repo, e.data = t, filepath.Join(dir, "repo"), filepath.Join(dir, "data")
 	e.staging, e.prod = testutil.ListenAddr(t), testutil.ListenAddr(t)
 	e.opts = examples.HelloOptions{
 		StagingListen: e.staging, ProductionListen: e.prod,
@@ -79,7 +86,7 @@ func newEnvOn(t testing.TB, dbURL string, mutate ...func(*examples.HelloOptions)
 func (e *env) open() {
 	e.t.Helper()
 	srv, err := server.Open(context.Background(), server.Config{
-		DataDir: e.data, Listen: "127.0.0.1:0", TickInterval: tick, DatabaseURL: e.dbURL,
+		DataDir: e.data, Listen: "127.0.0.1:0", TickInterval: tick, DatabaseURL: e.dbURL, Docker: e.docker,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {

@@ -367,6 +367,10 @@ func (s *Server) closeParts() {
 	}
 }
 
+// Instances lists every instance the server's runtimes run (of this
+// server's installation).
+func (s *Server) Instances(ctx context.Context) ([]core.Instance, error) { return s.driver.List(ctx) }
+
 // StopAll stops every instance the server's driver runs (the demo uses it
 // to leave nothing behind).
 func (s *Server) StopAll(ctx context.Context) error {
