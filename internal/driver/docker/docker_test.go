@@ -353,7 +353,7 @@ func TestPrune_CollectsUnkeptAndKeepsKept(t *testing.T) {
 			t.Fatal(err)
 		}
 		*img.id = id
-		t.Cleanup(func() { _, _ = api.ImageRemove(ctx, id, client.ImageRemoveOptions{Force: true}) })
+		t.Cleanup(func() { _, _ = api.ImageRemove(ctx, id, client.ImageRemoveOptions{Force: true, PruneChildren: true}) })
 	}
 	var started []core.Instance
 	for i, ref := range []string{helloID, unkept} {
