@@ -100,7 +100,8 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if len(cfg.Hosts) == 0 {
+	fromEnv := len(cfg.Hosts) == 0
+	if fromEnv {
 		addr := os.Getenv(client.EnvOverrideHost)
 		if addr == "" {
 			addr = client.DefaultDockerHost
@@ -127,7 +128,7 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 		if h.PublishIP == "" {
 			h.PublishIP = DefaultPublishIP
 		}
-		api, err := newClient(h.Address)
+		api, err := newClient(h.Address, fromEnv)
 		if err != nil {
 			d.Close()
 			return nil, fmt.Errorf("docker host %s (%s): %w", h.Name, h.Address, err)
@@ -174,13 +175,18 @@ func (d *Driver) Hosts() []string {
 
 // newClient returns an API client for a DOCKER_HOST style address. API
 // version negotiation is on by default in this client (MinAPIVersion 1.40).
-func newClient(address string) (*client.Client, error) {
+// The default host also takes DOCKER_TLS_VERIFY, DOCKER_CERT_PATH and
+// DOCKER_API_VERSION from the environment, as the docker CLI does.
+func newClient(address string, fromEnv bool) (*client.Client, error) {
 	u, err := url.Parse(address)
 	if err != nil {
 		return nil, fmt.Errorf("%w: address %q: %v", core.ErrInvalid, address, err)
 	}
 	switch u.Scheme {
 	case "unix", "tcp":
+		if fromEnv {
+			return client.New(client.FromEnv, client.WithHost(address))
+		}
 		return client.New(client.WithHost(address))
 	case "ssh":
 		dial, err := sshDialer(u)

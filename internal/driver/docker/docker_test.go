@@ -335,3 +335,74 @@ func waitAnswer(t *testing.T, d *Driver, in core.Instance) core.ProbeResult {
 	})
 	return res
 }
+
+func TestPrune_CollectsUnkeptAndKeepsKept(t *testing.T) {
+	requireEngine(t)
+	t.Parallel()
+	ctx := context.Background()
+	hosts := testHosts(t, "prune")
+	d := newDriver(t, hosts)
+	app := runID + "-prune"
+	var unkept, orphan, keptLabelled string
+	for _, img := range []struct {
+		id   *string
+		name string
+	}{{&unkept, "unkept"}, {&orphan, "orphan"}, {&keptLabelled, "kept"}} {
+		id, err := buildImage(ctx, "cutover-test/hello:"+runID+"-"+img.name, map[string]string{LabelApp: app, "variant": img.name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		*img.id = id
+		t.Cleanup(func() { _, _ = api.ImageRemove(ctx, id, client.ImageRemoveOptions{Force: true, PruneChildren: true}) })
+	}
+	var started []core.Instance
+	for i, ref := range []string{helloID, unkept} {
+		spec := helloSpec(app, 1)
+		spec.Release, spec.Artifact = i+1, ref
+		insts, err := d.Start(ctx, spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		started = append(started, insts...)
+	}
+	running := helloSpec(app, 1)
+	running.Release, running.Artifact = 3, keptLabelled
+	live, err := d.Start(ctx, running)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Stop(ctx, started, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	keep := func(ref string) bool { return ref == helloID || ref == keptLabelled }
+	removed, err := d.Prune(ctx, app, keep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if removed != 3 {
+		t.Errorf("removed %d, want 3 (one container, two images)", removed)
+	}
+	exists := func(id string) bool {
+		_, err := api.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+		return err == nil
+	}
+	if !exists(started[0].Data["container"]) {
+		t.Error("the stopped container of a kept artifact was removed")
+	}
+	if exists(started[1].Data["container"]) {
+		t.Error("the stopped container of an unkept artifact is still there")
+	}
+	if !exists(live[0].Data["container"]) {
+		t.Error("a running container was removed")
+	}
+	for id, want := range map[string]bool{helloID: true, keptLabelled: true, unkept: false, orphan: false} {
+		if has, err := d.HasImage(ctx, id); err != nil || has != want {
+			t.Errorf("image %s present = %v (%v), want %v", shortID(id), has, err, want)
+		}
+	}
+	var logs strings.Builder
+	if err := d.Logs(ctx, started[1], 0, &logs); err == nil {
+		t.Error("logs of a collected container were read")
+	}
+}
