@@ -186,7 +186,7 @@ func TestRegistry_ImmutableTags(t *testing.T) {
 	if !strings.Contains(out.String(), "pushed "+repo+":"+sha) {
 		t.Errorf("output does not tell of the push:\n%s", out.String())
 	}
-	shaTag := mustRef(t, repo + ":" + sha)
+	shaTag := mustRef(t, repo+":"+sha)
 	if d := head(t, shaTag); d != b.Digest {
 		t.Fatalf("registry %s = %s, want %s", shaTag, d, b.Digest)
 	}
