@@ -64,10 +64,12 @@ func (im *Images) Build(ctx context.Context, req BuildRequest, out io.Writer) (B
 	start := time.Now()
 	capped := &cappedWriter{w: out, left: DefaultMaxOutputBytes}
 	err = im.buildOnce(ctx, req.ContextDir, entries, dockerfile, buildTag, labels, capped)
-	if err != nil && strings.Contains(err.Error(), "unknown parent image ID") {
-		// The legacy builder lost a cached parent that a concurrent
-		// removal pruned under it: once more, without that cache entry.
-		fmt.Fprintln(capped, "a cached layer was removed during the build; building again")
+	if err != nil && vanished(err) {
+		// Another client of the engine removed an image the legacy
+		// builder was using (a cached parent, or the new image itself
+		// while it was still untagged: a concurrent prune of dangling
+		// images): once more, mostly from the cache.
+		fmt.Fprintln(capped, "an image was removed from the engine during the build; building again")
 		err = im.buildOnce(ctx, req.ContextDir, entries, dockerfile, buildTag, labels, capped)
 	}
 	if err != nil {
@@ -104,6 +106,14 @@ func (im *Images) Build(ctx context.Context, req BuildRequest, out io.Writer) (B
 		return Built{}, fmt.Errorf("tag image %s as %s: %w", ins.ID, tag, err)
 	}
 	return b, nil
+}
+
+// vanished says whether a build failed because an image it used was
+// removed under it by another client of the engine.
+func vanished(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "unknown parent image ID") ||
+		(strings.Contains(msg, "failed to get digest") && strings.Contains(msg, "no such file or directory"))
 }
 
 // randomSuffix names one build's temporary tag.
