@@ -2,6 +2,8 @@ package image
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/moby/moby/api/types/build"
 	"github.com/moby/moby/client"
@@ -54,11 +57,80 @@ func (im *Images) Build(ctx context.Context, req BuildRequest, out io.Writer) (B
 	labels[LabelCommit] = req.SHA
 	labels[LabelBuilt] = time.Now().UTC().Format(time.RFC3339)
 
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(writeContext(pw, req.ContextDir, entries)) }()
-	defer pr.Close()
-
+	// The build gets a tag of its own; REPO/APP:SHA is given only once
+	// the registry (or, without one, the engine) accepted the image, so a
+	// refused build moves no tag.
+	buildTag := im.Repository(req.App) + ":build-" + core.ShortSHA(req.SHA) + "-" + randomSuffix()
 	start := time.Now()
+	capped := &cappedWriter{w: out, left: DefaultMaxOutputBytes}
+	err = im.buildOnce(ctx, req.ContextDir, entries, dockerfile, buildTag, labels, capped)
+	if err != nil && vanished(err) {
+		// Another client of the engine removed an image the legacy
+		// builder was using (a cached parent, or the new image itself
+		// while it was still untagged: a concurrent prune of dangling
+		// images): once more, mostly from the cache.
+		fmt.Fprintln(capped, "an image was removed from the engine during the build; building again")
+		err = im.buildOnce(ctx, req.ContextDir, entries, dockerfile, buildTag, labels, capped)
+	}
+	if err != nil {
+		_ = im.removeLocal(context.WithoutCancel(ctx), buildTag)
+		return Built{}, fmt.Errorf("%s: %w", tag, err)
+	}
+	// Whatever happens next, the build's own tag goes; the image stays
+	// when REPO/APP:SHA names it.
+	defer func() { _ = im.removeLocal(context.WithoutCancel(ctx), buildTag) }()
+	ins, err := im.cli.ImageInspect(ctx, buildTag)
+	if err != nil {
+		return Built{}, fmt.Errorf("inspect %s after its build: %w", tag, err)
+	}
+	b := Built{Ref: ins.ID, Digest: ins.ID, ImageID: ins.ID, Size: ins.Size}
+	im.log.Info("image built", "app", req.App, "sha", core.ShortSHA(req.SHA), "image", ins.ID, "bytes", ins.Size, "took", time.Since(start).Round(time.Millisecond))
+	if im.reg.Repo == "" {
+		// The engine is the record: its SHA tag does not move either.
+		cur, err := im.cli.ImageInspect(ctx, tag)
+		switch {
+		case err == nil && cur.ID != ins.ID:
+			return Built{}, &TagExistsError{Tag: tag, Existing: cur.ID, New: ins.ID}
+		case err != nil && !cerrdefs.IsNotFound(err):
+			return Built{}, fmt.Errorf("inspect %s: %w", tag, err)
+		}
+	} else {
+		digest, pushed, err := im.push(ctx, tag, ins.ID, out)
+		if err != nil {
+			return Built{}, err
+		}
+		b.Digest, b.Pushed = digest, pushed
+		b.Ref = im.Repository(req.App) + "@" + digest
+	}
+	if _, err := im.cli.ImageTag(ctx, client.ImageTagOptions{Source: ins.ID, Target: tag}); err != nil {
+		return Built{}, fmt.Errorf("tag image %s as %s: %w", ins.ID, tag, err)
+	}
+	return b, nil
+}
+
+// vanished says whether a build failed because an image it used was
+// removed under it by another client of the engine.
+func vanished(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "unknown parent image ID") ||
+		(strings.Contains(msg, "failed to get digest") && strings.Contains(msg, "no such file or directory"))
+}
+
+// randomSuffix names one build's temporary tag.
+func randomSuffix() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// buildOnce sends the context to the engine and follows the build to its
+// end. A failure of the commit's own build (a failing step, a missing COPY
+// source, a Dockerfile the engine cannot parse) is core.ErrBuildFailed
+// with the engine's message; anything else is the engine's.
+func (im *Images) buildOnce(ctx context.Context, dir string, entries []ctxEntry, dockerfile, tag string, labels map[string]string, out io.Writer) error {
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(writeContext(pw, dir, entries)) }()
+	defer pr.Close()
 	res, err := im.cli.ImageBuild(ctx, pr, client.ImageBuildOptions{
 		Tags:        []string{tag},
 		Dockerfile:  dockerfile,
@@ -67,34 +139,16 @@ func (im *Images) Build(ctx context.Context, req BuildRequest, out io.Writer) (B
 		ForceRemove: true,
 		Version:     build.BuilderV1,
 	})
+	if cerrdefs.IsInvalidArgument(err) {
+		fmt.Fprintln(out, "ERROR:", err)
+		return fmt.Errorf("%w: %w", core.ErrBuildFailed, err)
+	}
 	if err != nil {
-		return Built{}, fmt.Errorf("build %s: engine at %s: %w", tag, im.host, err)
+		return fmt.Errorf("engine at %s: %w", im.host, err)
 	}
-	capped := &cappedWriter{w: out, left: DefaultMaxOutputBytes}
-	id, err := readBuildStream(res.Body, capped)
-	_ = res.Body.Close()
-	if err != nil {
-		return Built{}, fmt.Errorf("%w: %s: %w", core.ErrBuildFailed, tag, err)
-	}
-	ins, err := im.cli.ImageInspect(ctx, tag)
-	if err != nil {
-		return Built{}, fmt.Errorf("inspect %s after its build: %w", tag, err)
-	}
-	if id != "" && id != ins.ID {
-		return Built{}, fmt.Errorf("build %s: the engine built %s but the tag names %s (another build of this commit at the same time?)", tag, id, ins.ID)
-	}
-	b := Built{Ref: ins.ID, Digest: ins.ID, ImageID: ins.ID, Size: ins.Size}
-	im.log.Info("image built", "app", req.App, "sha", core.ShortSHA(req.SHA), "image", ins.ID, "bytes", ins.Size, "took", time.Since(start).Round(time.Millisecond))
-	if im.reg.Repo == "" {
-		return b, nil
-	}
-	digest, pushed, err := im.push(ctx, tag, ins.ID, out)
-	if err != nil {
-		return Built{}, err
-	}
-	b.Digest, b.Pushed = digest, pushed
-	b.Ref = im.Repository(req.App) + "@" + digest
-	return b, nil
+	defer res.Body.Close()
+	_, err = readBuildStream(res.Body, out)
+	return err
 }
 
 // buildMessage is one line of the engine's JSON message stream.
@@ -112,7 +166,7 @@ type buildMessage struct {
 
 // readBuildStream copies the build's output to out as text and returns
 // the built image's ID (from the aux message, "" if the engine sent none)
-// or the engine's error.
+// or the engine's message as core.ErrBuildFailed.
 func readBuildStream(r io.Reader, out io.Writer) (string, error) {
 	dec := json.NewDecoder(r)
 	var id string
@@ -127,10 +181,10 @@ func readBuildStream(r io.Reader, out io.Writer) (string, error) {
 		switch {
 		case m.ErrorDetail != nil && m.ErrorDetail.Message != "":
 			fmt.Fprintln(out, "ERROR:", m.ErrorDetail.Message)
-			return "", errors.New(strings.TrimSpace(m.ErrorDetail.Message))
+			return "", fmt.Errorf("%w: %s", core.ErrBuildFailed, strings.TrimSpace(m.ErrorDetail.Message))
 		case m.Error != "":
 			fmt.Fprintln(out, "ERROR:", m.Error)
-			return "", errors.New(strings.TrimSpace(m.Error))
+			return "", fmt.Errorf("%w: %s", core.ErrBuildFailed, strings.TrimSpace(m.Error))
 		case m.Stream != "":
 			io.WriteString(out, m.Stream)
 		case m.Status != "":

@@ -254,6 +254,10 @@ func (im *Images) localImage(ctx context.Context, ref string) (id string, tags [
 		}
 	}
 	repo := repoOf(ref)
+	if repo == "" && ins.Config != nil && ins.Config.Labels[LabelApp] != "" {
+		// An image ID: its tags in its app's repository.
+		repo = im.Repository(ins.Config.Labels[LabelApp])
+	}
 	for _, t := range ins.RepoTags {
 		if repo != "" && repoOf(t) == repo && !strings.HasSuffix(t, ":"+CacheTag) {
 			tags = append(tags, t)
