@@ -70,7 +70,9 @@ func (e *env) liveInstances(envName string) []core.Instance {
 // releases, all under load through the proxies with no failed request.
 func TestDockerReleasePath(t *testing.T) {
 	t.Parallel()
-	e, repo := newDockerEnv(t)
+	// verify long enough for the broken release's errors (from 1 s after
+	// its first request) to be seen.
+	e, repo := newDockerEnv(t, func(o *examples.HelloOptions) { o.Verify = 2 * time.Second })
 	ctx := context.Background()
 
 	e.deploy("staging", core.StateSucceeded)

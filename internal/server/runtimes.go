@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -74,9 +76,28 @@ func CheckRegistryRepo(repo string) error {
 	return nil
 }
 
+// installation names the servers that share one store: containers and
+// images carry it, so installations (and tests) sharing a Docker engine
+// never take each other's containers for orphans. It is a digest of where
+// the store is (the data dir, or the PostgreSQL URL without its
+// password), not a secret.
+func installation(cfg Config) string {
+	where := "sqlite:" + cfg.DataDir
+	if cfg.DatabaseURL != "" {
+		where = cfg.DatabaseURL
+		if u, err := url.Parse(cfg.DatabaseURL); err == nil {
+			u.User = url.User(u.User.Username())
+			where = u.String()
+		}
+	}
+	sum := sha256.Sum256([]byte(where))
+	return hex.EncodeToString(sum[:8])
+}
+
 // runtimes are the drivers a server runs instances with, and the image
 // builder of the docker runtime.
 type runtimes struct {
+	owner    string // the installation's mark on its containers and images
 	driver   deploy.Driver
 	docker   *docker.Driver // nil: the docker runtime is unavailable
 	images   *image.Images
@@ -109,7 +130,7 @@ func openRuntimes(ctx context.Context, cfg Config, log *slog.Logger) (*runtimes,
 	if err != nil {
 		return nil, fmt.Errorf("process driver: %w", err)
 	}
-	r := &runtimes{}
+	r := &runtimes{owner: installation(cfg)}
 	drivers := map[string]deploy.Driver{core.RuntimeProcess: proc}
 	if cfg.Docker.Off {
 		r.noDocker = "the server was started with --docker=false"
@@ -139,7 +160,7 @@ func (r *runtimes) openDocker(ctx context.Context, cfg Docker, log *slog.Logger)
 	if cfg.Registry.Repo != "" {
 		reg.ServerAddress, _, _ = strings.Cut(cfg.Registry.Repo, "/")
 	}
-	d, err := docker.New(ctx, docker.Config{Hosts: cfg.Hosts, Registry: reg, Logger: log.With("part", "docker")})
+	d, err := docker.New(ctx, docker.Config{Hosts: cfg.Hosts, Registry: reg, Logger: log.With("part", "docker"), Owner: r.owner})
 	if err != nil {
 		return err
 	}
@@ -169,7 +190,8 @@ func cmpOr(a, b string) string {
 type imagePort struct{ r *runtimes }
 
 func (p imagePort) BuildImage(ctx context.Context, app, sha, dir, dockerfile string, out io.Writer) (string, string, int64, error) {
-	b, err := p.r.images.Build(ctx, image.BuildRequest{App: app, SHA: sha, ContextDir: dir, Dockerfile: dockerfile}, out)
+	b, err := p.r.images.Build(ctx, image.BuildRequest{App: app, SHA: sha, ContextDir: dir, Dockerfile: dockerfile,
+		Labels: map[string]string{docker.LabelOwner: p.r.owner}}, out)
 	if err != nil {
 		return "", "", 0, err
 	}

@@ -50,6 +50,7 @@ const (
 	LabelArtifact = "cutover.artifact" // the image reference it was started from
 	LabelHost     = "cutover.host"     // the configured host name that started it
 	LabelTask     = "cutover.task"     // a one-off task's name (migrate)
+	LabelOwner    = "cutover.owner"    // the installation (Config.Owner) whose containers these are
 )
 
 // Host is one Docker Engine the driver runs containers on.
@@ -76,6 +77,11 @@ type Config struct {
 	Hosts    []Host
 	Registry Registry
 	Logger   *slog.Logger
+	// Owner names the installation (one database of cutover servers):
+	// its containers carry it, and List and Prune see no other's, so two
+	// installations (or tests) sharing an engine never stop each other's
+	// containers as orphans. "" is an installation of its own.
+	Owner string
 }
 
 // engine is a configured host and its API client.

@@ -90,7 +90,7 @@ func (d *Driver) Prune(ctx context.Context, app string, keep func(artifactRef st
 func (d *Driver) pruneHost(ctx context.Context, e *engine, app string, keep func(string) bool) (int, error) {
 	removed := 0
 	mine, err := e.api.ContainerList(ctx, client.ContainerListOptions{All: true,
-		Filters: make(client.Filters).Add("label", LabelManaged+"=true", LabelApp+"="+app, LabelHost+"="+e.Name)})
+		Filters: make(client.Filters).Add("label", LabelManaged+"=true", LabelApp+"="+app, LabelHost+"="+e.Name, LabelOwner+"="+d.cfg.Owner)})
 	if err != nil {
 		return 0, err
 	}
@@ -131,7 +131,7 @@ func (d *Driver) pruneHost(ctx context.Context, e *engine, app string, keep func
 		}
 		images[img.ID] = append(images[img.ID], ref)
 	}
-	labelled, err := e.api.ImageList(ctx, client.ImageListOptions{Filters: make(client.Filters).Add("label", LabelApp+"="+app)})
+	labelled, err := e.api.ImageList(ctx, client.ImageListOptions{Filters: make(client.Filters).Add("label", LabelApp+"="+app, LabelOwner+"="+d.cfg.Owner)})
 	if err != nil {
 		return removed, err
 	}
@@ -153,7 +153,7 @@ func (d *Driver) pruneHost(ctx context.Context, e *engine, app string, keep func
 	}
 
 	pruned, err := e.api.ImagePrune(ctx, client.ImagePruneOptions{
-		Filters: make(client.Filters).Add("dangling", "true").Add("label", LabelApp+"="+app)})
+		Filters: make(client.Filters).Add("dangling", "true").Add("label", LabelApp+"="+app, LabelOwner+"="+d.cfg.Owner)})
 	if err != nil {
 		return removed, fmt.Errorf("prune dangling images: %w", err)
 	}

@@ -115,7 +115,7 @@ func (d *Driver) startOne(ctx context.Context, e *engine, spec core.GroupSpec, i
 	labels := map[string]string{
 		LabelManaged: "true", LabelApp: spec.App, LabelEnv: spec.Env, LabelColour: string(spec.Colour),
 		LabelRelease: strconv.Itoa(spec.Release), LabelInstance: strconv.Itoa(index),
-		LabelArtifact: spec.Artifact, LabelHost: e.Name,
+		LabelArtifact: spec.Artifact, LabelHost: e.Name, LabelOwner: d.cfg.Owner,
 	}
 	env := environ(spec.App, spec.Env, spec.Release, spec.Environ, spec.Secrets)
 	env = append(env, "CUTOVER_COLOUR="+string(spec.Colour), "CUTOVER_INSTANCE="+strconv.Itoa(index), "PORT="+port.Port())
@@ -257,7 +257,7 @@ func (d *Driver) List(ctx context.Context) ([]core.Instance, error) {
 	errs := make([]error, len(d.engines))
 	for i, e := range d.engines {
 		wg.Go(func() {
-			f := make(client.Filters).Add("label", LabelManaged+"=true", LabelHost+"="+e.Name).Add("status", "running", "restarting")
+			f := make(client.Filters).Add("label", LabelManaged+"=true", LabelHost+"="+e.Name, LabelOwner+"="+d.cfg.Owner).Add("status", "running", "restarting")
 			res, err := e.api.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
 			if err != nil {
 				errs[i] = fmt.Errorf("list containers on docker host %s: %w", e.Name, err)

@@ -46,7 +46,7 @@ func (d *Driver) RunTask(ctx context.Context, spec core.TaskSpec, out io.Writer)
 		Env:   environ(spec.App, spec.Env, spec.Release, spec.Environ, spec.Secrets),
 		Labels: map[string]string{
 			LabelManaged: "true", LabelApp: spec.App, LabelEnv: spec.Env, LabelRelease: strconv.Itoa(spec.Release),
-			LabelArtifact: spec.Artifact, LabelHost: e.Name, LabelTask: spec.Name,
+			LabelArtifact: spec.Artifact, LabelHost: e.Name, LabelOwner: d.cfg.Owner, LabelTask: spec.Name,
 		},
 	}
 	setCommand(cfg, spec.Command)
