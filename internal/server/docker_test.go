@@ -112,12 +112,22 @@ func TestDockerReleasePath(t *testing.T) {
 	}
 
 	// A broken image: verify sees its errors and switches back on its own.
+	// The 500s it answers until then are its own, not dropped requests:
+	// staging's load is counted apart.
+	n, failed, samples := loads[0].halt()
+	if failed > 0 || n == 0 {
+		t.Errorf("staging: %d of %d requests failed before the broken release: %v", failed, n, samples)
+	}
+	broken := startLoad(t, e.staging)
 	e.version("v4", "after")
 	rolled := e.deploy("staging", core.StateRolledBack)
 	if rolled.SwitchedAt == nil {
 		t.Error("the broken release never got traffic")
 	}
 	e.serves(e.staging, "v3")
+	n, failed, _ = broken.halt()
+	t.Logf("staging under the broken release: %d of %d requests answered 500 by it before the switch back", failed, n)
+	loads[0] = startLoad(t, e.staging)
 
 	// Production back two releases, to v1: a cold start of v1's image.
 	rb, err := e.svc.Rollback(ctx, deploy.RollbackRequest{App: "hello", Env: "production", Steps: 2})
