@@ -79,16 +79,16 @@ type Builder struct {
 	flight singleflight.Group
 }
 
-// Images builds container images from a build context and removes them;
-// internal/image implements it over the Docker Engine API and a registry.
+// Images builds container images from a build context; internal/image
+// implements it over the Docker Engine API and a registry. Removing
+// images is the runtime's job (the docker driver prunes them with their
+// stopped containers on every host), not the builder's.
 type Images interface {
 	// BuildImage builds dir (with dockerfile, relative to dir) into the
 	// image of app at sha, writing the engine's output to out, pushes it
 	// when a registry is configured, and returns its reference by digest
 	// (what deploys run) and that digest.
 	BuildImage(ctx context.Context, app, sha, dir, dockerfile string, out io.Writer) (ref, digest string, size int64, err error)
-	// RemoveImage deletes the build host's copy of an image (retention).
-	RemoveImage(ctx context.Context, ref string) error
 	// ImageAvailable reports whether an image can still be run: on the
 	// engine, or in the registry to pull it back from.
 	ImageAvailable(ctx context.Context, ref string) error
@@ -444,15 +444,11 @@ func (b *Builder) logger() *slog.Logger {
 	return b.Logger
 }
 
-// Remove deletes an artifact's directory (read-only files included).
+// Remove deletes an artifact's directory (read-only files included). An
+// image's copies on the engines are the runtime's to prune.
 func (b *Builder) Remove(ctx context.Context, a core.Artifact) error {
 	if a.Ref == "" || strings.Contains(a.Ref, "..") {
 		return fmt.Errorf("%w: artifact reference %q", core.ErrInvalid, a.Ref)
-	}
-	if IsImage(a.Ref) && b.Images != nil {
-		if err := b.Images.RemoveImage(ctx, a.Ref); err != nil {
-			return fmt.Errorf("remove image of %s: %w", core.ShortSHA(a.SHA), err)
-		}
 	}
 	dir := b.dir(a)
 	if err := makeWritable(dir); err != nil && !errors.Is(err, os.ErrNotExist) {

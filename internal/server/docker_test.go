@@ -5,9 +5,12 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/moby/moby/client"
 
 	"github.com/cutover/cutover/examples"
 	"github.com/cutover/cutover/internal/core"
@@ -171,5 +174,108 @@ func (e *env) noStrayContainers() {
 		if !known[in.ID] {
 			e.t.Errorf("stray container %s (%s/%s %s #%d)", in.ID, in.App, in.Env, in.Colour, in.Release)
 		}
+	}
+}
+
+// TestDockerRetention: with docker.keep 5, eight releases leave the images
+// of the newest rollback targets; a rollback four steps back works even
+// after its image was removed from the host (pulled back from the
+// registry); a rollback to a collected release, or to one whose image is
+// gone everywhere, is refused before traffic moves.
+func TestDockerRetention(t *testing.T) {
+	t.Parallel()
+	e, repo := newDockerEnv(t, func(o *examples.HelloOptions) { o.DockerKeep = 5 })
+	ctx := context.Background()
+	for i := 1; i <= 8; i++ {
+		if i > 1 {
+			e.version("v"+strconv.Itoa(i), "")
+		}
+		e.deploy("staging", core.StateSucceeded)
+	}
+	e.serves(e.staging, "v8")
+	rels, err := e.svc.Releases(ctx, "hello", 20)
+	if err != nil || len(rels) != 8 {
+		t.Fatalf("releases = %d, %v", len(rels), err)
+	}
+	byNumber := map[int]core.Release{}
+	for _, r := range rels {
+		byNumber[r.Number] = r
+	}
+
+	removed, err := e.svc.CollectArtifacts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := map[string]bool{}
+	for _, a := range removed {
+		gone[a.SHA] = true
+	}
+	if len(removed) != 2 || !gone[byNumber[1].SHA] || !gone[byNumber[2].SHA] {
+		t.Fatalf("collected %d artifacts (%v); want those of #1 and #2 only", len(removed), gone)
+	}
+	images, err := image.New(ctx, image.Config{Registry: image.Registry{Repo: repo}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = images.Close() })
+	ref := func(n int) string { return repo + "/hello@" + byNumber[n].Digest }
+	if where, err := images.Exists(ctx, ref(1)); err != nil || where != "registry" {
+		t.Errorf("#1's image: %q, %v; want it gone from the host (still in the registry)", where, err)
+	}
+	if where, err := images.Exists(ctx, ref(4)); err != nil || where != "local" {
+		t.Errorf("#4's image: %q, %v; want it kept on the host", where, err)
+	}
+
+	// A collected release is refused before anything is recorded.
+	if _, err := e.svc.Rollback(ctx, deploy.RollbackRequest{App: "hello", Env: "staging", To: 1}); err == nil || !strings.Contains(err.Error(), "collected") {
+		t.Errorf("rollback to collected #1: %v; want a refusal saying it was collected", err)
+	}
+	// A kept release whose image is gone from the host and the registry too.
+	removeLocal(t, images, ref(3))
+	if err := images.Delete(ctx, ref(3)); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := e.svc.History(ctx, "hello", "staging", 0, 100)
+	if _, err := e.svc.Rollback(ctx, deploy.RollbackRequest{App: "hello", Env: "staging", To: 3}); err == nil || !strings.Contains(err.Error(), "is gone") {
+		t.Errorf("rollback to #3 whose image is gone everywhere: %v; want a refusal saying the image is gone", err)
+	}
+	if after, _ := e.svc.History(ctx, "hello", "staging", 0, 100); len(after) != len(before) {
+		t.Errorf("a refused rollback was recorded: %d deployments, were %d", len(after), len(before))
+	}
+	e.serves(e.staging, "v8")
+
+	// Four steps back, to #4, whose image is only in the registry now.
+	removeLocal(t, images, ref(4))
+	rb, err := e.svc.Rollback(ctx, deploy.RollbackRequest{App: "hello", Env: "staging", Steps: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := e.wait(rb, core.StateSucceeded); got.Release != 4 {
+		t.Errorf("rolled back to #%d, want #4", got.Release)
+	}
+	e.serves(e.staging, "v4")
+	e.noStrayContainers()
+}
+
+// removeLocal removes an image from the engine as someone pruning it by
+// hand would: with the stopped containers that ran it.
+func removeLocal(t *testing.T, images *image.Images, ref string) {
+	t.Helper()
+	ctx := context.Background()
+	list, err := images.Engine().ContainerList(ctx, client.ContainerListOptions{All: true,
+		Filters: make(client.Filters).Add("label", docker.LabelArtifact+"="+ref)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range list.Items {
+		if _, err := images.Engine().ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := images.Remove(ctx, ref); err != nil {
+		t.Fatal(err)
+	}
+	if where, err := images.Exists(ctx, ref); err != nil || where != "registry" {
+		t.Fatalf("%s after removing it from the engine: %q, %v", ref, where, err)
 	}
 }

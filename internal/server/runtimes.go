@@ -198,10 +198,6 @@ func (p imagePort) BuildImage(ctx context.Context, app, sha, dir, dockerfile str
 	return b.Ref, b.Digest, b.Size, nil
 }
 
-func (p imagePort) RemoveImage(ctx context.Context, ref string) error {
-	return p.r.images.Remove(ctx, ref)
-}
-
 // ImageAvailable: on the build engine or in the registry (image.Exists),
 // or on any other Docker host (pulled there earlier).
 func (p imagePort) ImageAvailable(ctx context.Context, ref string) error {
