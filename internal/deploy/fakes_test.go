@@ -237,6 +237,17 @@ type fakeBuilder struct {
 	mu      sync.Mutex
 	builds  int
 	removed map[string]bool
+	// available answers deploy.ArtifactChecker (nil: every artifact is).
+	available func(a core.Artifact) error
+}
+
+func (f *fakeBuilder) Available(ctx context.Context, a core.Artifact) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.available == nil {
+		return nil
+	}
+	return f.available(a)
 }
 
 func (f *fakeBuilder) Build(ctx context.Context, app core.App, sha string, logw io.Writer) (core.Artifact, *manifest.Manifest, error) {

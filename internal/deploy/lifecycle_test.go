@@ -426,3 +426,45 @@ func mustRollback(t *testing.T, r *rig, req deploy.RollbackRequest) core.Deploym
 	}
 	return d
 }
+
+// A rollback to a release whose artifact can no longer run (an image
+// gone from every host and the registry) is refused before it is
+// recorded; once it is available again the same rollback runs.
+func TestRollbackRefusedWhenArtifactGone(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	r.start()
+	r.deployAndWait("staging", "c1", core.StateSucceeded)
+	r.deployAndWait("staging", "c2", core.StateSucceeded)
+	r.builder.mu.Lock()
+	r.builder.available = func(a core.Artifact) error {
+		if a.SHA == sha(1) {
+			return errors.New("image reg/hello@sha256:1 is gone: on no Docker host and not in the registry")
+		}
+		return nil
+	}
+	r.builder.mu.Unlock()
+	ctx := context.Background()
+	before, _ := r.svc.History(ctx, "hello", "staging", 0, 10)
+	_, err := r.svc.Rollback(ctx, deploy.RollbackRequest{App: "hello", Env: "staging"})
+	if !errors.Is(err, core.ErrNotFound) || !strings.Contains(err.Error(), "is gone") || !strings.Contains(err.Error(), "deploy commit") {
+		t.Fatalf("rollback to a gone artifact: %v; want ErrNotFound saying it is gone and how to rebuild", err)
+	}
+	if after, _ := r.svc.History(ctx, "hello", "staging", 0, 10); len(after) != len(before) {
+		t.Errorf("the refused rollback was recorded: %d deployments, were %d", len(after), len(before))
+	}
+	if st := r.state("staging"); st.LiveRelease() != 2 {
+		t.Errorf("live = #%d after a refused rollback, want #2", st.LiveRelease())
+	}
+	r.builder.mu.Lock()
+	r.builder.available = nil
+	r.builder.mu.Unlock()
+	rb, err := r.svc.Rollback(ctx, deploy.RollbackRequest{App: "hello", Env: "staging"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb = r.wait(rb)
+	if st := r.state("staging"); rb.State != core.StateSucceeded || st.LiveRelease() != 1 {
+		t.Errorf("rollback once the artifact is back: %s %q, live #%d", rb.State, rb.Reason, st.LiveRelease())
+	}
+}
