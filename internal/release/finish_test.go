@@ -182,3 +182,43 @@ func TestFinish_RerunRecordsWhatWasPushed(t *testing.T) {
 		t.Fatalf("rerun = %+v, %v", c, err)
 	}
 }
+
+// tagRecorder is a Tagger that records its calls and answers err.
+type tagRecorder struct {
+	calls []string
+	err   error
+}
+
+func (r *tagRecorder) TagArtifact(ctx context.Context, app, sha, tag string) (string, error) {
+	r.calls = append(r.calls, app+" "+sha+" "+tag)
+	if r.err != nil {
+		return "", r.err
+	}
+	return "reg/" + app + "@sha256:1", nil
+}
+
+// A finished release's tag goes to the image of its commit; a registry
+// that refuses does not undo the release.
+func TestFinish_TagsTheImage(t *testing.T) {
+	t.Parallel()
+	for _, fail := range []bool{false, true} {
+		f := newFixture(t)
+		tags := &tagRecorder{}
+		if fail {
+			tags.err = errors.New("registry refused")
+		}
+		f.svc.cfg.Tagger = tags
+		head := f.commit("feat: config", map[string]string{"settings.txt": "a\n"})
+		f.live(head)
+		if _, err := f.svc.Cut(ctx, CutRequest{App: "hello"}); err != nil {
+			t.Fatal(err)
+		}
+		c, err := f.svc.Finish(ctx, "hello", "1", FinishOptions{})
+		if err != nil || c.State != core.CandidateFinished {
+			t.Fatalf("finish with a tagger failing=%v: %+v, %v", fail, c, err)
+		}
+		if want := "hello " + c.Head + " " + c.Tag; len(tags.calls) != 1 || tags.calls[0] != want {
+			t.Errorf("tagger calls = %q, want [%q]", tags.calls, want)
+		}
+	}
+}
