@@ -405,3 +405,18 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// TestDemoRuntimeRefused: an unknown --runtime is a usage error naming the
+// value and the accepted ones, before the demo creates anything.
+func TestDemoRuntimeRefused(t *testing.T) {
+	t.Parallel()
+	code, out := run(t, "demo", "--runtime", "bogus")
+	if code != exitUsage {
+		t.Fatalf("exit %d, want %d; output %q", code, exitUsage, out)
+	}
+	for _, want := range []string{`"bogus"`, "process", "docker"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output %q lacks %q", out, want)
+		}
+	}
+}

@@ -1,10 +1,14 @@
 // Package demo runs cutover's whole release path on the embedded default
 // (git, local processes, SQLite, the built-in proxy) in a throwaway
-// directory: `cutover demo`.
+// directory: `cutover demo`. With Runtime "docker" the app runs as
+// containers on the local Docker engine (named as two hosts), its images
+// pushed to an in-process registry; `cutover demo --runtime docker`.
 package demo
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -21,7 +25,9 @@ import (
 	"github.com/cutover/cutover/internal/client"
 	"github.com/cutover/cutover/internal/core"
 	"github.com/cutover/cutover/internal/deploy"
+	"github.com/cutover/cutover/internal/driver/docker"
 	"github.com/cutover/cutover/internal/gitx"
+	"github.com/cutover/cutover/internal/image"
 	"github.com/cutover/cutover/internal/notify"
 	"github.com/cutover/cutover/internal/server"
 )
@@ -35,6 +41,53 @@ type Options struct {
 	// StagingListen and ProductionListen are the environments' addresses;
 	// when empty, free loopback ports are picked.
 	StagingListen, ProductionListen string
+	// Runtime runs the app as local processes (RuntimeProcess, the
+	// default when empty) or as containers on the local Docker engine
+	// (RuntimeDocker).
+	Runtime string
+}
+
+// The runtimes the demo runs the app on.
+const (
+	RuntimeProcess = "process"
+	RuntimeDocker  = "docker"
+)
+
+// Runtimes are the accepted values of Options.Runtime.
+var Runtimes = []string{RuntimeProcess, RuntimeDocker}
+
+// CheckRuntime refuses a runtime the demo does not know, naming the ones
+// it accepts.
+func CheckRuntime(rt string) error {
+	switch rt {
+	case "", RuntimeProcess, RuntimeDocker:
+		return nil
+	}
+	return fmt.Errorf("runtime %q: want %s", rt, strings.Join(Runtimes, " or "))
+}
+
+// dockerHosts are the names the demo gives the local engine: production
+// runs on both.
+var dockerHosts = []string{"host-a", "host-b"}
+
+// DockerAddress is the local engine's address: DOCKER_HOST or the
+// default socket.
+func DockerAddress() string {
+	if h := os.Getenv("DOCKER_HOST"); h != "" {
+		return h
+	}
+	return "unix:///var/run/docker.sock"
+}
+
+// dockerReachable checks that the local engine answers, before the demo
+// creates anything.
+func dockerReachable(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := docker.Available(ctx); err != nil {
+		return fmt.Errorf("cutover demo --runtime docker: no Docker engine reachable at %s: %v; start Docker or run the demo without --runtime", DockerAddress(), err)
+	}
+	return nil
 }
 
 // Result is what the demo measured.
@@ -42,15 +95,30 @@ type Result struct {
 	Requests int64
 	Failed   int64
 	Versions map[string]int64
+	// Image is the first build's image reference (REPO/hello@sha256:…);
+	// empty on the process runtime.
+	Image string
+	// Removed counts the containers and images removed from the engine at
+	// the end (docker runtime).
+	Removed int
 }
 
 const appName = "hello"
 
 // Run executes the demo and returns an error when any step does not end as
 // expected or the load saw a failed request.
-func Run(ctx context.Context, opt Options) (Result, error) {
+func Run(ctx context.Context, opt Options) (result Result, retErr error) {
 	if opt.Out == nil {
 		opt.Out = io.Discard
+	}
+	if err := CheckRuntime(opt.Runtime); err != nil {
+		return Result{}, err
+	}
+	onDocker := opt.Runtime == RuntimeDocker
+	if onDocker {
+		if err := dockerReachable(ctx); err != nil {
+			return Result{}, err
+		}
 	}
 	if opt.Workers <= 0 {
 		opt.Workers = 8
@@ -73,9 +141,33 @@ func Run(ctx context.Context, opt Options) (Result, error) {
 			return Result{}, err
 		}
 	}
-	d := &demo{out: out, repo: repo, start: time.Now()}
-	d.say("1. a git repository with the example app and its cutover.yml (%s)", repo)
-	if err := examples.WriteHello(repo, examples.HelloOptions{StagingListen: stagingAddr, ProductionListen: prodAddr, Verify: 1500 * time.Millisecond}); err != nil {
+	d := &demo{out: out, repo: repo, start: time.Now(), docker: onDocker}
+	hello := examples.HelloOptions{StagingListen: stagingAddr, ProductionListen: prodAddr, Verify: 1500 * time.Millisecond}
+	var dockerCfg server.Docker
+	var imageRepo string
+	if onDocker {
+		// The images go to a registry of the demo's own, under a
+		// repository of this run's own.
+		reg, stopRegistry, err := image.Serve(ctx, "")
+		if err != nil {
+			return Result{}, err
+		}
+		defer stopRegistry()
+		suffix := make([]byte, 4)
+		_, _ = rand.Read(suffix)
+		imageRepo = reg + "/demo-" + hex.EncodeToString(suffix)
+		dockerCfg = server.Docker{Registry: image.Registry{Repo: imageRepo}}
+		for _, h := range dockerHosts {
+			dockerCfg.Hosts = append(dockerCfg.Hosts, docker.Host{Name: h, Address: DockerAddress()})
+		}
+		// verify long enough for the broken release's errors (from 1 s
+		// after its first request) to be seen through a published port.
+		hello.Docker, hello.DockerHosts, hello.Verify = true, dockerHosts, 2*time.Second
+		d.say("1. a git repository with the example app, its cutover.yml (runtime: docker) and a Dockerfile\n   (FROM scratch: the static binary alone) (%s)", repo)
+	} else {
+		d.say("1. a git repository with the example app and its cutover.yml (%s)", repo)
+	}
+	if err := examples.WriteHello(repo, hello); err != nil {
 		return Result{}, err
 	}
 	if err := gitx.Init(ctx, repo); err != nil {
@@ -89,18 +181,45 @@ func Run(ctx context.Context, opt Options) (Result, error) {
 		DataDir: filepath.Join(dir, "data"), Listen: "127.0.0.1:0",
 		Logger: slog.New(slog.DiscardHandler), TickInterval: 200 * time.Millisecond,
 		AllowPrivateNotify: true, // the demo's receiver is on loopback
+		Docker:             dockerCfg,
 	})
 	if err != nil {
 		return Result{}, err
 	}
 	defer srv.Close()
 	defer func() {
+		// The deploy machine first: it would replace the live instances
+		// StopAll stops.
+		srv.Deploy.Close()
 		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 		defer cancel()
-		_ = srv.StopAll(stopCtx)
+		stopErr := srv.StopAll(stopCtx)
+		if !onDocker {
+			return
+		}
+		// Leave nothing on the engine: the stopped containers and the
+		// images of every commit.
+		rmCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		n, err := srv.RemoveRuntimeLeftovers(rmCtx, appName)
+		result.Removed = n
+		err = errors.Join(stopErr, err)
+		if err != nil {
+			fmt.Fprintf(out, "\ncleaning the Docker engine up failed: %v\n", err)
+			if retErr == nil {
+				retErr = fmt.Errorf("clean the Docker engine up: %w", err)
+			}
+			return
+		}
+		fmt.Fprintf(out, "\nremoved the demo's %d containers and images from the Docker engine (%s): nothing of it is left\n", n, DockerAddress())
 	}()
 	d.svc = srv.Deploy
-	d.say("2. cutover server on %s (SQLite, local processes, embedded proxy); staging on %s, production on %s", srv.URL(), stagingAddr, prodAddr)
+	if onDocker {
+		d.say("2. cutover server on %s (SQLite, the Docker engine at %s named twice, as %s,\n   images pushed to the in-process registry %s, embedded proxy); staging on %s, production on %s",
+			srv.URL(), DockerAddress(), strings.Join(dockerHosts, " and "), imageRepo, stagingAddr, prodAddr)
+	} else {
+		d.say("2. cutover server on %s (SQLite, local processes, embedded proxy); staging on %s, production on %s", srv.URL(), stagingAddr, prodAddr)
+	}
 	events, cancel := d.svc.Subscribe()
 	printed := make(chan struct{})
 	go func() {
@@ -130,18 +249,33 @@ func Run(ctx context.Context, opt Options) (Result, error) {
 		return Result{}, err
 	}
 	d.say("   a notification receiver on %s is subscribed to %s (signed webhooks);\n   the app's GitHub webhook is %s%s", recv.url, strings.Join(notifyKinds, ", "), srv.URL(), hook.GitHub)
-	d.say("3. build v1 once and deploy the same artifact to staging, then promote it to production\n   (release numbers #N count every release of the app across environments; the app's own\n   version, vN, is what GET / answers)")
+	if onDocker {
+		d.say("3. build v1 once into an image, pushed as %s/%s:SHA, and deploy it by digest to staging, then\n   promote the same digest to production, which spans two hosts (%s); each commit is built once\n   (release numbers #N count every release of the app across environments; the app's own\n   version, vN, is what GET / answers)", imageRepo, appName, strings.Join(dockerHosts, ", "))
+	} else {
+		d.say("3. build v1 once and deploy the same artifact to staging, then promote it to production\n   (release numbers #N count every release of the app across environments; the app's own\n   version, vN, is what GET / answers)")
+	}
 	if err := d.deploy(ctx, "staging", "", core.StateSucceeded); err != nil {
 		return Result{}, err
 	}
+	var firstImage string
+	if onDocker {
+		if firstImage, err = d.firstImage(ctx); err != nil {
+			return Result{}, err
+		}
+	}
 	if err := d.deploy(ctx, "production", "", core.StateSucceeded); err != nil {
 		return Result{}, err
+	}
+	if onDocker {
+		if err := d.sameDigest(ctx); err != nil {
+			return Result{}, err
+		}
 	}
 
 	d.say("4. load on production: %d keep-alive workers on http://%s/ for the rest of the demo", opt.Workers, prodAddr)
 	load := StartLoad("http://"+prodAddr+"/", opt.Workers)
 	res := func() Result {
-		return Result{Requests: load.OK.Load() + load.Failed(), Failed: load.Failed(), Versions: load.Versions()}
+		return Result{Requests: load.OK.Load() + load.Failed(), Failed: load.Failed(), Versions: load.Versions(), Image: firstImage}
 	}
 
 	steps := []func() error{
@@ -171,7 +305,7 @@ func Run(ctx context.Context, opt Options) (Result, error) {
 			return d.deploy(ctx, "production", "", core.StateSucceeded)
 		},
 		func() error {
-			d.say("6. a config-only change in production (a new release of the same artifact)")
+			d.say("6. a config-only change in production (a new release of the same %s)", d.artifactWord())
 			if _, err := d.svc.SetConfig(ctx, appName, "production", map[string]string{"GREETING": "hi"}, map[string]string{"API_KEY": "demo-secret-value"}); err != nil {
 				return err
 			}
@@ -273,7 +407,11 @@ func Run(ctx context.Context, opt Options) (Result, error) {
 			return d.wait(ctx, over, core.StateSucceeded)
 		},
 		func() error {
-			d.say("10. roll production back to v1 under load (rollbacks pass every gate and lock)")
+			if d.docker {
+				d.say("10. roll production back to v1 under load, v1's image by its digest on both hosts (rollbacks pass every gate and lock)")
+			} else {
+				d.say("10. roll production back to v1 under load (rollbacks pass every gate and lock)")
+			}
 			target, err := d.firstRelease(ctx, "production")
 			if err != nil {
 				return err
@@ -329,10 +467,78 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 }
 
 type demo struct {
-	out   io.Writer
-	repo  string
-	svc   *deploy.Service
-	start time.Time
+	out    io.Writer
+	repo   string
+	svc    *deploy.Service
+	start  time.Time
+	docker bool // the app runs on the docker runtime
+}
+
+// artifactWord is what one build makes.
+func (d *demo) artifactWord() string {
+	if d.docker {
+		return "image"
+	}
+	return "artifact"
+}
+
+// firstImage prints and returns the image staging's first release runs.
+func (d *demo) firstImage(ctx context.Context) (string, error) {
+	rels, err := d.svc.Releases(ctx, appName, 10)
+	if err != nil {
+		return "", err
+	}
+	if len(rels) == 0 {
+		return "", errors.New("staging has no release after its first deploy")
+	}
+	art, err := d.svc.Build(ctx, appName, rels[0].SHA, nil) // built already: the stored artifact
+	if err != nil {
+		return "", err
+	}
+	if !strings.Contains(art.Ref, "@sha256:") {
+		return "", fmt.Errorf("v1's artifact is %q, want an image reference by digest", art.Ref)
+	}
+	d.say("   v1's image: %s (built from %s, tagged :%s in the registry)", art.Ref, core.ShortSHA(rels[0].SHA), rels[0].SHA)
+	return art.Ref, nil
+}
+
+// sameDigest checks that production's first release runs staging's image
+// and prints where its instances run.
+func (d *demo) sameDigest(ctx context.Context) error {
+	rels, err := d.svc.Releases(ctx, appName, 10)
+	if err != nil {
+		return err
+	}
+	var staging, prod *core.Release
+	for i := range rels {
+		switch {
+		case rels[i].Env == "staging" && staging == nil:
+			staging = &rels[i]
+		case rels[i].Env == "production" && prod == nil:
+			prod = &rels[i]
+		}
+	}
+	if staging == nil || prod == nil || staging.Digest == "" || staging.Digest != prod.Digest {
+		return fmt.Errorf("production did not get staging's image: %+v", rels)
+	}
+	sts, err := d.svc.Status(ctx, appName)
+	if err != nil {
+		return err
+	}
+	var where []string
+	for _, st := range sts {
+		if st.Env != "production" {
+			continue
+		}
+		if sl := st.State.Slots[st.State.Live]; sl != nil {
+			for _, in := range sl.Instances {
+				where = append(where, fmt.Sprintf("%s on %s at %s", in.ID, in.Data["host"], in.Addr))
+			}
+		}
+	}
+	sort.Strings(where)
+	d.say("   production got the same digest as staging (%s), no second build; its containers:\n     %s", prod.Digest, strings.Join(where, "\n     "))
+	return nil
 }
 
 func (d *demo) say(format string, args ...any) {

@@ -381,6 +381,46 @@ func (s *Server) StopAll(ctx context.Context) error {
 	return s.driver.Stop(ctx, insts, 5*time.Second)
 }
 
+// RemoveRuntimeLeftovers removes everything the docker runtime holds of
+// app: it stops the app's instances still running, then removes this
+// installation's containers of the app, on every host, and its images of
+// the app (labelled cutover.app and cutover.owner), as a retention that
+// keeps nothing. Other installations' are left alone. Stop the deploy
+// machine first (Deploy.Close): it replaces live instances that exit.
+// It returns how many containers and images it removed, and an error
+// naming what the engines still hold of the app afterwards; with no
+// docker runtime there is nothing to remove.
+func (s *Server) RemoveRuntimeLeftovers(ctx context.Context, app string) (int, error) {
+	if s.runtimes == nil || s.runtimes.docker == nil {
+		return 0, nil
+	}
+	insts, err := s.runtimes.docker.List(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var running []core.Instance
+	for _, in := range insts {
+		if in.App == app {
+			running = append(running, in)
+		}
+	}
+	if err := s.runtimes.docker.Stop(ctx, running, 5*time.Second); err != nil {
+		return 0, err
+	}
+	n, err := s.runtimes.docker.Prune(ctx, app, func(string) bool { return false })
+	if err != nil {
+		return n, err
+	}
+	left, err := s.runtimes.docker.Leftovers(ctx, app)
+	if err != nil {
+		return n, err
+	}
+	if len(left) > 0 {
+		return n, fmt.Errorf("still on the Docker engines after removing %d containers and images of %s: %s", n, app, strings.Join(left, "; "))
+	}
+	return n, nil
+}
+
 // loadOrCreateToken returns the API token: the override, the one in path,
 // or a new random one written to path with mode 0600.
 func loadOrCreateToken(path, override string) (token string, created bool, err error) {

@@ -176,3 +176,36 @@ func anyKept(keep func(string) bool, id string, refs []string) bool {
 	}
 	return false
 }
+
+// Leftovers lists what the engines still hold of app for this driver's
+// owner: its containers in any state and the images labelled with both,
+// each as "host NAME: container|image ID (what)". A host name that shares
+// an engine with another reports what is on that engine once.
+func (d *Driver) Leftovers(ctx context.Context, app string) ([]string, error) {
+	var out []string
+	seen := map[string]bool{}
+	for _, e := range d.engines {
+		labels := make(client.Filters).Add("label", LabelApp+"="+app, LabelOwner+"="+d.cfg.Owner)
+		cs, err := e.api.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: labels})
+		if err != nil {
+			return out, fmt.Errorf("list containers on docker host %s: %w", e.Name, err)
+		}
+		for _, c := range cs.Items {
+			if !seen[c.ID] {
+				seen[c.ID] = true
+				out = append(out, fmt.Sprintf("host %s: container %s (%s, %s)", e.Name, shortID(c.ID), strings.Join(c.Names, ","), c.State))
+			}
+		}
+		ims, err := e.api.ImageList(ctx, client.ImageListOptions{All: true, Filters: labels})
+		if err != nil {
+			return out, fmt.Errorf("list images on docker host %s: %w", e.Name, err)
+		}
+		for _, im := range ims.Items {
+			if !seen[im.ID] {
+				seen[im.ID] = true
+				out = append(out, fmt.Sprintf("host %s: image %s (%s)", e.Name, shortID(im.ID), strings.Join(im.RepoTags, ",")))
+			}
+		}
+	}
+	return out, nil
+}
