@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -106,8 +107,8 @@ func TestDockerServerKilledMidDeploy(t *testing.T) {
 			k.p = startServer(t, bin, k.data, k.flags...)
 			got := k.waitTerminal(d.ID)
 			live := k.settle()
-			t.Logf("killed %s after %s, deployment %d at %s/%s; running containers no slot knew: %d; after restart: %s %q; live #%d (%s)",
-				tc.name, killed, d.ID, at.State, at.Step, len(strays), got.State, got.Reason, live.Number, k.versions[live.SHA])
+			t.Logf("killed %s after %s, deployment %d at %s/%s; v2 containers then: %v; ones no slot knew (not stopped): %v; after restart: %s %q; live #%d (%s)",
+				tc.name, killed, d.ID, at.State, at.Step, k.v2, strays, got.State, got.Reason, live.Number, k.versions[live.SHA])
 			if tc.failed {
 				if got.State == core.StateSucceeded {
 					t.Errorf("deployment interrupted at %s ended %s, want failed or rolled back", at.Step, got.State)
@@ -121,6 +122,7 @@ func TestDockerServerKilledMidDeploy(t *testing.T) {
 			}
 			k.servesLive(live)
 			k.noStrayContainers()
+			t.Logf("orphans stopped by recovery: %s; v2 containers at rest: %v", orphansStopped(k.p.log.String()), k.colourStates(core.Green))
 			k.cleanUp()
 		})
 	}
@@ -143,6 +145,7 @@ type dockerKill struct {
 	p        *proc
 	dead     *proc
 	versions map[string]string // SHA -> version
+	v2       []string          // v2's containers and their states when the server was killed
 }
 
 func newDockerKill(t *testing.T, bin string, reg *gatedRegistry, api *client.Client) *dockerKill {
@@ -268,11 +271,12 @@ func (k *dockerKill) containers(all bool, labels ...string) []container.Summary 
 }
 
 // afterKill reads the dead server's store: the deployment as it was
-// recorded, and the running containers no slot refers to (left for the
+// recorded, and the containers no slot refers to that are not stopped
 // restarted server's recovery to stop).
 func (k *dockerKill) afterKill(id int64) (core.Deployment, []string) {
 	t := k.t
 	k.dead = k.p
+	k.v2 = k.colourStates(core.Green)
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(k.data, server.DatabaseFile), nil)
 	if err != nil {
@@ -290,8 +294,10 @@ func (k *dockerKill) afterKill(id int64) (core.Deployment, []string) {
 	return d, k.unknown(es)
 }
 
-// unknown returns the running containers of this installation that are
-// not an instance of es's slots.
+// unknown returns the containers of this installation that are not an
+// instance of es's slots and are not stopped: running, restarting, or
+// created and never started (a start cut short). Stopped ones are kept
+// for their logs until the retention collects them.
 func (k *dockerKill) unknown(es core.EnvState) []string {
 	known := map[string]bool{}
 	for _, sl := range es.Slots {
@@ -300,14 +306,38 @@ func (k *dockerKill) unknown(es core.EnvState) []string {
 		}
 	}
 	var out []string
-	for _, c := range k.containers(false) {
+	for _, c := range k.containers(true) {
 		name := containerName(c)
+		if c.State == container.StateExited || c.State == container.StateDead {
+			continue
+		}
 		if !known[name] {
 			out = append(out, fmt.Sprintf("%s (%s)", name, c.State))
 		}
 	}
 	sort.Strings(out)
 	return out
+}
+
+// colourStates lists the installation's containers of a colour, any state.
+func (k *dockerKill) colourStates(colour core.Colour) []string {
+	var out []string
+	for _, c := range k.containers(true, docker.LabelColour+"="+string(colour)) {
+		out = append(out, fmt.Sprintf("%s (%s)", containerName(c), c.State))
+	}
+	sort.Strings(out)
+	return out
+}
+
+var orphanLog = regexp.MustCompile(`stopping orphan instances.* count=(\d+)`)
+
+// orphansStopped is how many instances a server's log says its recovery
+// stopped as orphans.
+func orphansStopped(log string) string {
+	if m := orphanLog.FindStringSubmatch(log); m != nil {
+		return m[1]
+	}
+	return "0"
 }
 
 func containerName(c container.Summary) string {
@@ -379,8 +409,8 @@ func (k *dockerKill) servesLive(live core.Release) {
 	}
 }
 
-// noStrayContainers waits until every running container of this
-// installation is an instance of a slot (recovery stops strays; a stop
+// noStrayContainers waits until every container of this installation
+// that is not stopped is an instance of a slot (recovery stops strays; a stop
 // takes a moment), and checks that every slot's instance runs.
 func (k *dockerKill) noStrayContainers() {
 	k.t.Helper()
