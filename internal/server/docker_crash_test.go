@@ -272,7 +272,7 @@ func (k *dockerKill) containers(all bool, labels ...string) []container.Summary 
 
 // afterKill reads the dead server's store: the deployment as it was
 // recorded, and the containers no slot refers to that are not stopped
-// restarted server's recovery to stop).
+// (left for the restarted server's recovery to stop or remove).
 func (k *dockerKill) afterKill(id int64) (core.Deployment, []string) {
 	t := k.t
 	k.dead = k.p
