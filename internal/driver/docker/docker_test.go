@@ -201,6 +201,57 @@ func TestList_FreshDriverFindsContainers(t *testing.T) {
 	}
 }
 
+// TestList_NeverStartedContainerIsRemoved: a server killed between a
+// container's create and its start leaves a container no slot records. A
+// restarted server's driver lists it, and stopping it (the reconcile's
+// orphan stop) removes it, so neither it nor a start the engine was
+// still carrying out leaves a container behind.
+func TestList_NeverStartedContainerIsRemoved(t *testing.T) {
+	requireEngine(t)
+	t.Parallel()
+	hosts := testHosts(t, "cutshort")
+	ctx := context.Background()
+	first := newDriver(t, hosts)
+	e := first.engines[0]
+	spec := helloSpec("cutshort", 1)
+	name := "cutover-cutshort-test-blue-r1-0-" + randomHex(3)
+	// What Start creates, cut short before the start.
+	created, err := e.api.ContainerCreate(ctx, client.ContainerCreateOptions{Name: name, Config: &container.Config{
+		Image: spec.Artifact,
+		Labels: map[string]string{LabelManaged: "true", LabelApp: spec.App, LabelEnv: spec.Env, LabelColour: string(spec.Colour),
+			LabelRelease: "1", LabelInstance: "0", LabelArtifact: spec.Artifact, LabelHost: e.Name, LabelOwner: first.cfg.Owner},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+
+	second := newDriver(t, hosts) // a restarted server
+	listed, err := second.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(listed, func(l core.Instance) bool { return l.ID == name })
+	if i < 0 {
+		t.Fatalf("a container created but never started is not listed: %+v", listed)
+	}
+	if in := listed[i]; in.Data["container"] != created.ID || in.Data[dataCreated] != "true" || in.App != spec.App || in.Colour != spec.Colour {
+		t.Errorf("listed %+v, want container %s marked created", in, created.ID)
+	}
+	if err := second.Stop(ctx, listed[i:i+1], time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.api.ContainerInspect(ctx, created.ID, client.ContainerInspectOptions{}); !errNotFound(err) {
+		t.Errorf("the never-started container is still on the engine after Stop (inspect: %v)", err)
+	}
+	if after, _ := second.List(ctx); len(after) != 0 {
+		t.Errorf("listed after stop: %+v", after)
+	}
+	if err := second.Stop(ctx, listed[i:i+1], time.Second); err != nil {
+		t.Errorf("stopping it twice: %v", err)
+	}
+}
+
 func TestStart_ContainerConfiguration(t *testing.T) {
 	requireEngine(t)
 	t.Parallel()

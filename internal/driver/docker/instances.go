@@ -201,6 +201,9 @@ func instanceOf(e *engine, c container.InspectResponse) core.Instance {
 	}
 	if c.State != nil {
 		in.StartedAt, _ = time.Parse(time.RFC3339Nano, c.State.StartedAt)
+		if c.State.Status == container.StateCreated {
+			in.Data[dataCreated] = "true"
+		}
 	}
 	if c.NetworkSettings != nil {
 		for _, bindings := range c.NetworkSettings.Ports {
@@ -221,9 +224,16 @@ func (d *Driver) discard(ctx context.Context, e *engine, id string) {
 	}
 }
 
+// dataCreated marks a listed instance whose container was created but
+// never started (see List).
+const dataCreated = "created"
+
 // Stop stops the instances' containers (SIGTERM, then SIGKILL after
 // grace). It does not remove them: their logs stay readable until the
-// retention (Prune) collects them. A container already gone is not an error.
+// retention (Prune) collects them. A container that was never started
+// (List's Data["created"]) has no logs and would run if the engine still
+// carried out its start: it is removed. A container already gone is not
+// an error.
 func (d *Driver) Stop(ctx context.Context, instances []core.Instance, grace time.Duration) error {
 	secs := int(math.Ceil(grace.Seconds()))
 	var wg sync.WaitGroup
@@ -233,6 +243,16 @@ func (d *Driver) Stop(ctx context.Context, instances []core.Instance, grace time
 			e, err := d.engineOf(in)
 			if err != nil {
 				errs[i] = err
+				return
+			}
+			if in.Data[dataCreated] == "true" {
+				_, err = e.api.ContainerRemove(ctx, containerOf(in), client.ContainerRemoveOptions{Force: true})
+				switch {
+				case err == nil:
+					d.log.Info("instance never started: container removed", "instance", in.ID, "host", e.Name)
+				case !errNotFound(err):
+					errs[i] = fmt.Errorf("remove %s (never started) on docker host %s: %w", in.ID, e.Name, err)
+				}
 				return
 			}
 			_, err = e.api.ContainerStop(ctx, containerOf(in), client.ContainerStopOptions{Timeout: &secs})
@@ -249,7 +269,12 @@ func (d *Driver) Stop(ctx context.Context, instances []core.Instance, grace time
 }
 
 // List returns the running (or restarting) cutover containers of every
-// host, including those another driver value started.
+// host, including those another driver value started, and those created
+// but never started: a start cut short (the server killed between the
+// create and the start) left them, and the engine may still be carrying
+// out that start. Such an instance has Data["created"] = "true", and
+// Stop removes it rather than stopping it, so the reconcile of a
+// restarted server leaves no container of a start nobody recorded.
 func (d *Driver) List(ctx context.Context) ([]core.Instance, error) {
 	var mu sync.Mutex
 	var out []core.Instance
@@ -257,7 +282,7 @@ func (d *Driver) List(ctx context.Context) ([]core.Instance, error) {
 	errs := make([]error, len(d.engines))
 	for i, e := range d.engines {
 		wg.Go(func() {
-			f := make(client.Filters).Add("label", LabelManaged+"=true", LabelHost+"="+e.Name, LabelOwner+"="+d.cfg.Owner).Add("status", "running", "restarting")
+			f := make(client.Filters).Add("label", LabelManaged+"=true", LabelHost+"="+e.Name, LabelOwner+"="+d.cfg.Owner).Add("status", "running", "restarting", "created")
 			res, err := e.api.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
 			if err != nil {
 				errs[i] = fmt.Errorf("list containers on docker host %s: %w", e.Name, err)
