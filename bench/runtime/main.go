@@ -152,7 +152,11 @@ func repetition(ctx context.Context, rep int, order []string, runs, workers int,
 		}
 		beds = append(beds, b)
 	}
-	fmt.Printf("repetition %d (%s first):\n", rep+1, order[0])
+	fmt.Printf("repetition %d (%s first; installations", rep+1, order[0])
+	for _, b := range beds {
+		fmt.Printf(" %s=%s", b.rt, b.owner)
+	}
+	fmt.Println("):")
 
 	// Builds: cold, then a second commit with the same program.
 	for _, b := range beds {
@@ -209,7 +213,8 @@ func repetition(ctx context.Context, rep int, order []string, runs, workers int,
 		}
 	}
 
-	// Rollbacks to the warm standby colour, under load on every bed.
+	// Rollbacks to the warm standby colour, under load on every bed (the
+	// deploys that make the standby warm are under that load too).
 	loads := map[string]*demo.Load{}
 	for _, b := range beds {
 		loads[b.rt] = demo.StartLoad("http://"+b.staging+"/", workers)
@@ -229,14 +234,32 @@ func repetition(ctx context.Context, rep int, order []string, runs, workers int,
 		}
 	}()
 	time.Sleep(300 * time.Millisecond) // the load's connections are up
-	for range runs {
+	for i := range runs {
+		// A new release first, so that the rollback's target, the
+		// previous release, is warm in the standby colour (a second
+		// rollback in a row would go one release further back, to a
+		// colour that is stopped: a cold start).
+		for _, b := range beds {
+			if _, err := b.deploy(ctx, runs+1+i, b.shas[i%2]); err != nil {
+				return err
+			}
+		}
 		for _, b := range beds {
 			st, err := b.rollback(ctx)
 			if err != nil {
 				return err
 			}
+			if !st.at(core.StepStart).IsZero() {
+				return fmt.Errorf("%s: rollback started instances: its target was not warm:%s", b.rt, st)
+			}
 			res.add("rollback under load: request -> switched", b.rt, st.switched.Sub(st.t0))
 			res.add("rollback under load: request -> succeeded", b.rt, st.done.Sub(st.t0))
+			if os.Getenv("BENCH_STEPS") != "" {
+				fmt.Printf("  %s rollback steps: %s\n", b.rt, st.String())
+			}
+			if h, sw := st.at(core.StepHealth), st.at(core.StepSwitch); !h.IsZero() && !sw.IsZero() {
+				res.add("  of which health+smoke of the warm colour", b.rt, sw.Sub(h))
+			}
 		}
 	}
 	stopLoads()
@@ -328,6 +351,34 @@ type timeline struct {
 }
 
 func (t timeline) at(s core.Step) time.Time { return t.steps[s] }
+
+// next is when the step after s began: the earliest later step.
+func (t timeline) next(s core.Step) time.Time {
+	var n time.Time
+	for _, at := range t.steps {
+		if at.After(t.steps[s]) && (n.IsZero() || at.Before(n)) {
+			n = at
+		}
+	}
+	return n
+}
+
+func (t timeline) String() string {
+	type st struct {
+		s  core.Step
+		at time.Time
+	}
+	var l []st
+	for s, at := range t.steps {
+		l = append(l, st{s, at})
+	}
+	slices.SortFunc(l, func(a, b st) int { return a.at.Compare(b.at) })
+	out := ""
+	for _, x := range l {
+		out += fmt.Sprintf(" %s@+%s", x.s, x.at.Sub(t.t0).Round(time.Millisecond))
+	}
+	return out + fmt.Sprintf(" switched@+%s done@+%s", t.switched.Sub(t.t0).Round(time.Millisecond), t.done.Sub(t.t0).Round(time.Millisecond))
+}
 
 func (b *bed) deploy(ctx context.Context, i int, sha string) (timeline, error) {
 	// A config change makes each deploy a new release.
