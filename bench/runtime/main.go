@@ -22,7 +22,7 @@
 // processes only. Every container and image it creates (label
 // cutover.owner=<installation>) is removed at the end of its repetition.
 //
-// Usage: go run ./bench/runtime [-reps 3] [-runs 5] [-workers 8]
+// Usage: go run ./bench/runtime [-reps 3] [-runs 3] [-workers 8]
 package main
 
 import (
@@ -58,7 +58,7 @@ const (
 
 func main() {
 	reps := flag.Int("reps", 3, "repetitions (a fresh server per runtime each)")
-	runs := flag.Int("runs", 5, "deploys and rollbacks per runtime per repetition")
+	runs := flag.Int("runs", 3, "deploys and rollbacks per runtime per repetition")
 	workers := flag.Int("workers", 8, "load workers per environment during the rollbacks")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -327,9 +327,23 @@ func (b *bed) close() error {
 		errs = append(errs, b.srv.Close())
 	}
 	if b.rt == dockerRT && b.owner != "" {
+		// After the server is closed, so that nothing it was doing (a
+		// restart of an instance StopAll stopped) creates a container
+		// behind the cleanup; twice, for a create the engine finished late.
 		d, err := docker.New(ctx, docker.Config{Owner: b.owner, Logger: slog.New(slog.DiscardHandler)})
-		if err == nil {
-			_, err = d.Prune(ctx, "hello", func(string) bool { return false })
+		for i := 0; err == nil && i < 2; i++ {
+			if i > 0 {
+				time.Sleep(time.Second)
+			}
+			var left []core.Instance
+			if left, err = d.List(ctx); err == nil && len(left) > 0 {
+				err = d.Stop(ctx, left, time.Second)
+			}
+			if err == nil {
+				_, err = d.Prune(ctx, "hello", func(string) bool { return false })
+			}
+		}
+		if d != nil {
 			d.Close()
 		}
 		if err != nil {
