@@ -371,6 +371,10 @@ func (s *Server) closeParts() {
 // server's installation).
 func (s *Server) Instances(ctx context.Context) ([]core.Instance, error) { return s.driver.List(ctx) }
 
+// Installation is the mark this server's Docker containers and images
+// carry (label cutover.owner): what a cleanup of them filters on.
+func (s *Server) Installation() string { return s.runtimes.owner }
+
 // StopAll stops every instance the server's driver runs (the demo uses it
 // to leave nothing behind).
 func (s *Server) StopAll(ctx context.Context) error {
