@@ -375,9 +375,14 @@ func (s *Server) Instances(ctx context.Context) ([]core.Instance, error) { retur
 // carry (label cutover.owner): what a cleanup of them filters on.
 func (s *Server) Installation() string { return s.runtimes.owner }
 
-// StopAll stops every instance the server's driver runs (the demo uses it
-// to leave nothing behind).
+// StopAll stops the deploy machine, so nothing restarts or replaces what
+// it stops, then every instance the server's runtimes run (the demo and
+// the tests use it to leave nothing behind). The server is for closing
+// after it.
 func (s *Server) StopAll(ctx context.Context) error {
+	if s.Deploy != nil {
+		s.Deploy.Close()
+	}
 	insts, err := s.driver.List(ctx)
 	if err != nil {
 		return err

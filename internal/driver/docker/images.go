@@ -131,7 +131,7 @@ func (d *Driver) pruneHost(ctx context.Context, e *engine, app string, keep func
 		}
 		images[img.ID] = append(images[img.ID], ref)
 	}
-	labelled, err := e.api.ImageList(ctx, client.ImageListOptions{Filters: make(client.Filters).Add("label", LabelApp+"="+app, LabelOwner+"="+d.cfg.Owner)})
+	labelled, err := e.api.ImageList(ctx, client.ImageListOptions{Filters: make(client.Filters).Add("label", d.imageLabels(app)...)})
 	if err != nil {
 		return removed, err
 	}
@@ -153,7 +153,7 @@ func (d *Driver) pruneHost(ctx context.Context, e *engine, app string, keep func
 	}
 
 	pruned, err := e.api.ImagePrune(ctx, client.ImagePruneOptions{
-		Filters: make(client.Filters).Add("dangling", "true").Add("label", LabelApp+"="+app, LabelOwner+"="+d.cfg.Owner)})
+		Filters: make(client.Filters).Add("dangling", "true").Add("label", d.imageLabels(app)...)})
 	if err != nil {
 		return removed, fmt.Errorf("prune dangling images: %w", err)
 	}
@@ -185,7 +185,7 @@ func (d *Driver) Leftovers(ctx context.Context, app string) ([]string, error) {
 	var out []string
 	seen := map[string]bool{}
 	for _, e := range d.engines {
-		labels := make(client.Filters).Add("label", LabelApp+"="+app, LabelOwner+"="+d.cfg.Owner)
+		labels := make(client.Filters).Add("label", d.imageLabels(app)...)
 		cs, err := e.api.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: labels})
 		if err != nil {
 			return out, fmt.Errorf("list containers on docker host %s: %w", e.Name, err)
@@ -208,4 +208,14 @@ func (d *Driver) Leftovers(ctx context.Context, app string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// imageLabels are the label filters of app's images of this installation:
+// images carry the owner label when the server built them with it (an
+// installation without a name sees every image of the app).
+func (d *Driver) imageLabels(app string) []string {
+	if d.cfg.Owner == "" {
+		return []string{LabelApp + "=" + app}
+	}
+	return []string{LabelApp + "=" + app, LabelOwner + "=" + d.cfg.Owner}
 }
