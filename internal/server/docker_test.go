@@ -54,7 +54,20 @@ func newDockerEnv(t *testing.T, mutate ...func(*examples.HelloOptions)) (*env, s
 	mutate = append([]func(*examples.HelloOptions){func(o *examples.HelloOptions) {
 		o.Docker, o.DockerHosts, o.ProductionInstances = true, []string{"a", "b"}, 1
 	}}, mutate...)
-	return newEnvWith(t, e, mutate...), repo
+	e = newEnvWith(t, e, mutate...)
+	// Before the env closes: leave no container or image on the engine.
+	t.Cleanup(func() {
+		if e.srv == nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_ = e.srv.StopAll(ctx)
+		if _, err := e.srv.RemoveRuntimeLeftovers(ctx, "hello"); err != nil {
+			t.Errorf("containers or images left on the engine: %v", err)
+		}
+	})
+	return e, repo
 }
 
 // liveInstances returns the live colour's instances of an environment.
