@@ -36,7 +36,6 @@ const (
 	// interface for the published port to reach it.
 	DefaultListenHost = "0.0.0.0"
 	pingTimeout       = 10 * time.Second
-	defaultMaxBody    = 64 << 10
 )
 
 // Labels every container and task the driver starts carries.

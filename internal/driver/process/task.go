@@ -5,14 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/cutover/cutover/internal/command"
 	"github.com/cutover/cutover/internal/core"
+	"github.com/cutover/cutover/internal/driver/probe"
 )
 
 // RunTask runs a one-off command of a release (a migration) in the
@@ -73,45 +71,10 @@ func (d *Driver) Logs(ctx context.Context, in core.Instance, maxBytes int64, w i
 	return err
 }
 
-// probeClient makes health and smoke requests: no proxy from the
-// environment, no redirects followed, few idle connections.
-var probeClient = &http.Client{
-	Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 4, IdleConnTimeout: 30 * time.Second,
-		DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext},
-	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-}
-
 // Probe makes one HTTP request to the instance's loopback address.
 func (d *Driver) Probe(ctx context.Context, in core.Instance, pr core.ProbeRequest) (core.ProbeResult, error) {
 	if in.Addr == "" {
 		return core.ProbeResult{}, fmt.Errorf("instance %s has no address", in.ID)
 	}
-	if pr.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, pr.Timeout)
-		defer cancel()
-	}
-	method := pr.Method
-	if method == "" {
-		method = http.MethodGet
-	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+in.Addr+pr.Path, nil)
-	if err != nil {
-		return core.ProbeResult{}, err
-	}
-	req.Header.Set("User-Agent", "cutover-probe")
-	resp, err := probeClient.Do(req)
-	if err != nil {
-		return core.ProbeResult{}, err
-	}
-	defer resp.Body.Close()
-	limit := pr.MaxBody
-	if limit <= 0 {
-		limit = 64 << 10
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, limit))
-	if err != nil {
-		return core.ProbeResult{}, fmt.Errorf("read answer: %w", err)
-	}
-	return core.ProbeResult{Status: resp.StatusCode, Body: body}, nil
+	return probe.HTTP(ctx, in.Addr, pr)
 }
