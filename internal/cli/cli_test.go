@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -361,13 +362,9 @@ func TestLogsFollow(t *testing.T) {
 	}()
 	waitOutput := func(want string, n int) {
 		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for strings.Count(out.String(), want) < n {
-			if time.Now().After(deadline) {
-				t.Fatalf("logs --follow never printed %q %d time(s):\n%s", want, n, out.String())
-			}
-			time.Sleep(20 * time.Millisecond) // poll the output
-		}
+		testutil.WaitFor(t, fmt.Sprintf("logs --follow to print %q %d time(s)", want, n), 20*time.Second, func() bool {
+			return strings.Count(out.String(), want) >= n
+		})
 	}
 	waitOutput("listening", 1)
 	// A config-only release replaces the live colour: its instance's log follows.

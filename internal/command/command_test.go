@@ -3,6 +3,7 @@ package command
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -10,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cutover/cutover/internal/testutil"
 )
 
 func TestRun_ArgvIsNotShellInterpreted(t *testing.T) {
@@ -77,11 +80,11 @@ func TestRun_CancelKillsProcessGroup(t *testing.T) {
 		done <- err
 	}()
 	var pid int
-	for pid == 0 {
+	testutil.WaitFor(t, "the grandchild's pid", 10*time.Second, func() bool {
 		b, _ := os.ReadFile(pidFile)
 		pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
-		time.Sleep(5 * time.Millisecond)
-	}
+		return pid != 0
+	})
 	cancel()
 	var err error
 	select {
@@ -94,13 +97,7 @@ func TestRun_CancelKillsProcessGroup(t *testing.T) {
 		t.Errorf("err = %#v, want an ExitError wrapping context.Canceled with code -1", err)
 	}
 	// SIGKILL is delivered asynchronously: poll until the grandchild is gone.
-	deadline := time.Now().Add(10 * time.Second)
-	for alive(pid) {
-		if time.Now().After(deadline) {
-			t.Fatalf("grandchild %d still running", pid)
-		}
-		time.Sleep(5 * time.Millisecond) // poll /proc
-	}
+	testutil.WaitFor(t, fmt.Sprintf("grandchild %d to be gone", pid), 10*time.Second, func() bool { return !alive(pid) })
 }
 
 // alive reports whether pid runs (a zombie awaiting its reaper does not).
@@ -222,13 +219,7 @@ func TestRun_KillEscaped(t *testing.T) {
 				}
 				return
 			}
-			deadline := time.Now().Add(10 * time.Second)
-			for alive(pid) {
-				if time.Now().After(deadline) {
-					t.Fatalf("the setsid child %d survived", pid)
-				}
-				time.Sleep(5 * time.Millisecond) // poll /proc
-			}
+			testutil.WaitFor(t, fmt.Sprintf("the setsid child %d to be killed", pid), 10*time.Second, func() bool { return !alive(pid) })
 		})
 	}
 }

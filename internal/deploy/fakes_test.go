@@ -16,6 +16,7 @@ import (
 	"github.com/cutover/cutover/internal/deploy"
 	"github.com/cutover/cutover/internal/manifest"
 	"github.com/cutover/cutover/internal/store/memstore"
+	"github.com/cutover/cutover/internal/testutil"
 )
 
 // The fakes below stand in for the runtime, the proxy, the builder and git
@@ -423,11 +424,5 @@ func (r *rig) state(env string) core.EnvState {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond) // poll a condition; never a synchronisation by itself
-	}
+	testutil.WaitFor(t, what, 10*time.Second, cond)
 }

@@ -542,13 +542,7 @@ func TestPauseQueue_TimesOutWithoutResume(t *testing.T) {
 // waitUntil polls cond until it holds, failing the test after 10 s.
 func waitUntil(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.WaitFor(t, what, 10*time.Second, cond)
 }
 
 func TestCanarySplit(t *testing.T) {

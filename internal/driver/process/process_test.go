@@ -2,6 +2,7 @@ package process
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/cutover/cutover/internal/core"
 	"github.com/cutover/cutover/internal/deploy"
 	"github.com/cutover/cutover/internal/driver/drivertest"
+	"github.com/cutover/cutover/internal/testutil"
 )
 
 var helloBin string
@@ -212,17 +214,10 @@ func pidOf(in core.Instance) int {
 // waitLog polls an instance's log until it contains want.
 func waitLog(t *testing.T, d *Driver, in core.Instance, want string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testutil.WaitFor(t, fmt.Sprintf("the log of %s to show %q", in.ID, want), 10*time.Second, func() bool {
 		var b strings.Builder
-		if err := d.Logs(context.Background(), in, 0, &b); err == nil && strings.Contains(b.String(), want) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("log of %s never showed %q", in.ID, want)
-		}
-		time.Sleep(5 * time.Millisecond) // poll the log file
-	}
+		return d.Logs(context.Background(), in, 0, &b) == nil && strings.Contains(b.String(), want)
+	})
 }
 
 // A process started but never recorded (the server died in between) is

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cutover/cutover/internal/core"
 	"github.com/cutover/cutover/internal/deploy"
+	"github.com/cutover/cutover/internal/testutil"
 )
 
 const sha1 = "1111111111111111111111111111111111111111"
@@ -458,17 +459,14 @@ func locks(t *testing.T, s deploy.Store) {
 	if err := s.TryLock(ctx, "a", "qa", "x", 10*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		err := s.TryLock(ctx, "a", "qa", "y", time.Hour)
-		if err == nil {
-			break
+	var lastErr error
+	testutil.WaitFor(t, "the expired 10 ms lock to be taken over", 5*time.Second, func() bool {
+		lastErr = s.TryLock(ctx, "a", "qa", "y", time.Hour)
+		if lastErr != nil && !errors.Is(lastErr, core.ErrLocked) {
+			t.Fatalf("expired lock not taken over: %v", lastErr)
 		}
-		if !errors.Is(err, core.ErrLocked) || time.Now().After(deadline) {
-			t.Fatalf("expired lock not taken over: %v", err)
-		}
-		time.Sleep(5 * time.Millisecond) // poll until the 10 ms lock has expired
-	}
+		return lastErr == nil
+	})
 }
 
 func deleteApp(t *testing.T, s deploy.Store) {
