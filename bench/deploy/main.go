@@ -17,11 +17,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"time"
 
 	"github.com/cutover/cutover/examples"
@@ -32,6 +30,8 @@ import (
 	"github.com/cutover/cutover/internal/secret"
 	"github.com/cutover/cutover/internal/server"
 	"github.com/cutover/cutover/internal/store/sqlite"
+
+	"github.com/cutover/cutover/bench/internal/measure"
 )
 
 func main() {
@@ -53,7 +53,7 @@ func run(runs, history, queries int) error {
 	}
 	defer os.RemoveAll(dir)
 	repo := filepath.Join(dir, "repo")
-	staging, prod := freeAddr(), freeAddr()
+	staging, prod := measure.FreeAddr(), measure.FreeAddr()
 	if err := examples.WriteHello(repo, examples.HelloOptions{StagingListen: staging, ProductionListen: prod, Verify: 1 * time.Millisecond}); err != nil {
 		return err
 	}
@@ -212,30 +212,13 @@ func historyBench(ctx context.Context, dir string, n, queries int) error {
 	return nil
 }
 
-func pct(ds []time.Duration, p int) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := (len(s)*p + 99) / 100
-	if i > 0 {
-		i--
-	}
-	return s[i].Round(10 * time.Microsecond)
-}
-
-func freeAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 func writeVersion(dir, v string) {
 	if err := os.WriteFile(filepath.Join(dir, "version.go"), []byte("package main\n\nconst Version = \""+v+"\"\n"), 0o644); err != nil {
 		panic(err)
 	}
+}
+
+// pct is a percentile rounded for printing.
+func pct(ds []time.Duration, p int) time.Duration {
+	return measure.Percentile(ds, p).Round(10 * time.Microsecond)
 }

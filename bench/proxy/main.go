@@ -41,6 +41,8 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/internal/proxy"
+
+	"github.com/cutover/cutover/bench/internal/measure"
 )
 
 func main() {
@@ -78,7 +80,7 @@ func run(dur time.Duration, rounds, switches int) error {
 	} else if out, err := exec.Command("go", "build", "-o", backend, "github.com/cutover/cutover/bench/proxy/backend").CombinedOutput(); err != nil {
 		return fmt.Errorf("build backend: %v %s", err, out)
 	}
-	blue, green, listen := freeAddr(), freeAddr(), freeAddr()
+	blue, green, listen := measure.FreeAddr(), measure.FreeAddr(), measure.FreeAddr()
 	for _, b := range []struct{ addr, v string }{{blue, "blue"}, {green, "green"}} {
 		cmd := exec.Command(backend, "-addr", b.addr, "-version", b.v, "-slow", "2s")
 		if err := cmd.Start(); err != nil {
@@ -144,7 +146,7 @@ func run(dur time.Duration, rounds, switches int) error {
 	for round := range rounds {
 		var direct float64
 		for i, pth := range paths {
-			res, err := measure(pth, dur)
+			res, err := measurePath(pth, dur)
 			if err != nil {
 				return err
 			}
@@ -225,9 +227,9 @@ type result struct {
 	bytesPerReq  float64
 }
 
-// measure runs wrk against pth; for an in-process path it reads the heap
+// measurePath runs wrk against pth; for an in-process path it reads the heap
 // allocation counters around the run.
-func measure(pth benchPath, d time.Duration) (result, error) {
+func measurePath(pth benchPath, d time.Duration) (result, error) {
 	var before, after runtime.MemStats
 	if pth.inProcess {
 		runtime.GC()
@@ -348,13 +350,4 @@ func waitFor(f func() error) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-func freeAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }

@@ -33,7 +33,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -48,6 +47,8 @@ import (
 	"github.com/cutover/cutover/internal/gitx"
 	"github.com/cutover/cutover/internal/image"
 	"github.com/cutover/cutover/internal/server"
+
+	"github.com/cutover/cutover/bench/internal/measure"
 )
 
 const (
@@ -265,7 +266,7 @@ func repetition(ctx context.Context, rep int, order []string, runs, workers int,
 	stopLoads()
 	for _, b := range beds {
 		fmt.Printf("  %-7s deploys p50 %s, rollbacks p50 %s; load so far %d requests, %d failed\n", b.rt,
-			pct(res.figures["deploy: request -> succeeded"][b.rt], 50), pct(res.figures["rollback under load: request -> succeeded"][b.rt], 50),
+			measure.Percentile(res.figures["deploy: request -> succeeded"][b.rt], 50), measure.Percentile(res.figures["rollback under load: request -> succeeded"][b.rt], 50),
 			res.total[b.rt], res.failed[b.rt])
 	}
 	return nil
@@ -278,8 +279,8 @@ func open(ctx context.Context, rt, version string) (*bed, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &bed{rt: rt, dir: dir, repo: filepath.Join(dir, "repo"), staging: freeAddr()}
-	opts := examples.HelloOptions{StagingListen: b.staging, ProductionListen: freeAddr(), Verify: verify,
+	b := &bed{rt: rt, dir: dir, repo: filepath.Join(dir, "repo"), staging: measure.FreeAddr()}
+	opts := examples.HelloOptions{StagingListen: b.staging, ProductionListen: measure.FreeAddr(), Verify: verify,
 		StandbyFor: time.Hour, InvestigateFor: time.Hour, Docker: rt == dockerRT}
 	if err := examples.WriteHello(b.repo, opts); err != nil {
 		return b, err
@@ -503,13 +504,13 @@ func summary(ds []time.Duration) string {
 	if len(ds) == 0 {
 		return "-"
 	}
-	return fmt.Sprintf("%s [%s-%s]", ms(pct(ds, 50)), ms(pct(ds, 0)), ms(pct(ds, 100)))
+	return fmt.Sprintf("%s [%s-%s]", ms(measure.Percentile(ds, 50)), ms(measure.Percentile(ds, 0)), ms(measure.Percentile(ds, 100)))
 }
 
 // ratio is median(a)/median(b), with the range of the pairwise ratios
 // (the i-th sample of each was taken next to each other).
 func ratio(a, b []time.Duration) string {
-	if len(a) == 0 || len(b) == 0 || pct(b, 50) <= 0 {
+	if len(a) == 0 || len(b) == 0 || measure.Percentile(b, 50) <= 0 {
 		return "-"
 	}
 	var rs []float64
@@ -519,7 +520,7 @@ func ratio(a, b []time.Duration) string {
 		}
 	}
 	slices.Sort(rs)
-	r := float64(pct(a, 50)) / float64(pct(b, 50))
+	r := float64(measure.Percentile(a, 50)) / float64(measure.Percentile(b, 50))
 	if len(rs) == 0 {
 		return fmt.Sprintf("**%.2f**", r)
 	}
@@ -535,27 +536,4 @@ func ms(d time.Duration) string {
 		return fmt.Sprintf("%.1f ms", f)
 	}
 	return fmt.Sprintf("%.2f ms", f)
-}
-
-// pct is the p-th percentile (0: the minimum, 100: the maximum).
-func pct(ds []time.Duration, p int) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := (len(s)*p + 99) / 100
-	if i > 0 {
-		i--
-	}
-	return s[i]
-}
-
-func freeAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/cutover/cutover/internal/core"
+	"github.com/cutover/cutover/internal/testutil"
 )
 
 func TestNew_Unreachable(t *testing.T) {
@@ -42,7 +43,7 @@ func TestBuild_LocalLabelsAndOutput(t *testing.T) {
 	im := newImages(t, Registry{})
 	app, sha := uniqueName("local"), fakeSHA()
 	cleanupRepo(t, im, app)
-	var out syncBuffer
+	var out testutil.Buffer
 	b, err := im.Build(context.Background(), BuildRequest{App: app, SHA: sha, ContextDir: appContext(t, "one", ""),
 		Labels: map[string]string{"team": "payments", LabelCommit: "spoofed"}}, &out)
 	if err != nil {
@@ -123,7 +124,7 @@ func TestBuild_EngineErrors(t *testing.T) {
 			t.Parallel()
 			app := uniqueName("err")
 			cleanupRepo(t, im, app)
-			var out syncBuffer
+			var out testutil.Buffer
 			_, err := im.Build(context.Background(), BuildRequest{App: app, SHA: fakeSHA(), ContextDir: appContext(t, "x", tc.dockerfile)}, &out)
 			if !errors.Is(err, core.ErrBuildFailed) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want ErrBuildFailed naming %q", err, tc.want)
@@ -175,7 +176,7 @@ func TestRegistry_ImmutableTags(t *testing.T) {
 	repo := reg.Repo + "/" + app
 	opts := reg.remoteOpts(ctx)
 
-	var out syncBuffer
+	var out testutil.Buffer
 	b, err := im.Build(ctx, BuildRequest{App: app, SHA: sha, ContextDir: appContext(t, "one", "")}, &out)
 	if err != nil {
 		t.Fatalf("build: %v\n%s", err, out.String())

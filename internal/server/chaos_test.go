@@ -437,19 +437,7 @@ func (c *chaos) servesLive(when string, live core.Release) {
 	}
 }
 
-func (c *chaos) status() deploy.EnvStatus {
-	var sts []deploy.EnvStatus
-	if code := c.p.call("GET", "/api/v1/apps/hello/status", nil, &sts); code != 200 {
-		c.t.Fatalf("status: %d", code)
-	}
-	for _, s := range sts {
-		if s.Env == "staging" {
-			return s
-		}
-	}
-	c.t.Fatalf("no staging in status %+v", sts)
-	return deploy.EnvStatus{}
-}
+func (c *chaos) status() deploy.EnvStatus { return c.p.status("staging") }
 
 // noOrphans waits until every example-app process under the data dir is an
 // instance recorded in a slot: stopping is asynchronous.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/cutover/cutover/examples"
 	"github.com/cutover/cutover/internal/core"
+	"github.com/cutover/cutover/internal/deploy"
 	"github.com/cutover/cutover/internal/gitx"
 	"github.com/cutover/cutover/internal/testutil"
 )
@@ -29,7 +30,7 @@ type proc struct {
 	t    *testing.T
 	cmd  *exec.Cmd
 	base string
-	log  *syncBuffer
+	log  *testutil.Buffer
 }
 
 // serverURL is how `cutover server` announces its API address.
@@ -55,7 +56,7 @@ func startServerIn(t *testing.T, dir, bin, data string, extra ...string) *proc {
 	cmd := exec.Command(bin, append([]string{"server", "--data-dir", data, "--listen", listen, "--log-level", "debug"}, extra...)...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CUTOVER_TOKEN="+crashToken)
-	log := &syncBuffer{}
+	log := &testutil.Buffer{}
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -84,6 +85,22 @@ func (p *proc) kill() {
 		_ = p.cmd.Process.Signal(syscall.SIGKILL)
 		_ = p.cmd.Wait()
 	}
+}
+
+// status returns env's status from the API.
+func (p *proc) status(env string) deploy.EnvStatus {
+	p.t.Helper()
+	var sts []deploy.EnvStatus
+	if code := p.call("GET", "/api/v1/apps/hello/status", nil, &sts); code != 200 {
+		p.t.Fatalf("status: %d", code)
+	}
+	for _, s := range sts {
+		if s.Env == env {
+			return s
+		}
+	}
+	p.t.Fatalf("no %s in status %+v", env, sts)
+	return deploy.EnvStatus{}
 }
 
 func (p *proc) call(method, path string, body any, out any) int {

@@ -347,19 +347,7 @@ func containerName(c container.Summary) string {
 	return strings.TrimPrefix(c.Names[0], "/")
 }
 
-func (k *dockerKill) status() deploy.EnvStatus {
-	var sts []deploy.EnvStatus
-	if code := k.p.call("GET", "/api/v1/apps/hello/status", nil, &sts); code != 200 {
-		k.t.Fatalf("status: %d", code)
-	}
-	for _, s := range sts {
-		if s.Env == "staging" {
-			return s
-		}
-	}
-	k.t.Fatalf("no staging in status %+v", sts)
-	return deploy.EnvStatus{}
-}
+func (k *dockerKill) status() deploy.EnvStatus { return k.p.status("staging") }
 
 // settle waits until staging is at rest with exactly one live release,
 // and returns it.

@@ -223,7 +223,7 @@ func TestDeployFollowsAcrossServerRestart(t *testing.T) {
 	e.version("v2", "")
 	cli := exec.Command(bin, "deploy", "hello", "staging")
 	cli.Env = append(os.Environ(), "CUTOVER_SERVER=http://"+api, "CUTOVER_TOKEN="+crashToken)
-	out := &syncBuffer{}
+	out := &testutil.Buffer{}
 	cli.Stdout, cli.Stderr = out, out
 	if err := cli.Start(); err != nil {
 		t.Fatal(err)

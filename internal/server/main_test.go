@@ -59,22 +59,3 @@ func cutoverBin(t *testing.T) string {
 	}
 	return b.path
 }
-
-// syncBuffer is a bytes.Buffer a child process writes to while a test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf = append(b.buf, p...)
-	return len(p), nil
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.buf)
-}

@@ -85,3 +85,24 @@ func kernelAddr(t testing.TB) string {
 	defer l.Close()
 	return l.Addr().String()
 }
+
+// Buffer collects what goroutines (a child process's output copier, a
+// build, a command) write while a test reads it.
+type Buffer struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf = append(b.buf, p...)
+	return len(p), nil
+}
+
+// String returns everything written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return string(b.buf)
+}
