@@ -3,7 +3,6 @@ package server_test
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -155,10 +154,6 @@ func newDockerKill(t *testing.T, bin string, reg *gatedRegistry, api *client.Cli
 	_, _ = rand.Read(suffix)
 	k := &dockerKill{t: t, bin: bin, api: api, reg: reg, data: filepath.Join(dir, "data"), staging: testutil.ListenAddr(t),
 		regPath: "kill-" + hex.EncodeToString(suffix), versions: map[string]string{}}
-	// The installation's mark, as the server derives it from its store
-	// (checked against v1's container below).
-	sum := sha256.Sum256([]byte("sqlite:" + k.data))
-	k.owner = hex.EncodeToString(sum[:8])
 	// Registered before any server starts, so it runs after they are all
 	// killed and nothing can start a container again.
 	t.Cleanup(func() { k.removeAll(context.Background()) })
@@ -180,6 +175,16 @@ func newDockerKill(t *testing.T, bin string, reg *gatedRegistry, api *client.Cli
 func (k *dockerKill) deployV1() {
 	t := k.t
 	k.p = startServer(t, k.bin, k.data, k.flags...)
+	// The installation's mark: the id its database holds.
+	st, err := sqlite.Open(context.Background(), filepath.Join(k.data, server.DatabaseFile), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.owner, err = st.Installation(context.Background())
+	st.Close()
+	if err != nil || k.owner == "" {
+		t.Fatalf("installation id: %q, %v", k.owner, err)
+	}
 	if code := k.p.call("POST", "/api/v1/apps", map[string]string{"name": "hello", "repo": k.e.repo}, nil); code != 201 {
 		t.Fatalf("add app: %d\n%s", code, k.p.log.String())
 	}
@@ -197,7 +202,7 @@ func (k *dockerKill) deployV1() {
 		t.Fatal(err)
 	}
 	if got := ins.Container.Config.Labels[docker.LabelOwner]; got != k.owner {
-		t.Fatalf("v1's container is owned by %q, want %q (the data dir's installation)", got, k.owner)
+		t.Fatalf("v1's container is owned by %q, want %q (the database's installation)", got, k.owner)
 	}
 }
 
@@ -447,6 +452,9 @@ func (k *dockerKill) cleanUp() {
 // removeAll removes every container (forced) and image of this
 // installation on the engine.
 func (k *dockerKill) removeAll(ctx context.Context) error {
+	if k.owner == "" {
+		return nil // no server started: nothing of this installation exists
+	}
 	f := make(client.Filters).Add("label", docker.LabelOwner+"="+k.owner)
 	cs, err := k.api.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
 	if err != nil {

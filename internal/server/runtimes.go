@@ -2,8 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -76,24 +74,6 @@ func CheckRegistryRepo(repo string) error {
 	return nil
 }
 
-// installation names the servers that share one store: containers and
-// images carry it, so installations (and tests) sharing a Docker engine
-// never take each other's containers for orphans. It is a digest of where
-// the store is (the data dir, or the PostgreSQL URL without its
-// password), not a secret.
-func installation(cfg Config) string {
-	where := "sqlite:" + cfg.DataDir
-	if cfg.DatabaseURL != "" {
-		where = cfg.DatabaseURL
-		if u, err := url.Parse(cfg.DatabaseURL); err == nil {
-			u.User = url.User(u.User.Username())
-			where = u.String()
-		}
-	}
-	sum := sha256.Sum256([]byte(where))
-	return hex.EncodeToString(sum[:8])
-}
-
 // runtimes are the drivers a server runs instances with, and the image
 // builder of the docker runtime.
 type runtimes struct {
@@ -119,7 +99,11 @@ func (r *runtimes) Close() {
 // openRuntimes is the one place that chooses the runtimes: local processes
 // always, and Docker when an engine answers. Which one runs an app is its
 // manifest's runtime.
-func openRuntimes(ctx context.Context, cfg Config, log *slog.Logger) (*runtimes, error) {
+//
+// owner is the installation id (the store's): containers and images carry
+// it, so installations (and tests) sharing a Docker engine never take each
+// other's containers for orphans.
+func openRuntimes(ctx context.Context, cfg Config, owner string, log *slog.Logger) (*runtimes, error) {
 	switch cfg.Driver {
 	case "", DriverProcess:
 	default:
@@ -130,7 +114,7 @@ func openRuntimes(ctx context.Context, cfg Config, log *slog.Logger) (*runtimes,
 	if err != nil {
 		return nil, fmt.Errorf("process driver: %w", err)
 	}
-	r := &runtimes{owner: installation(cfg)}
+	r := &runtimes{owner: owner}
 	drivers := map[string]deploy.Driver{core.RuntimeProcess: proc}
 	if cfg.Docker.Off {
 		r.noDocker = "the server was started with --docker=false"

@@ -222,7 +222,11 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		Bindings: []core.RoleBinding{{Role: core.RoleAdmin, Apps: core.AnyScope, Envs: core.AnyScope}}}); err != nil {
 		return nil, fmt.Errorf("create the %s user: %w", core.AdminUser, err)
 	}
-	if s.runtimes, err = openRuntimes(ctx, cfg, log); err != nil {
+	installation, err := st.Installation(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if s.runtimes, err = openRuntimes(ctx, cfg, installation, log); err != nil {
 		return nil, err
 	}
 	s.driver = s.runtimes.driver

@@ -73,12 +73,16 @@ func TestConformance(t *testing.T) {
 	storetest.RunUsers(t, func(t *testing.T) storetest.UserStore { return open(t).(*Store) })
 	storetest.RunHooks(t, func(t *testing.T) storetest.HookStore { return open(t).(*Store) })
 	storetest.RunNotify(t, func(t *testing.T) storetest.NotifyStore { return open(t).(*Store) })
+	storetest.RunInstallation(t, func(t *testing.T) (storetest.InstallationStore, func() storetest.InstallationStore) {
+		a := open(t).(*Store)
+		return a, func() storetest.InstallationStore { return sameDatabase(t, a) }
+	})
 }
 
-// TestLockAcrossServers: two stores on one database (two cutover servers)
-// race for an environment lock; exactly one gets it.
-func TestLockAcrossServers(t *testing.T) {
-	a := open(t).(*Store)
+// sameDatabase opens a second store on a's database and schema (another
+// cutover server).
+func sameDatabase(t *testing.T, a *Store) *Store {
+	t.Helper()
 	var schema string
 	if err := a.DB().QueryRow("SELECT current_schema()").Scan(&schema); err != nil {
 		t.Fatal(err)
@@ -91,7 +95,15 @@ func TestLockAcrossServers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+// TestLockAcrossServers: two stores on one database (two cutover servers)
+// race for an environment lock; exactly one gets it.
+func TestLockAcrossServers(t *testing.T) {
+	a := open(t).(*Store)
+	b := sameDatabase(t, a)
 	for round := range 20 {
 		env := "prod" + string(rune('a'+round))
 		errs := make(chan error, 2)

@@ -36,6 +36,18 @@ func TestConformance(t *testing.T) {
 	storetest.RunUsers(t, func(t *testing.T) storetest.UserStore { return open(t) })
 	storetest.RunHooks(t, func(t *testing.T) storetest.HookStore { return open(t) })
 	storetest.RunNotify(t, func(t *testing.T) storetest.NotifyStore { return open(t) })
+	storetest.RunInstallation(t, func(t *testing.T) (storetest.InstallationStore, func() storetest.InstallationStore) {
+		path := filepath.Join(t.TempDir(), "db")
+		reopen := func() storetest.InstallationStore {
+			s, err := Open(context.Background(), path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			return s
+		}
+		return reopen(), reopen
+	})
 }
 
 func TestReopenKeepsDataAndMigrations(t *testing.T) {
