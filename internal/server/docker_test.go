@@ -4,7 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"io"
+	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -291,4 +294,63 @@ func removeLocal(t *testing.T, images *image.Images, ref string) {
 	if where, err := images.Exists(ctx, ref); err != nil || where != "registry" {
 		t.Fatalf("%s after removing it from the engine: %q, %v", ref, where, err)
 	}
+}
+
+// TestDockerEngineLaterThanServer: a server started while its Docker
+// engine does not answer refuses docker apps with the reason, and runs
+// them once the engine answers, without a restart. The engine "comes up"
+// as a unix socket forwarding to the real one.
+func TestDockerEngineLaterThanServer(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := docker.Available(cctx); err != nil {
+		t.Skipf("docker: no engine reachable at %s: %v", dockerAddress(), err)
+	}
+	real := strings.TrimPrefix(dockerAddress(), "unix://")
+	if real == dockerAddress() {
+		t.Skipf("docker: the engine is not on a unix socket (%s)", dockerAddress())
+	}
+	sock := filepath.Join(t.TempDir(), "docker.sock")
+	e := newEnvWith(t, &env{docker: server.Docker{Hosts: []docker.Host{{Name: "late", Address: "unix://" + sock}}, Retry: 50 * time.Millisecond}},
+		func(o *examples.HelloOptions) { o.Docker = true })
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_ = e.srv.StopAll(ctx)
+		_, _ = e.srv.RemoveRuntimeLeftovers(ctx, "hello")
+	})
+
+	d := e.deploy("staging", core.StateFailed)
+	if !strings.Contains(d.Reason, "runtime docker is not available on this server") || !strings.Contains(d.Reason, sock) {
+		t.Fatalf("deploy without an engine: %q; want the runtime's unavailability naming %s", d.Reason, sock)
+	}
+
+	// The engine comes up: a socket that forwards to the real one.
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				up, err := net.Dial("unix", real)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go func() { _, _ = io.Copy(up, c) }()
+				_, _ = io.Copy(c, up)
+			}()
+		}
+	}()
+	e.deploy("staging", core.StateSucceeded)
+	e.serves(e.staging, "v1")
 }

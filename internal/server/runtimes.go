@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -35,6 +37,9 @@ type Docker struct {
 	// Hosts are the engines by name (--docker-host NAME=ADDRESS); the
 	// first builds the images. None: one host "local".
 	Hosts []docker.Host
+	// Retry is how often an engine that did not answer is tried again
+	// when a docker app needs it (0 = DefaultDockerRetry).
+	Retry time.Duration
 	// Registry is where images are pushed and pulled from (--registry
 	// HOST[:PORT]/PATH); empty keeps images on the engines only, which
 	// suits one host.
@@ -74,31 +79,40 @@ func CheckRegistryRepo(repo string) error {
 	return nil
 }
 
+// DefaultDockerRetry is how often a server whose Docker engine did not
+// answer tries again, when a docker app needs it: an engine started after
+// the server is found without a restart.
+const DefaultDockerRetry = 30 * time.Second
+
 // runtimes are the drivers a server runs instances with, and the image
 // builder of the docker runtime.
 type runtimes struct {
-	owner    string // the installation's mark on its containers and images
-	driver   deploy.Driver
-	docker   *docker.Driver // nil: the docker runtime is unavailable
+	owner  string // the installation's mark on its containers and images
+	driver deploy.Driver
+	proc   *process.Driver
+	cfg    Docker
+	log    *slog.Logger
+
+	mu       sync.Mutex
+	docker   *docker.Driver // nil until an engine answered
 	images   *image.Images
-	noDocker string // why, when it is unavailable
+	noDocker string    // why docker is unavailable (the last attempt's error)
+	tried    time.Time // the last attempt
 }
 
 func (r *runtimes) Close() {
-	if c, ok := r.driver.(interface{ Close() }); ok {
-		c.Close()
-	}
+	r.proc.Close()
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.docker != nil {
 		r.docker.Close()
-	}
-	if r.images != nil {
 		_ = r.images.Close()
 	}
 }
 
 // openRuntimes is the one place that chooses the runtimes: local processes
-// always, and Docker when an engine answers. Which one runs an app is its
-// manifest's runtime.
+// always, and Docker when an engine answers (now, or when a docker app
+// needs it later). Which one runs an app is its manifest's runtime.
 //
 // owner is the installation id (the store's): containers and images carry
 // it, so installations (and tests) sharing a Docker engine never take each
@@ -114,37 +128,53 @@ func openRuntimes(ctx context.Context, cfg Config, owner string, log *slog.Logge
 	if err != nil {
 		return nil, fmt.Errorf("process driver: %w", err)
 	}
-	r := &runtimes{owner: owner}
+	r := &runtimes{owner: owner, proc: proc, cfg: cfg.Docker, log: log}
 	drivers := map[string]deploy.Driver{core.RuntimeProcess: proc}
-	if cfg.Docker.Off {
-		r.noDocker = "the server was started with --docker=false"
-	} else if err := r.openDocker(ctx, cfg.Docker, log); err != nil {
-		r.noDocker = err.Error()
-		log.Warn("docker runtime unavailable: apps with runtime: docker cannot build or deploy", "err", err)
-	} else {
-		drivers[core.RuntimeDocker] = r.docker
-	}
 	unavailable := map[string]string{}
-	if r.noDocker != "" {
-		unavailable[core.RuntimeDocker] = r.noDocker
+	if cfg.Docker.Off {
+		unavailable[core.RuntimeDocker] = "the server was started with --docker=false"
+	} else {
+		drivers[core.RuntimeDocker] = dockerRuntime{r}
+		if _, _, err := r.dockerParts(ctx); err != nil {
+			log.Warn("docker runtime unavailable for now: apps with runtime: docker cannot build or deploy until the engine answers", "err", err)
+		}
 	}
-	r.driver, err = multi.New(core.RuntimeProcess, drivers, unavailable, log.With("part", "driver"))
-	if err != nil {
-		proc.Close()
+	if r.driver, err = multi.New(core.RuntimeProcess, drivers, unavailable, log.With("part", "driver")); err != nil {
 		r.Close()
 		return nil, err
 	}
 	return r, nil
 }
 
-func (r *runtimes) openDocker(ctx context.Context, cfg Docker, log *slog.Logger) error {
+// dockerParts returns the docker driver and image builder, connecting
+// first when no engine has answered yet (at most every dockerRetry).
+func (r *runtimes) dockerParts(ctx context.Context) (*docker.Driver, *image.Images, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.docker != nil {
+		return r.docker, r.images, nil
+	}
+	retry := cmp.Or(r.cfg.Retry, DefaultDockerRetry)
+	if r.tried.IsZero() || time.Since(r.tried) >= retry {
+		r.tried = time.Now()
+		err := r.openDocker(ctx)
+		if err == nil {
+			return r.docker, r.images, nil
+		}
+		r.noDocker = err.Error()
+	}
+	return nil, nil, fmt.Errorf("runtime docker is not available on this server: %s (the server tries again every %s)", r.noDocker, retry)
+}
+
+func (r *runtimes) openDocker(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, dockerPing)
 	defer cancel()
+	cfg := r.cfg
 	reg := docker.Registry{Username: cfg.Registry.Username, Password: cfg.Registry.Password}
 	if cfg.Registry.Repo != "" {
 		reg.ServerAddress, _, _ = strings.Cut(cfg.Registry.Repo, "/")
 	}
-	d, err := docker.New(ctx, docker.Config{Hosts: cfg.Hosts, Registry: reg, Logger: log.With("part", "docker"), Owner: r.owner})
+	d, err := docker.New(ctx, docker.Config{Hosts: cfg.Hosts, Registry: reg, Logger: r.log.With("part", "docker"), Owner: r.owner})
 	if err != nil {
 		return err
 	}
@@ -152,21 +182,85 @@ func (r *runtimes) openDocker(ctx context.Context, cfg Docker, log *slog.Logger)
 	if len(cfg.Hosts) > 0 {
 		buildHost = cfg.Hosts[0].Address
 	}
-	im, err := image.New(ctx, image.Config{Host: buildHost, Registry: cfg.Registry, Logger: log.With("part", "image")})
+	im, err := image.New(ctx, image.Config{Host: buildHost, Registry: cfg.Registry, Logger: r.log.With("part", "image")})
 	if err != nil {
 		d.Close()
 		return err
 	}
 	r.docker, r.images = d, im
-	log.Info("docker runtime", "hosts", strings.Join(d.Hosts(), ","), "engine_api", im.APIVersion(), "registry", cmpOr(cfg.Registry.Repo, "none (images stay on the engines)"))
+	r.log.Info("docker runtime", "hosts", strings.Join(d.Hosts(), ","), "engine_api", im.APIVersion(), "registry", cmp.Or(cfg.Registry.Repo, "none (images stay on the engines)"))
 	return nil
 }
 
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
+// dockerRuntime is the docker driver as the multi driver sees it: it
+// connects to the engines on first need, so a server started before its
+// Docker engine runs docker apps once the engine answers.
+type dockerRuntime struct{ r *runtimes }
+
+func (d dockerRuntime) Start(ctx context.Context, spec core.GroupSpec) ([]core.Instance, error) {
+	dr, _, err := d.r.dockerParts(ctx)
+	if err != nil {
+		return nil, err
 	}
-	return b
+	return dr.Start(ctx, spec)
+}
+
+func (d dockerRuntime) Stop(ctx context.Context, ins []core.Instance, grace time.Duration) error {
+	dr, _, err := d.r.dockerParts(ctx)
+	if err != nil {
+		return err
+	}
+	return dr.Stop(ctx, ins, grace)
+}
+
+func (d dockerRuntime) List(ctx context.Context) ([]core.Instance, error) {
+	dr, _, err := d.r.dockerParts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return dr.List(ctx)
+}
+
+func (d dockerRuntime) RunTask(ctx context.Context, spec core.TaskSpec, out io.Writer) error {
+	dr, _, err := d.r.dockerParts(ctx)
+	if err != nil {
+		return err
+	}
+	return dr.RunTask(ctx, spec, out)
+}
+
+func (d dockerRuntime) Logs(ctx context.Context, in core.Instance, maxBytes int64, w io.Writer) error {
+	dr, _, err := d.r.dockerParts(ctx)
+	if err != nil {
+		return err
+	}
+	return dr.Logs(ctx, in, maxBytes, w)
+}
+
+func (d dockerRuntime) Probe(ctx context.Context, in core.Instance, pr core.ProbeRequest) (core.ProbeResult, error) {
+	dr, _, err := d.r.dockerParts(ctx)
+	if err != nil {
+		return core.ProbeResult{}, err
+	}
+	return dr.Probe(ctx, in, pr)
+}
+
+// Exited: nothing is known of an instance on an engine that does not
+// answer, so it is not reported exited.
+func (d dockerRuntime) Exited(ctx context.Context, in core.Instance) (string, bool) {
+	dr, _, err := d.r.dockerParts(ctx)
+	if err != nil {
+		return "", false
+	}
+	return dr.Exited(ctx, in)
+}
+
+func (d dockerRuntime) Prune(ctx context.Context, app string, keep func(string) bool) (int, error) {
+	dr, _, err := d.r.dockerParts(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return dr.Prune(ctx, app, keep)
 }
 
 // imagePort adapts internal/image (and the docker driver's view of every
@@ -174,7 +268,11 @@ func cmpOr(a, b string) string {
 type imagePort struct{ r *runtimes }
 
 func (p imagePort) BuildImage(ctx context.Context, app, sha, dir, dockerfile string, out io.Writer) (string, string, int64, error) {
-	b, err := p.r.images.Build(ctx, image.BuildRequest{App: app, SHA: sha, ContextDir: dir, Dockerfile: dockerfile,
+	_, im, err := p.r.dockerParts(ctx)
+	if err != nil {
+		return "", "", 0, err
+	}
+	b, err := im.Build(ctx, image.BuildRequest{App: app, SHA: sha, ContextDir: dir, Dockerfile: dockerfile,
 		Labels: map[string]string{docker.LabelOwner: p.r.owner}}, out)
 	if err != nil {
 		return "", "", 0, err
@@ -185,23 +283,27 @@ func (p imagePort) BuildImage(ctx context.Context, app, sha, dir, dockerfile str
 // ImageAvailable: on the build engine or in the registry (image.Exists),
 // or on any other Docker host (pulled there earlier).
 func (p imagePort) ImageAvailable(ctx context.Context, ref string) error {
-	_, err := p.r.images.Exists(ctx, ref)
+	dr, im, err := p.r.dockerParts(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = im.Exists(ctx, ref)
 	if err == nil {
 		return nil
 	}
 	if !errors.Is(err, image.ErrImageGone) {
 		return err
 	}
-	if ok, herr := p.r.docker.HasImage(ctx, ref); herr == nil && ok {
+	if ok, herr := dr.HasImage(ctx, ref); herr == nil && ok {
 		return nil
 	}
-	return fmt.Errorf("image %s is gone: on no Docker host (%s) and not in the registry", ref, strings.Join(p.r.docker.Hosts(), ", "))
+	return fmt.Errorf("image %s is gone: on no Docker host (%s) and not in the registry", ref, strings.Join(dr.Hosts(), ", "))
 }
 
 // builderImages returns the builder's Images port, or nil and why not.
 func (r *runtimes) builderImages() (build.Images, string) {
-	if r.images == nil {
-		return nil, r.noDocker
+	if r.cfg.Off {
+		return nil, "the server was started with --docker=false"
 	}
 	return imagePort{r}, ""
 }
@@ -223,10 +325,11 @@ func (t imageTagger) TagArtifact(ctx context.Context, app, sha, tag string) (str
 	if !build.IsImage(a.Ref) {
 		return "", nil
 	}
-	if t.r.images == nil {
-		return "", fmt.Errorf("no Docker engine: %s", t.r.noDocker)
+	_, im, err := t.r.dockerParts(ctx)
+	if err != nil {
+		return "", err
 	}
-	if err := t.r.images.Tag(ctx, a.Ref, tag); err != nil {
+	if err := im.Tag(ctx, a.Ref, tag); err != nil {
 		return "", err
 	}
 	return a.Ref, nil
