@@ -198,14 +198,12 @@ func newClient(address string, fromEnv bool) (*client.Client, error) {
 		if err != nil {
 			return nil, err
 		}
-		tr := &http.Transport{}
-		api, err := client.New(client.WithHTTPClient(&http.Client{Transport: tr}), client.WithHost("http://docker.example.com"))
-		if err != nil {
-			return nil, err
-		}
-		// WithHost configured tr for TCP; the connection is ssh's stdio.
-		tr.Proxy, tr.DialContext = nil, dial
-		return api, nil
+		// The connection is ssh's stdio: the transport dials through it and
+		// never through a proxy. The client copies the transport it is
+		// given, so it is complete before it is handed over, after WithHost
+		// (which would set its own dialer).
+		tr := &http.Transport{DialContext: dial, IdleConnTimeout: 30 * time.Second, MaxIdleConns: 6}
+		return client.New(client.WithHost("tcp://docker.example.com:2375"), client.WithHTTPClient(&http.Client{Transport: tr}))
 	}
 	return nil, fmt.Errorf("%w: address %q: scheme %q (want unix://, tcp:// or ssh://)", core.ErrInvalid, address, u.Scheme)
 }

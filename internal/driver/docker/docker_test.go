@@ -352,9 +352,9 @@ func TestSSHArgv(t *testing.T) {
 	for _, tc := range []struct {
 		addr, want, err string
 	}{
-		{"ssh://deploy@build-1", "ssh -o ConnectTimeout=30 -T -l deploy -- build-1 docker system dial-stdio", ""},
-		{"ssh://deploy@build-1:2222", "ssh -o ConnectTimeout=30 -T -l deploy -p 2222 -- build-1 docker system dial-stdio", ""},
-		{"ssh://build-1", "ssh -o ConnectTimeout=30 -T -- build-1 docker system dial-stdio", ""},
+		{"ssh://deploy@build-1", "ssh -o ConnectTimeout=30 -o BatchMode=yes -T -l deploy -- build-1 docker system dial-stdio", ""},
+		{"ssh://deploy@build-1:2222", "ssh -o ConnectTimeout=30 -o BatchMode=yes -T -l deploy -p 2222 -- build-1 docker system dial-stdio", ""},
+		{"ssh://build-1", "ssh -o ConnectTimeout=30 -o BatchMode=yes -T -- build-1 docker system dial-stdio", ""},
 		{"ssh://u:pw@build-1", "", "passwords"},
 		{"ssh://build-1/path", "", "no path"},
 	} {

@@ -33,7 +33,9 @@ func sshArgv(u *url.URL) ([]string, error) {
 	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
 		return nil, fmt.Errorf("%w: ssh address %q: no path or query expected", core.ErrInvalid, u.String())
 	}
-	argv := []string{"ssh", "-o", "ConnectTimeout=30", "-T"}
+	// BatchMode: a host key or password prompt fails with ssh's message
+	// instead of waiting on a terminal.
+	argv := []string{"ssh", "-o", "ConnectTimeout=30", "-o", "BatchMode=yes", "-T"}
 	if u.User != nil && u.User.Username() != "" {
 		argv = append(argv, "-l", u.User.Username())
 	}
