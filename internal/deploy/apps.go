@@ -140,6 +140,8 @@ func (s *Service) build(ctx context.Context, app core.App, sha string, logw io.W
 	} else {
 		logw = io.MultiWriter(logw, lines)
 	}
+	s.building.RLock()
+	defer s.building.RUnlock()
 	a, m, err := s.cfg.Builder.Build(context.WithoutCancel(ctx), app, sha, logw)
 	lines.flush()
 	if err != nil {

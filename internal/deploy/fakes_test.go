@@ -240,6 +240,8 @@ type fakeBuilder struct {
 	removed map[string]bool
 	// available answers deploy.ArtifactChecker (nil: every artifact is).
 	available func(a core.Artifact) error
+	// started and release, when set, hold a build until release closes.
+	started, release chan struct{}
 }
 
 func (f *fakeBuilder) Available(ctx context.Context, a core.Artifact) error {
@@ -254,7 +256,12 @@ func (f *fakeBuilder) Available(ctx context.Context, a core.Artifact) error {
 func (f *fakeBuilder) Build(ctx context.Context, app core.App, sha string, logw io.Writer) (core.Artifact, *manifest.Manifest, error) {
 	f.mu.Lock()
 	f.builds++
+	started, release := f.started, f.release
 	f.mu.Unlock()
+	if release != nil {
+		started <- struct{}{}
+		<-release
+	}
 	return core.Artifact{App: app.Name, SHA: sha, Digest: "sha256:" + sha, Ref: "/artifacts/" + sha, CreatedAt: time.Now()}, f.m, nil
 }
 

@@ -468,3 +468,26 @@ func TestRollbackRefusedWhenArtifactGone(t *testing.T) {
 		t.Errorf("rollback once the artifact is back: %s %q, live #%d", rb.State, rb.Reason, st.LiveRelease())
 	}
 }
+
+// The retention waits while a build runs (its image is no artifact yet and
+// would be pruned as a leftover), and runs once it has been recorded.
+func TestRetentionWaitsForBuilds(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	r.start()
+	r.builder.mu.Lock()
+	r.builder.started, r.builder.release = make(chan struct{}), make(chan struct{})
+	r.builder.mu.Unlock()
+	d := r.deploy("staging", "c1")
+	<-r.builder.started
+	if _, err := r.svc.CollectArtifacts(context.Background()); !errors.Is(err, deploy.ErrBuildRunning) {
+		t.Errorf("retention during a build: %v, want ErrBuildRunning", err)
+	}
+	close(r.builder.release)
+	if d = r.wait(d); d.State != core.StateSucceeded {
+		t.Fatalf("deploy = %s %q", d.State, d.Reason)
+	}
+	if _, err := r.svc.CollectArtifacts(context.Background()); err != nil {
+		t.Errorf("retention after the build: %v", err)
+	}
+}

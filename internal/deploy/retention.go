@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -20,14 +21,26 @@ import (
 const (
 	DefaultKeepReleases = 10
 	collectEvery        = time.Hour
+	collectRetry        = time.Minute // after a pass postponed by a build
 )
+
+// ErrBuildRunning says the retention was postponed: a build is running.
+var ErrBuildRunning = errors.New("a build is running: the retention waits for it")
 
 // CollectArtifacts removes the artifacts no rollback can target any more
 // and returns them. The tick runs it every hour.
+//
+// It runs while no build does: an image being built is not an artifact
+// yet and would be collected as a leftover. With a build running it
+// returns ErrBuildRunning and collects nothing.
 func (s *Service) CollectArtifacts(ctx context.Context) ([]core.Artifact, error) {
 	if _, err := s.activation(); err != nil {
 		return nil, err
 	}
+	if !s.building.TryLock() {
+		return nil, ErrBuildRunning
+	}
+	defer s.building.Unlock()
 	apps, err := s.cfg.Store.ListApps(ctx)
 	if err != nil {
 		return nil, err
@@ -159,7 +172,14 @@ func (s *Service) maybeCollect(ctx context.Context) {
 	if !due {
 		return
 	}
-	if _, err := s.CollectArtifacts(ctx); err != nil && ctx.Err() == nil {
+	_, err := s.CollectArtifacts(ctx)
+	if errors.Is(err, ErrBuildRunning) {
+		s.mu.Lock()
+		s.lastCollect = s.now().Add(collectRetry - collectEvery) // again in a minute
+		s.mu.Unlock()
+		return
+	}
+	if err != nil && ctx.Err() == nil {
 		s.log.Error("artifact retention", "err", err)
 	}
 }

@@ -85,7 +85,11 @@ type Service struct {
 	restarts    map[string]*restarts // supervision of live colours, by app/env
 	unrouted    map[string]string    // environments whose live colour the proxy could not be told about, why
 	lastCollect time.Time            // when the artifact retention last ran
-	polled      map[string]time.Time // when auto-deploy last polled each app/env
+	// building is held (read) by every build until its artifact is
+	// recorded, and (write) by the runtime's prune: an image being built
+	// is no artifact yet, and must not be collected as a leftover.
+	building sync.RWMutex
+	polled   map[string]time.Time // when auto-deploy last polled each app/env
 
 	// amu guards preparing: the deployments of each environment being
 	// prepared, by ID; turn is signalled when one leaves it.

@@ -102,7 +102,11 @@ type Config struct {
 	// Host is the engine's address, DOCKER_HOST style
 	// ("unix:///var/run/docker.sock", "tcp://host:2375"); "" reads
 	// DOCKER_HOST and falls back to the default socket.
-	Host     string
+	Host string
+	// Client, when set, is the engine's client, shared with its owner
+	// (the docker driver's, so ssh:// and TLS hosts work the same way);
+	// Host is then ignored and Close leaves the client open.
+	Client   *client.Client
 	Registry Registry
 	Logger   *slog.Logger
 	// MaxContextBytes bounds the build context (0 = DefaultMaxContextBytes).
@@ -112,6 +116,7 @@ type Config struct {
 // Images builds, pushes, tags and removes images of apps.
 type Images struct {
 	cli    *client.Client
+	shared bool // cli belongs to the caller
 	reg    Registry
 	log    *slog.Logger
 	host   string
@@ -149,26 +154,34 @@ type Built struct {
 // New connects to the engine and checks that it answers, negotiating the
 // API version.
 func New(ctx context.Context, cfg Config) (*Images, error) {
-	opts := []client.Opt{client.FromEnv}
-	if cfg.Host != "" {
-		opts = append(opts, client.WithHost(cfg.Host))
+	cli := cfg.Client
+	if cli == nil {
+		opts := []client.Opt{client.FromEnv}
+		if cfg.Host != "" {
+			opts = append(opts, client.WithHost(cfg.Host))
+		}
+		var err error
+		if cli, err = client.New(opts...); err != nil {
+			return nil, fmt.Errorf("docker engine %q: %w", cfg.Host, err)
+		}
 	}
-	cli, err := client.New(opts...)
-	if err != nil {
-		return nil, fmt.Errorf("docker engine %q: %w", cfg.Host, err)
+	closeCli := func() {
+		if cfg.Client == nil {
+			_ = cli.Close()
+		}
 	}
 	host := cli.DaemonHost()
 	pctx, cancel := context.WithTimeout(ctx, pingTimeout)
 	defer cancel()
 	if _, err := cli.Ping(pctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
-		_ = cli.Close()
+		closeCli()
 		return nil, fmt.Errorf("docker engine at %s does not answer: %w", host, err)
 	}
 	reg := cfg.Registry
 	reg.Repo = strings.TrimSuffix(reg.Repo, "/")
 	if reg.Repo != "" {
 		if _, err := name.NewRepository(reg.Repo+"/app", reg.nameOpts()...); err != nil {
-			_ = cli.Close()
+			closeCli()
 			return nil, fmt.Errorf("%w: registry repository %q: %v", core.ErrInvalid, reg.Repo, err)
 		}
 	}
@@ -180,11 +193,16 @@ func New(ctx context.Context, cfg Config) (*Images, error) {
 	if maxCtx <= 0 {
 		maxCtx = DefaultMaxContextBytes
 	}
-	return &Images{cli: cli, reg: reg, log: log, host: host, maxCtx: maxCtx}, nil
+	return &Images{cli: cli, shared: cfg.Client != nil, reg: reg, log: log, host: host, maxCtx: maxCtx}, nil
 }
 
 // Close releases the engine connection.
-func (im *Images) Close() error { return im.cli.Close() }
+func (im *Images) Close() error {
+	if im.shared {
+		return nil
+	}
+	return im.cli.Close()
+}
 
 // Host is the engine's address.
 func (im *Images) Host() string { return im.host }

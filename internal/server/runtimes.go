@@ -178,11 +178,8 @@ func (r *runtimes) openDocker(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	buildHost := ""
-	if len(cfg.Hosts) > 0 {
-		buildHost = cfg.Hosts[0].Address
-	}
-	im, err := image.New(ctx, image.Config{Host: buildHost, Registry: cfg.Registry, Logger: r.log.With("part", "image")})
+	// Images are built on the first host, through the driver's client.
+	im, err := image.New(ctx, image.Config{Client: d.BuildClient(), Registry: cfg.Registry, Logger: r.log.With("part", "image")})
 	if err != nil {
 		d.Close()
 		return err

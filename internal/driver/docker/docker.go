@@ -208,6 +208,11 @@ func newClient(address string, fromEnv bool) (*client.Client, error) {
 	return nil, fmt.Errorf("%w: address %q: scheme %q (want unix://, tcp:// or ssh://)", core.ErrInvalid, address, u.Scheme)
 }
 
+// BuildClient is the first host's engine client: the one images are
+// built on (internal/image shares it, so every address form works alike).
+// It stays the driver's: Close closes it.
+func (d *Driver) BuildClient() *client.Client { return d.engines[0].api }
+
 // enginesFor returns the engines named (none = the default host).
 func (d *Driver) enginesFor(names []string) ([]*engine, error) {
 	if len(names) == 0 {
