@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cutover/cutover/internal/testutil"
 )
 
 func TestEnvQueueRunsInOrderAndRefusesWhenBusy(t *testing.T) {
@@ -54,16 +56,10 @@ func TestEnvQueueRunsInOrderAndRefusesWhenBusy(t *testing.T) {
 	}
 	// The queue goes idle once the last task has returned; a refused
 	// no-wait push changes nothing, so ask until it is accepted.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if _, ok := q.push(task{holder: "deployment 10", run: func(context.Context) {}}, true); ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no-wait push on an idle queue refused")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testutil.WaitFor(t, "a no-wait push on the idle queue to be accepted", 5*time.Second, func() bool {
+		_, ok := q.push(task{holder: "deployment 10", run: func(context.Context) {}}, true)
+		return ok
+	})
 }
 
 func TestErrorRate(t *testing.T) {

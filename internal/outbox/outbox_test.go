@@ -11,6 +11,7 @@ import (
 	"github.com/cutover/cutover/internal/core"
 	"github.com/cutover/cutover/internal/outbox"
 	"github.com/cutover/cutover/internal/store/sqlite"
+	"github.com/cutover/cutover/internal/testutil"
 )
 
 // Every event reaches the consumer at least once and in order, across a
@@ -92,13 +93,11 @@ func TestAtLeastOnceAcrossRestarts(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the restarted consumer did not reach the last event")
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for pos, _ := st.GetCursor(ctx, "notify"); pos != 7; pos, _ = st.GetCursor(ctx, "notify") {
-		if time.Now().After(deadline) {
-			t.Fatalf("cursor = %d, want 7", pos)
-		}
-		time.Sleep(time.Millisecond) // poll until the cursor is written after the last event
-	}
+	// The cursor is written after the last event is handled.
+	testutil.WaitFor(t, "the cursor to reach 7", 10*time.Second, func() bool {
+		pos, _ := st.GetCursor(ctx, "notify")
+		return pos == 7
+	})
 	cancel()
 	<-done
 

@@ -35,7 +35,7 @@ func BenchmarkSwitch(b *testing.B) {
 					}
 				}()
 			}
-			time.Sleep(50 * time.Millisecond)
+			waitUntil(b, "the slow requests are held on blue", func() bool { return blue.slowIn.Load() == int64(tc.inFlight) })
 			i := 0
 			for b.Loop() {
 				target := green.addr

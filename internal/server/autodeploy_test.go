@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -51,17 +52,13 @@ func TestAutoDeployWithMemory(t *testing.T) {
 	if len(ds) != 1 || ds[0].RequestedBy != "auto-deploy" {
 		t.Fatalf("auto-deploy of the fix = %v", ds)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		d, _ := e.svc.Deployment(ctx, ds[0].ID)
-		if d.State == core.StateWaiting && strings.Contains(d.WaitingOn, "lock") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the fix does not wait for the lock: %s %q %q", d.State, d.WaitingOn, d.Reason)
-		}
-		time.Sleep(20 * time.Millisecond) // poll the deployment
-	}
+	var d core.Deployment
+	waitShowing(t, "the fix to wait for the lock", 20*time.Second, func() bool {
+		d, _ = e.svc.Deployment(ctx, ds[0].ID)
+		return d.State == core.StateWaiting && strings.Contains(d.WaitingOn, "lock")
+	}, func() string {
+		return fmt.Sprintf("the fix does not wait for the lock: %s %q %q", d.State, d.WaitingOn, d.Reason)
+	})
 	if err := e.svc.Unlock(ctx, "hello", "staging", "ann"); err != nil {
 		t.Fatal(err)
 	}
@@ -77,16 +74,10 @@ func TestAutoDeployPolls(t *testing.T) {
 	if _, err := e.svc.SetPolicy(ctx, "hello", []byte("environments:\n  staging:\n    auto_deploy: {branch: main, poll: 5s}\n"), "root"); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		hist, _ := e.svc.History(ctx, "hello", "staging", 0, 5)
-		if len(hist) > 0 && hist[0].RequestedBy == "auto-deploy" && hist[0].State == core.StateSucceeded {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the poll did not deploy the head: %+v", hist)
-		}
-		time.Sleep(20 * time.Millisecond) // poll the history
-	}
+	var hist []core.Deployment
+	waitShowing(t, "the poll to deploy the head", 30*time.Second, func() bool {
+		hist, _ = e.svc.History(ctx, "hello", "staging", 0, 5)
+		return len(hist) > 0 && hist[0].RequestedBy == "auto-deploy" && hist[0].State == core.StateSucceeded
+	}, func() string { return fmt.Sprintf("the poll did not deploy the head: %+v", hist) })
 	e.serves(e.staging, "v1")
 }

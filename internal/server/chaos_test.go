@@ -34,7 +34,6 @@ const (
 	chaosFailingVerify = 3 * time.Second       // of releases that fail it ("after" fails 1s after the first hit)
 	chaosInvestigate   = time.Second           // investigate_for: how soon a failed colour is reverted
 	chaosSettle        = 30 * time.Second      // how long recovery may take to settle an environment
-	chaosPoll          = 5 * time.Millisecond  // how often a step is polled before a kill
 	chaosLoadWorkers   = 3                     // keep-alive clients of the load generator
 	chaosLoadInterval  = 10 * time.Millisecond // between two requests of one client
 	chaosTick          = time.Second           // the server's default lifecycle tick
@@ -285,13 +284,9 @@ func (c *chaos) trial(n int) {
 	// Invariant 3: the live release, and only it, answers.
 	c.servesLive(fmt.Sprintf("trial %d (%s %s)", n, op, trigger), live)
 	// Invariant 4: no request failed (with the embedded proxy, since recovery).
-	deadline := time.Now().Add(10 * time.Second)
-	for ld.requests.Load() < 30 {
-		if time.Now().After(deadline) {
-			c.fail("the load generator made %d requests in 10s", ld.requests.Load())
-		}
-		time.Sleep(chaosLoadInterval) // poll its counter
-	}
+	c.waitFor("the load generator to make 30 requests", 10*time.Second, func() bool {
+		return ld.requests.Load() >= 30
+	}, func() string { return fmt.Sprintf("the load generator made %d requests in 10s", ld.requests.Load()) })
 	reqs, fails, samples := ld.halt()
 	c.requests += reqs
 	c.failures += fails
@@ -351,22 +346,17 @@ func (c *chaos) revertAfter(id int64) core.Deployment {
 // later, or has ended. For a revert, id is 0 and the revert recorded
 // after the failing deployment is looked for.
 func (c *chaos) untilStep(id, failing int64, at core.Step) {
-	deadline := time.Now().Add(chaosSettle)
-	for {
-		var d core.Deployment
+	var d core.Deployment
+	c.waitFor(fmt.Sprintf("the deployment to reach %s", at), chaosSettle, func() bool {
 		if id != 0 {
 			d = c.p.deployment(id)
 		} else {
 			d = c.revertAfter(failing)
 		}
-		if d.ID != 0 && (d.State.Terminal() || stepOrder[d.Step] >= stepOrder[at]) {
-			return
-		}
-		if time.Now().After(deadline) {
-			c.fail("deployment %d never reached %s (at %s/%s)", d.ID, at, d.State, d.Step)
-		}
-		time.Sleep(chaosPoll) // poll the step
-	}
+		return d.ID != 0 && (d.State.Terminal() || stepOrder[d.Step] >= stepOrder[at])
+	}, func() string {
+		return fmt.Sprintf("deployment %d never reached %s (at %s/%s)", d.ID, at, d.State, d.Step)
+	})
 }
 
 // persisted reads the store of the dead server: the operation's deployment
@@ -399,10 +389,11 @@ func (c *chaos) persisted(id, failing int64) (target core.Deployment, unfinished
 // colour starting, no failed colour waiting for its revert, nothing
 // degraded. It returns the live release.
 func (c *chaos) settle() core.Release {
-	deadline := time.Now().Add(chaosSettle)
-	for {
+	var live core.Release
+	busy := ""
+	c.waitFor("the environment to settle", chaosSettle, func() bool {
 		st := c.status()
-		busy := ""
+		busy = ""
 		switch {
 		case len(st.Unfinished) > 0:
 			busy = fmt.Sprintf("deployment %d is %s at %s", st.Unfinished[0].ID, st.Unfinished[0].State, st.Unfinished[0].Step)
@@ -417,13 +408,11 @@ func (c *chaos) settle() core.Release {
 			}
 		}
 		if busy == "" {
-			return *st.Live
+			live = *st.Live
 		}
-		if time.Now().After(deadline) {
-			c.fail("the environment did not settle in %s: %s", chaosSettle, busy)
-		}
-		time.Sleep(20 * time.Millisecond) // poll the status
-	}
+		return busy == ""
+	}, func() string { return fmt.Sprintf("the environment did not settle in %s: %s", chaosSettle, busy) })
+	return live
 }
 
 // servesLive checks that GET / on the environment's address answers with
@@ -442,9 +431,9 @@ func (c *chaos) status() deploy.EnvStatus { return c.p.status("staging") }
 // noOrphans waits until every example-app process under the data dir is an
 // instance recorded in a slot: stopping is asynchronous.
 func (c *chaos) noOrphans(n int) {
-	deadline := time.Now().Add(10 * time.Second)
 	first := true
-	for {
+	var orphans []int
+	c.waitFor("every example-app process to be an instance of a slot", 10*time.Second, func() bool {
 		known := map[int]bool{}
 		for _, sl := range c.status().State.Slots {
 			for _, in := range sl.Instances {
@@ -453,7 +442,7 @@ func (c *chaos) noOrphans(n int) {
 				}
 			}
 		}
-		var orphans []int
+		orphans = orphans[:0]
 		for _, pid := range helloPIDs(c.t, c.data) {
 			if !known[pid] {
 				orphans = append(orphans, pid)
@@ -463,31 +452,39 @@ func (c *chaos) noOrphans(n int) {
 			c.strays += len(orphans)
 			first = false
 		}
-		if len(orphans) == 0 {
-			return
+		return len(orphans) == 0
+	}, func() string {
+		var cmds []string
+		for _, pid := range orphans {
+			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+			cwd, _ := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
+			cmds = append(cmds, fmt.Sprintf("%d %q in %s", pid, strings.ReplaceAll(string(b), "\x00", " "), cwd))
 		}
-		if time.Now().After(deadline) {
-			var cmds []string
-			for _, pid := range orphans {
-				b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-				cwd, _ := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
-				cmds = append(cmds, fmt.Sprintf("%d %q in %s", pid, strings.ReplaceAll(string(b), "\x00", " "), cwd))
-			}
-			c.fail("trial %d: orphan processes after recovery: %s", n, strings.Join(cmds, "; "))
-		}
-		time.Sleep(50 * time.Millisecond) // poll the processes
-	}
+		return fmt.Sprintf("trial %d: orphan processes after recovery: %s", n, strings.Join(cmds, "; "))
+	})
 }
 
 // fail ends the mode's run with both servers' logs.
 func (c *chaos) fail(format string, args ...any) {
 	c.t.Helper()
-	msg := fmt.Sprintf(format, args...)
+	c.t.Fatal(fmt.Sprintf(format, args...) + c.logs())
+}
+
+// waitFor is testutil.WaitFor that, on a failure, also logs what last says
+// and both servers' logs.
+func (c *chaos) waitFor(what string, limit time.Duration, cond func() bool, last func() string) {
+	c.t.Helper()
+	waitShowing(c.t, what, limit, cond, func() string { return last() + c.logs() })
+}
+
+// logs returns the tails of both servers' logs.
+func (c *chaos) logs() string {
+	msg := ""
 	if c.dead != nil {
 		msg += "\n--- log of the killed server ---\n" + tail(c.dead.log.String(), 120)
 	}
 	msg += "\n--- log of the restarted server ---\n" + tail(c.p.log.String(), 200)
-	c.t.Fatal(msg)
+	return msg
 }
 
 func tail(s string, lines int) string {

@@ -63,21 +63,34 @@ func startServerIn(t *testing.T, dir, bin, data string, extra ...string) *proc {
 	}
 	p := &proc{t: t, cmd: cmd, log: log}
 	t.Cleanup(func() { p.kill() })
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if m := serverURL.FindStringSubmatch(log.String()); m != nil {
-			p.base = m[1]
-			resp, err := http.Get(p.base + "/api/v1/healthz")
-			if err == nil {
-				resp.Body.Close()
-				return p
-			}
+	waitShowing(t, "the server to start (its URL logged, healthz answering)", 20*time.Second, func() bool {
+		m := serverURL.FindStringSubmatch(log.String())
+		if m == nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server did not start\n%s", log.String())
+		p.base = m[1]
+		resp, err := http.Get(p.base + "/api/v1/healthz")
+		if err != nil {
+			return false
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		resp.Body.Close()
+		return true
+	}, func() string { return "server log:\n" + log.String() })
+	return p
+}
+
+// waitShowing is testutil.WaitFor that, on a failure, also logs what last
+// says: the state the condition saw last, a log.
+func waitShowing(t testing.TB, what string, limit time.Duration, cond func() bool, last func() string) {
+	t.Helper()
+	ok := false
+	defer func() {
+		if !ok {
+			t.Log(last())
+		}
+	}()
+	testutil.WaitFor(t, what, limit, cond)
+	ok = true
 }
 
 func (p *proc) kill() {
@@ -137,17 +150,14 @@ func (p *proc) deployment(id int64) core.Deployment {
 
 func (p *proc) waitFor(id int64, done func(core.Deployment) bool, limit time.Duration) core.Deployment {
 	p.t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		d := p.deployment(id)
-		if done(d) {
-			return d
-		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("deployment %d stuck at %s/%s\n%s", id, d.State, d.Step, p.log.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	var d core.Deployment
+	waitShowing(p.t, fmt.Sprintf("deployment %d to reach the state waited for", id), limit, func() bool {
+		d = p.deployment(id)
+		return done(d)
+	}, func() string {
+		return fmt.Sprintf("deployment %d stuck at %s/%s\n%s", id, d.State, d.Step, p.log.String())
+	})
+	return d
 }
 
 func (p *proc) deploy(env string) core.Deployment {
@@ -236,22 +246,16 @@ func TestServerKilledMidDeploy(t *testing.T) {
 				}
 			}
 			// The old server's children are stopped asynchronously by SIGTERM; give them a moment.
-			deadline := time.Now().Add(10 * time.Second)
-			for {
-				var orphans []int
+			var orphans []int
+			waitShowing(t, "no orphan processes after restart", 10*time.Second, func() bool {
+				orphans = orphans[:0]
 				for _, pid := range helloPIDs(t, data) {
 					if !known[pid] {
 						orphans = append(orphans, pid)
 					}
 				}
-				if len(orphans) == 0 {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("orphan processes %v after restart\n%s", orphans, p.log.String())
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
+				return len(orphans) == 0
+			}, func() string { return fmt.Sprintf("orphan processes %v after restart\n%s", orphans, p.log.String()) })
 			p.kill()
 			stopAllIn(t, data)
 		})

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -310,19 +311,13 @@ func TestFailureAfterSwitchSwitchesBackAndReverts(t *testing.T) {
 		t.Fatal("failed colour not reachable")
 	}
 	// After investigate_for it is reverted to the live release, as a recorded deployment.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	var g *core.Slot
+	waitShowing(t, "the failed colour to be reverted to the live release", 20*time.Second, func() bool {
 		st = e.state("staging")
-		g := st.Slots[core.Green]
-		if g != nil && g.State == core.SlotStandby && g.Release == st.LiveRelease() {
-			e.serves(g.Instances[0].Addr, "v1")
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("failed colour not reverted: %+v", g)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		g = st.Slots[core.Green]
+		return g != nil && g.State == core.SlotStandby && g.Release == st.LiveRelease()
+	}, func() string { return fmt.Sprintf("failed colour not reverted: %+v", g) })
+	e.serves(g.Instances[0].Addr, "v1")
 	hist, _ := e.svc.History(context.Background(), "hello", "staging", 0, 10)
 	if hist[0].Kind != core.KindRevert || hist[0].State != core.StateSucceeded {
 		t.Errorf("newest deployment = %s %s, want a succeeded revert", hist[0].Kind, hist[0].State)
@@ -494,16 +489,10 @@ func TestConfigOnlyReleaseAndRollbackKeepTheirConfig(t *testing.T) {
 	}
 	d := e.deploy("staging", core.StateSucceeded)
 	e.serves(e.staging, "howdy from v1")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if sb := e.state("staging").Slots[core.Blue]; sb == nil || len(sb.Instances) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("standby never scaled in")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testutil.WaitFor(t, "the standby to scale in", 10*time.Second, func() bool {
+		sb := e.state("staging").Slots[core.Blue]
+		return sb == nil || len(sb.Instances) == 0
+	})
 	rb, err := e.svc.Rollback(context.Background(), deploy.RollbackRequest{App: "hello", Env: "staging"})
 	if err != nil {
 		t.Fatal(err)
@@ -529,21 +518,18 @@ func TestKilledInstanceIsRestarted(t *testing.T) {
 	if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	var insts []core.Instance
+	var degraded string
+	waitShowing(t, "the killed instance to be replaced", 30*time.Second, func() bool {
 		st, err := e.svc.Status(context.Background(), "hello")
 		if err != nil {
 			t.Fatal(err)
 		}
-		insts := st[0].State.Slots[core.Blue].Instances
-		if st[0].Degraded == "" && len(insts) == 1 && insts[0].ID != live.ID {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the killed instance was not replaced: %+v (degraded %q)", insts, st[0].Degraded)
-		}
-		time.Sleep(20 * time.Millisecond) // poll the status
-	}
+		insts, degraded = st[0].State.Slots[core.Blue].Instances, st[0].Degraded
+		return degraded == "" && len(insts) == 1 && insts[0].ID != live.ID
+	}, func() string {
+		return fmt.Sprintf("the killed instance was not replaced: %+v (degraded %q)", insts, degraded)
+	})
 	e.serves(e.staging, "v1")
 	es, _ := e.svc.Events(context.Background(), "hello", 0, 1000)
 	var types []string

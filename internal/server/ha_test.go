@@ -62,13 +62,9 @@ func startProxy(t *testing.T, bin, dir, listen string) string {
 	}
 	t.Cleanup(func() { px.Process.Kill(); px.Wait() })
 	admin, _ := proxy.NewAdminClient(sock, "")
-	deadline := time.Now().Add(10 * time.Second)
-	for admin.Do(context.Background(), "GET", "/services", nil, nil) != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("proxy did not start")
-		}
-		time.Sleep(20 * time.Millisecond) // poll until the admin socket answers
-	}
+	testutil.WaitFor(t, "the proxy's admin socket to answer", 10*time.Second, func() bool {
+		return admin.Do(context.Background(), "GET", "/services", nil, nil) == nil
+	})
 	return sock
 }
 
@@ -154,13 +150,9 @@ func TestTwoServersOneDatabase(t *testing.T) {
 	if err := b.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(b.log.String(), "lease lost") {
-		if time.Now().After(deadline) {
-			t.Fatalf("the woken server did not notice it lost the lease:\n%s", b.log.String())
-		}
-		time.Sleep(20 * time.Millisecond) // poll its log
-	}
+	waitShowing(t, "the woken server to notice it lost the lease", 30*time.Second, func() bool {
+		return strings.Contains(b.log.String(), "lease lost")
+	}, func() string { return "its log:\n" + b.log.String() })
 	if after := a.deployment(d.ID); after.State != settled.State || after.Reason != settled.Reason || !after.UpdatedAt.Equal(settled.UpdatedAt) {
 		t.Errorf("the woken server rewrote the settled deployment: %+v, was %+v", after, settled)
 	}
@@ -231,13 +223,9 @@ func TestDeployFollowsAcrossServerRestart(t *testing.T) {
 	exited := make(chan error, 1)
 	go func() { exited <- cli.Wait() }()
 	t.Cleanup(func() { cli.Process.Kill() })
-	deadline := time.Now().Add(60 * time.Second)
-	for !strings.Contains(out.String(), "verifying live traffic") {
-		if time.Now().After(deadline) {
-			t.Fatalf("the deployment never reached verification:\n%s", out.String())
-		}
-		time.Sleep(20 * time.Millisecond) // poll the CLI's output
-	}
+	waitShowing(t, "the deployment to reach verification", 60*time.Second, func() bool {
+		return strings.Contains(out.String(), "verifying live traffic")
+	}, func() string { return "the CLI's output:\n" + out.String() })
 	p.kill()
 	startServer(t, bin, data, "--listen", api) // the restart the CLI must ride through
 	var err error

@@ -261,17 +261,12 @@ func TestHooks_PushAndStatusAutoDeploy(t *testing.T) {
 	// CI has not reported yet: the auto-deploy waits for it.
 	waitDeployment := func(want core.DeploymentState) core.Deployment {
 		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			hist, _ := h.svc.History(ctx, "hello", "staging", 0, 1)
-			if len(hist) == 1 && hist[0].State == want {
-				return hist[0]
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no %s auto-deploy: %+v", want, hist)
-			}
-			time.Sleep(20 * time.Millisecond) // poll the history
-		}
+		var hist []core.Deployment
+		waitShowing(t, fmt.Sprintf("a %s auto-deploy", want), 30*time.Second, func() bool {
+			hist, _ = h.svc.History(ctx, "hello", "staging", 0, 1)
+			return len(hist) == 1 && hist[0].State == want
+		}, func() string { return fmt.Sprintf("no %s auto-deploy: %+v", want, hist) })
+		return hist[0]
 	}
 	w := waitDeployment(core.StateWaiting)
 	if w.RequestedBy != "auto-deploy" || !strings.Contains(w.WaitingOn, "ci") {

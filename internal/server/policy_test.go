@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -120,17 +121,11 @@ func TestPolicyWindowAndOverride(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		got, _ := e.svc.Deployment(ctx, w.ID)
-		if got.State == core.StateWaiting && got.WaitUntil != nil && got.WaitUntil.Format("2006-01-02") == tomorrow {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("--when-allowed: %s %q", got.State, got.WaitingOn)
-		}
-		time.Sleep(20 * time.Millisecond) // poll the deployment
-	}
+	var got core.Deployment
+	waitShowing(t, "--when-allowed to wait until tomorrow", 20*time.Second, func() bool {
+		got, _ = e.svc.Deployment(ctx, w.ID)
+		return got.State == core.StateWaiting && got.WaitUntil != nil && got.WaitUntil.Format("2006-01-02") == tomorrow
+	}, func() string { return fmt.Sprintf("--when-allowed: %s %q", got.State, got.WaitingOn) })
 	if _, err := e.svc.Cancel(ctx, w.ID, "ann"); err != nil {
 		t.Fatal(err)
 	}

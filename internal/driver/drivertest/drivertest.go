@@ -13,6 +13,7 @@ import (
 
 	"github.com/cutover/cutover/internal/core"
 	"github.com/cutover/cutover/internal/deploy"
+	"github.com/cutover/cutover/internal/testutil"
 )
 
 // Suite describes the driver under test and the programs it runs.
@@ -129,19 +130,14 @@ func Run(t *testing.T, su Suite) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = d.Stop(ctx, insts, time.Second) })
-		deadline := time.Now().Add(15 * time.Second)
-		for {
-			status, exited := d.Exited(ctx, insts[0])
-			if exited {
-				if status == "" {
-					t.Error("exited without a status")
-				}
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("an instance that exited was never reported")
-			}
-			time.Sleep(10 * time.Millisecond) // poll the driver until it notices
+		var status string
+		testutil.WaitFor(t, "the driver to report the instance that exited", 15*time.Second, func() bool {
+			var exited bool
+			status, exited = d.Exited(ctx, insts[0])
+			return exited
+		})
+		if status == "" {
+			t.Error("exited without a status")
 		}
 	})
 	t.Run("tasks run to completion and report failure", func(t *testing.T) {
@@ -163,17 +159,13 @@ func Run(t *testing.T, su Suite) {
 
 func waitProbe(t *testing.T, d deploy.Driver, in core.Instance, req core.ProbeRequest) core.ProbeResult {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		res, err := d.Probe(context.Background(), in, req)
-		if err == nil {
-			return res
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never answered: %v", in.ID, err)
-		}
-		time.Sleep(20 * time.Millisecond) // poll until the instance listens
-	}
+	var res core.ProbeResult
+	testutil.WaitFor(t, in.ID+" to answer a probe", 15*time.Second, func() bool {
+		var err error
+		res, err = d.Probe(context.Background(), in, req)
+		return err == nil
+	})
+	return res
 }
 
 func contains(list, want []core.Instance) bool {
@@ -191,19 +183,18 @@ func contains(list, want []core.Instance) bool {
 
 func waitBody(t *testing.T, addr string) string {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	var body string
+	testutil.WaitFor(t, addr+" to answer GET /", 15*time.Second, func() bool {
 		resp, err := http.Get("http://" + addr + "/")
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			return string(b)
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never answered: %v", addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		body = string(b)
+		return true
+	})
+	return body
 }
 
 func reachable(addr string) bool {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/internal/core"
+	"github.com/cutover/cutover/internal/testutil"
 )
 
 // burstLog writes a log of size bytes whose last line is last. The file is
@@ -117,16 +118,10 @@ func TestDriver_BurstFromInstance(t *testing.T) {
 	// may have lost the marker line: copy-truncate can drop what is written
 	// between the copy and the truncate).
 	comm := "/proc/" + insts[0].Data["pid"] + "/comm"
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if b, _ := os.ReadFile(comm); strings.TrimSpace(string(b)) == "sleep" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("burst never finished")
-		}
-		time.Sleep(20 * time.Millisecond) // poll the process
-	}
+	testutil.WaitFor(t, "the burst to finish (the shell to exec sleep)", 60*time.Second, func() bool {
+		b, _ := os.ReadFile(comm)
+		return strings.TrimSpace(string(b)) == "sleep"
+	})
 	d.RotateLogs()
 	files, _ := filepath.Glob(path + "*")
 	if len(files) > 3 {

@@ -55,19 +55,18 @@ func spec(count int) core.GroupSpec {
 
 func waitUp(t *testing.T, addr string) string {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	var body string
+	testutil.WaitFor(t, addr+" to answer GET /", 10*time.Second, func() bool {
 		resp, err := http.Get("http://" + addr + "/")
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			return string(b)
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never answered: %v", addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		body = string(b)
+		return true
+	})
+	return body
 }
 
 func TestStartStopAdopt(t *testing.T) {
@@ -137,13 +136,9 @@ func TestStopEscalatesToKillAndKillsGroup(t *testing.T) {
 		t.Error("stop returned before the grace period for a process ignoring SIGTERM")
 	}
 	// The killed members may take a moment to be reaped.
-	deadline := time.Now().Add(3 * time.Second)
-	for syscall.Kill(-pidOf(insts[0]), 0) == nil {
-		if time.Now().After(deadline) {
-			t.Fatal("process group still exists after stop")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.WaitFor(t, "the process group to be gone after stop", 3*time.Second, func() bool {
+		return syscall.Kill(-pidOf(insts[0]), 0) != nil
+	})
 }
 
 func TestFailedStartLeavesNothing(t *testing.T) {
@@ -173,17 +168,10 @@ func TestDeadInstanceLeavesListAndLogsRotate(t *testing.T) {
 	if b, err := os.ReadFile(d.logPath(insts[0]) + ".1"); err != nil || !strings.Contains(string(b), "line-one") {
 		t.Errorf("rotated log = %q, %v", b, err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testutil.WaitFor(t, "the exited instance to leave the list", 5*time.Second, func() bool {
 		got, _ := d.List(context.Background())
-		if len(got) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("an exited instance is still listed")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return len(got) == 0
+	})
 	if code, exited := d.ExitCode(insts[0].ID); !exited || code != 0 {
 		t.Errorf("exited = %v code %d", exited, code)
 	}
@@ -256,13 +244,9 @@ func TestStrayInstanceIsAdopted(t *testing.T) {
 	if err := d.Stop(context.Background(), []core.Instance{{ID: "hello-staging-blue-r3-0-abcdef"}}, time.Second); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for syscall.Kill(stray.Process.Pid, 0) == nil && !zombie(stray.Process.Pid) {
-		if time.Now().After(deadline) {
-			t.Fatal("the adopted stray still runs after Stop")
-		}
-		time.Sleep(10 * time.Millisecond) // poll the process
-	}
+	testutil.WaitFor(t, "the adopted stray to stop running after Stop", 10*time.Second, func() bool {
+		return syscall.Kill(stray.Process.Pid, 0) != nil || zombie(stray.Process.Pid)
+	})
 	if syscall.Kill(foreign.Process.Pid, 0) != nil {
 		t.Error("another driver's process was stopped")
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cutover/cutover/internal/core"
 	"github.com/cutover/cutover/internal/deploy"
+	"github.com/cutover/cutover/internal/testutil"
 )
 
 // LeaseStore is a store that holds the server lease and can be fenced by it.
@@ -44,16 +45,12 @@ func RunLease[S deploy.Store](t *testing.T, open func(t *testing.T) LeaseStore[S
 			t.Fatal(err)
 		}
 		var b core.Lease
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			if b, err = s.AcquireLease(ctx, "other", "server-b", time.Hour); err == nil {
-				break
-			}
-			if !errors.As(err, &held) || time.Now().After(deadline) {
+		testutil.WaitFor(t, "server-b to take over the expired 1 ms lease", 5*time.Second, func() bool {
+			if b, err = s.AcquireLease(ctx, "other", "server-b", time.Hour); err != nil && !errors.As(err, &held) {
 				t.Fatalf("takeover after expiry: %v", err)
 			}
-			time.Sleep(2 * time.Millisecond) // poll until the 1 ms lease has expired
-		}
+			return err == nil
+		})
 		if b.Generation != short.Generation+1 {
 			t.Errorf("takeover generation = %d, want %d", b.Generation, short.Generation+1)
 		}
@@ -84,16 +81,10 @@ func RunLease[S deploy.Store](t *testing.T, open func(t *testing.T) LeaseStore[S
 			t.Fatalf("write by the holder: %v", err)
 		}
 		var b core.Lease
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			if b, err = s.AcquireLease(ctx, "active", "server-b", time.Hour); err == nil {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatal(err)
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
+		testutil.WaitFor(t, "server-b to take over the expired 1 ms lease", 5*time.Second, func() bool {
+			b, err = s.AcquireLease(ctx, "active", "server-b", time.Hour)
+			return err == nil
+		})
 		d.Reason, d.State = "switching back", core.StateRolledBack
 		if err := fa.UpdateDeployment(ctx, d); !errors.Is(err, core.ErrFenced) {
 			t.Errorf("deployment write after takeover: %v, want ErrFenced", err)
