@@ -426,7 +426,7 @@ func (b *Builder) Manifest(ctx context.Context, a core.Artifact) (*manifest.Mani
 // deployment of an earlier release (a rollback) asks first.
 func (b *Builder) Available(ctx context.Context, a core.Artifact) error {
 	if _, err := os.Stat(filepath.Join(b.dir(a), completeMarker)); err != nil {
-		return fmt.Errorf("the files of artifact %s are gone", core.ShortSHA(a.SHA))
+		return fmt.Errorf("%w: the files of artifact %s are gone", core.ErrNotFound, core.ShortSHA(a.SHA))
 	}
 	if !IsImage(a.Ref) {
 		return nil

@@ -3,6 +3,7 @@ package deploy_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"slices"
 	"strings"
@@ -439,7 +440,7 @@ func TestRollbackRefusedWhenArtifactGone(t *testing.T) {
 	r.builder.mu.Lock()
 	r.builder.available = func(a core.Artifact) error {
 		if a.SHA == sha(1) {
-			return errors.New("image reg/hello@sha256:1 is gone: on no Docker host and not in the registry")
+			return fmt.Errorf("%w: image reg/hello@sha256:1 is gone: on no Docker host and not in the registry", core.ErrNotFound)
 		}
 		return nil
 	}
@@ -447,8 +448,8 @@ func TestRollbackRefusedWhenArtifactGone(t *testing.T) {
 	ctx := context.Background()
 	before, _ := r.svc.History(ctx, "hello", "staging", 0, 10)
 	_, err := r.svc.Rollback(ctx, deploy.RollbackRequest{App: "hello", Env: "staging"})
-	if !errors.Is(err, core.ErrNotFound) || !strings.Contains(err.Error(), "is gone") || !strings.Contains(err.Error(), "deploy commit") {
-		t.Fatalf("rollback to a gone artifact: %v; want ErrNotFound saying it is gone and how to rebuild", err)
+	if !errors.Is(err, core.ErrNotFound) || !strings.Contains(err.Error(), "#1 (111111111111) cannot run") || !strings.Contains(err.Error(), "is gone") {
+		t.Fatalf("rollback to a gone artifact: %v; want ErrNotFound naming the release and saying its image is gone", err)
 	}
 	if after, _ := r.svc.History(ctx, "hello", "staging", 0, 10); len(after) != len(before) {
 		t.Errorf("the refused rollback was recorded: %d deployments, were %d", len(after), len(before))

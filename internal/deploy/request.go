@@ -87,7 +87,9 @@ func (s *Service) Deploy(ctx context.Context, req DeployRequest) (core.Deploymen
 		}
 		if c, ok := s.cfg.Builder.(ArtifactChecker); ok && live != rel.Number {
 			if err := c.Available(ctx, a); err != nil {
-				return core.Deployment{}, fmt.Errorf("%w: %s cannot run: %v; deploy commit %s again to rebuild it", core.ErrNotFound, rel.Label(), err, core.ShortSHA(rel.SHA))
+				// An artifact is immutable: a lost image cannot be built
+				// again under the same digest, so there is no rebuild hint.
+				return core.Deployment{}, fmt.Errorf("%s cannot run: %w", rel.Label(), err)
 			}
 		}
 		if live == rel.Number && s.degraded(ctx, state) == "" {

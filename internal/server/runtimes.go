@@ -294,7 +294,7 @@ func (p imagePort) ImageAvailable(ctx context.Context, ref string) error {
 	if ok, herr := dr.HasImage(ctx, ref); herr == nil && ok {
 		return nil
 	}
-	return fmt.Errorf("image %s is gone: on no Docker host (%s) and not in the registry", ref, strings.Join(dr.Hosts(), ", "))
+	return fmt.Errorf("%w: image %s is gone: on no Docker host (%s) and not in the registry", core.ErrNotFound, ref, strings.Join(dr.Hosts(), ", "))
 }
 
 // builderImages returns the builder's Images port, or nil and why not.
