@@ -18,6 +18,7 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/pkg/authconfig"
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/registry"
 	"github.com/moby/moby/client"
 
@@ -36,7 +37,16 @@ const (
 	// interface for the published port to reach it.
 	DefaultListenHost = "0.0.0.0"
 	pingTimeout       = 10 * time.Second
+	// A container's log rotates like a process's: 10 MB, 3 files.
+	logMaxSize  = "10m"
+	logMaxFiles = "3"
+	// StoppedKeep is how long a stopped container stays for its logs when
+	// its release is still kept (like a stopped process's log files).
+	StoppedKeep = 7 * 24 * time.Hour
 )
+
+// logConfig bounds the engine's log of every container cutover starts.
+var logConfig = container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": logMaxSize, "max-file": logMaxFiles}}
 
 // Labels every container and task the driver starts carries.
 const (

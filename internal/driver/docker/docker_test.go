@@ -298,6 +298,9 @@ func TestStart_ContainerConfiguration(t *testing.T) {
 	if hc.Memory != 64<<20 || hc.NanoCPUs != 500_000_000 || hc.RestartPolicy.Name != container.RestartPolicyOnFailure {
 		t.Errorf("memory %d, nano CPUs %d, restart %q", hc.Memory, hc.NanoCPUs, hc.RestartPolicy.Name)
 	}
+	if lc := hc.LogConfig; lc.Type != "json-file" || lc.Config["max-size"] != "10m" || lc.Config["max-file"] != "3" {
+		t.Errorf("log config = %+v, want json-file rotated at 10m, 3 files", lc)
+	}
 	if !strings.HasPrefix(c.Name, "/cutover-config-test-blue-r1-0-") || in.ID != strings.TrimPrefix(c.Name, "/") {
 		t.Errorf("name %q, instance %q", c.Name, in.ID)
 	}

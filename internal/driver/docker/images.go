@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
@@ -101,7 +102,7 @@ func (d *Driver) pruneHost(ctx context.Context, e *engine, app string, keep func
 			candidates[ref] = true
 		}
 		stopped := c.State == container.StateExited || c.State == container.StateDead || c.State == container.StateCreated
-		if !stopped || ref == "" || keep(ref) {
+		if !stopped || ref == "" || (keep(ref) && !d.stoppedLongAgo(ctx, e, c.ID)) {
 			continue
 		}
 		if _, err := e.api.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{}); err != nil && !errNotFound(err) {
@@ -163,6 +164,19 @@ func (d *Driver) pruneHost(ctx context.Context, e *engine, app string, keep func
 		}
 	}
 	return removed, nil
+}
+
+// stoppedLongAgo says whether a stopped container ended more than
+// StoppedKeep ago: its logs have been kept long enough, even when its
+// release is still a rollback target (each config-only release, scale-in
+// and revert leaves one).
+func (d *Driver) stoppedLongAgo(ctx context.Context, e *engine, id string) bool {
+	ins, err := e.api.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil || ins.Container.State == nil {
+		return false
+	}
+	ended, err := time.Parse(time.RFC3339Nano, ins.Container.State.FinishedAt)
+	return err == nil && !ended.IsZero() && ended.Year() > 1 && time.Since(ended) > StoppedKeep
 }
 
 func anyKept(keep func(string) bool, id string, refs []string) bool {

@@ -128,6 +128,7 @@ func (d *Driver) startOne(ctx context.Context, e *engine, spec core.GroupSpec, i
 		PortBindings:  network.PortMap{port: {{HostIP: publish, HostPort: ""}}},
 		RestartPolicy: restart,
 		Resources:     resources(spec.Runtime),
+		LogConfig:     logConfig,
 	}
 	created, err := e.api.ContainerCreate(ctx, client.ContainerCreateOptions{Config: cfg, HostConfig: hc, Name: name})
 	if err != nil {

@@ -48,7 +48,7 @@ func (d *Driver) RunTask(ctx context.Context, spec core.TaskSpec, out io.Writer)
 		},
 	}
 	setCommand(cfg, spec.Command)
-	hc := &container.HostConfig{Resources: resources(spec.Runtime)}
+	hc := &container.HostConfig{Resources: resources(spec.Runtime), LogConfig: logConfig}
 	name := fmt.Sprintf("cutover-%s-%s-%s-r%d-%s", spec.App, spec.Env, spec.Name, spec.Release, randomHex(3))
 	created, err := e.api.ContainerCreate(ctx, client.ContainerCreateOptions{Config: cfg, HostConfig: hc, Name: name})
 	if err != nil {
