@@ -307,6 +307,18 @@ func TestStart_ContainerConfiguration(t *testing.T) {
 	if in.Data["runtime"] != "docker" || in.Data["host"] != hosts[0].Name || in.Data["container"] != c.ID {
 		t.Errorf("data = %v", in.Data)
 	}
+	// Stopped, it stays stopped: no restart policy brings it back when
+	// the daemon restarts.
+	if err := d.Stop(ctx, insts, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	after, err := api.ContainerInspect(ctx, in.Data["container"], client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := after.Container.HostConfig.RestartPolicy.Name; p != container.RestartPolicyDisabled {
+		t.Errorf("restart policy after stop = %q, want %q", p, container.RestartPolicyDisabled)
+	}
 }
 
 func TestExited_RestartingIsReported(t *testing.T) {

@@ -256,6 +256,12 @@ func (d *Driver) Stop(ctx context.Context, instances []core.Instance, grace time
 				}
 				return
 			}
+			// A stopped container stays stopped: with restart "always" the
+			// engine would start it again when the daemon restarts.
+			if _, err := e.api.ContainerUpdate(ctx, containerOf(in), client.ContainerUpdateOptions{
+				RestartPolicy: &container.RestartPolicy{Name: container.RestartPolicyDisabled}}); err != nil && !errNotFound(err) {
+				d.log.Warn("clear the restart policy before stopping", "instance", in.ID, "host", e.Name, "err", err)
+			}
 			_, err = e.api.ContainerStop(ctx, containerOf(in), client.ContainerStopOptions{Timeout: &secs})
 			switch {
 			case err == nil:
