@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -69,8 +70,25 @@ type Host struct {
 	// tcp://host:2375 or ssh://user@host[:port].
 	Address string
 	// PublishIP is the host address containers publish their port on and
-	// the driver dials (default 127.0.0.1: reachable only from the host).
+	// the driver dials: by default 127.0.0.1 for a local socket, the
+	// address's IP for tcp:// and ssh:// (a name must be given one).
 	PublishIP string
+}
+
+// defaultPublishIP is where a host's containers publish their ports when
+// its configuration does not say: the loopback of a local engine, the IP
+// of a remote one. A remote host known by name needs an explicit IP: the
+// engine binds an address, not a name, and its loopback is not ours.
+func defaultPublishIP(address string) (string, error) {
+	u, err := url.Parse(address)
+	if err != nil || u.Scheme == "unix" || u.Scheme == "" {
+		return DefaultPublishIP, nil
+	}
+	if ip := net.ParseIP(u.Hostname()); ip != nil {
+		return ip.String(), nil
+	}
+	return "", fmt.Errorf("%w: give the address its containers publish their ports on, reachable from this server (--docker-host NAME=%s,publish=IP): the host is named %q, and its loopback is not this server's",
+		core.ErrInvalid, address, u.Hostname())
 }
 
 // Registry holds the credentials used to pull images by digest.
@@ -141,7 +159,12 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 		}
 		seen[h.Name] = true
 		if h.PublishIP == "" {
-			h.PublishIP = DefaultPublishIP
+			ip, err := defaultPublishIP(h.Address)
+			if err != nil {
+				d.Close()
+				return nil, fmt.Errorf("docker host %s (%s): %w", h.Name, h.Address, err)
+			}
+			h.PublishIP = ip
 		}
 		api, err := newClient(h.Address, fromEnv)
 		if err != nil {

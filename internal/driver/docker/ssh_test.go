@@ -75,3 +75,25 @@ func TestSSHHostDialsThroughSSH(t *testing.T) {
 		t.Errorf("ssh ran with %q, want %q", b, want)
 	}
 }
+
+func TestDefaultPublishIP(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ addr, want, err string }{
+		{"unix:///var/run/docker.sock", "127.0.0.1", ""},
+		{"tcp://10.0.0.5:2375", "10.0.0.5", ""},
+		{"ssh://deploy@10.0.0.6", "10.0.0.6", ""},
+		{"tcp://[::1]:2375", "::1", ""},
+		{"ssh://deploy@build-1", "", `--docker-host NAME=ssh://deploy@build-1,publish=IP`},
+	} {
+		got, err := defaultPublishIP(tc.addr)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: err = %v, want %q", tc.addr, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%s: %q, %v; want %q", tc.addr, got, err, tc.want)
+		}
+	}
+}
