@@ -43,7 +43,9 @@ refuse changes with a message naming the active server, and take over within
 --lease-ttl when it dies.`,
 		Example: `  cutover server --data-dir .cutover --listen 127.0.0.1:7070
   cutover proxy run --listen 127.0.0.1:8080 --admin /run/cutover/proxy.sock --state /var/lib/cutover-proxy &
-  cutover server --proxy-admin /run/cutover/proxy.sock`,
+  cutover server --proxy-admin /run/cutover/proxy.sock
+  cutover server --docker-host web-1=ssh://deploy@10.0.0.5 --docker-host web-2=ssh://deploy@10.0.0.6 \
+      --registry registry.example.com/team --registry-user ci   # password in CUTOVER_REGISTRY_PASSWORD`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var level slog.Level
@@ -116,7 +118,7 @@ refuse changes with a message naming the active server, and take over within
 	cmd.Flags().StringVar(&driver, "driver", server.DriverProcess, "the default runtime: process (local child processes); an app's manifest chooses its own (runtime: docker)")
 	cmd.Flags().BoolVar(&useDocker, "docker", true, "run apps whose manifest says runtime: docker, on the engines of --docker-host (the engine at DOCKER_HOST or the default socket when none is given); --docker=false turns it off")
 	cmd.Flags().StringArrayVar(&dockerHosts, "docker-host", nil, "a Docker engine by name, NAME=ADDRESS[,publish=IP] (unix:///PATH, tcp://HOST:PORT, ssh://USER@HOST); repeat for several; environments list names in docker.hosts; the first builds images")
-	cmd.Flags().StringVar(&registryRepo, "registry", "", "OCI registry repository images are pushed to and pulled from, HOST[:PORT]/PATH (images are PATH/APP, tagged with the commit SHA); none keeps images on the engines")
+	cmd.Flags().StringVar(&registryRepo, "registry", "", "OCI registry repository images are pushed to and pulled from, HOST[:PORT]/PATH (images are HOST[:PORT]/PATH/APP, tagged with the commit SHA); none keeps images on the engines, which suits one host")
 	cmd.Flags().StringVar(&registryUser, "registry-user", "", "registry user; the password is read from env CUTOVER_REGISTRY_PASSWORD")
 	cmd.Flags().BoolVar(&registryInsecure, "registry-insecure", false, "speak plain HTTP to the registry (loopback registries always may)")
 	cmd.Flags().StringVar(&name, "name", "", "this server's name in the lease and in locks (default HOST:DATA_DIR); a restart with the same name takes over at once")
@@ -127,7 +129,7 @@ refuse changes with a message naming the active server, and take over within
 	cmd.Flags().StringVar(&smtpFrom, "smtp-from", "", "From address of notification mail, e.g. 'Cutover <cutover@example.com>'")
 	cmd.Flags().StringVar(&smtpUser, "smtp-user", "", "SMTP user for AUTH PLAIN (over TLS only); the password is read from env CUTOVER_SMTP_PASSWORD")
 	cmd.Flags().BoolVar(&smtpRequireTLS, "smtp-require-tls", false, "refuse a relay that does not offer STARTTLS")
-	cmd.Flags().IntVar(&keepReleases, "keep-releases", deploy.DefaultKeepReleases, "rollback targets per environment whose artifacts are kept; older artifacts are collected hourly")
+	cmd.Flags().IntVar(&keepReleases, "keep-releases", deploy.DefaultKeepReleases, "rollback targets per environment whose artifacts are kept; older artifacts are collected hourly (runtime docker apps follow their manifest's docker.keep, default 5)")
 	cmd.Flags().StringVar(&proxyAdmin, "proxy-admin", "", "route traffic through a separate `cutover proxy run` at this admin endpoint (its token in CUTOVER_PROXY_TOKEN) instead of the embedded proxies, so a control-plane restart never interrupts traffic")
 	return cmd
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -227,3 +228,42 @@ func TestReadBuildStream(t *testing.T) {
 		t.Errorf("id %q, %v", id, err)
 	}
 }
+
+// Credentials never go over plain HTTP off loopback unless Insecure says
+// so; anonymous requests and loopback registries pass.
+func TestPlainHTTPGuard(t *testing.T) {
+	t.Parallel()
+	passed := 0
+	next := roundTripFunc(func(*http.Request) (*http.Response, error) {
+		passed++
+		return &http.Response{StatusCode: 200, Body: http.NoBody}, nil
+	})
+	for _, tc := range []struct {
+		url     string
+		auth    bool
+		allowed bool
+		refused bool
+	}{
+		{"http://10.0.0.5:5000/v2/", true, false, true},
+		{"http://registry.local:5000/v2/", true, false, true},
+		{"http://10.0.0.5:5000/v2/", true, true, false},
+		{"http://10.0.0.5:5000/v2/", false, false, false},
+		{"https://10.0.0.5:5000/v2/", true, false, false},
+		{"http://127.0.0.1:5000/v2/", true, false, false},
+		{"http://localhost:5000/v2/", true, false, false},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, tc.url, nil)
+		if tc.auth {
+			req.Header.Set("Authorization", "Basic dTpw")
+		}
+		before := passed
+		_, err := plainHTTPGuard{next: next, allowed: tc.allowed}.RoundTrip(req)
+		if refused := err != nil; refused != tc.refused || (refused && passed != before) {
+			t.Errorf("%s auth=%v insecure=%v: err = %v, want refused=%v (and nothing sent when refused)", tc.url, tc.auth, tc.allowed, err, tc.refused)
+		}
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -16,6 +16,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"strings"
 	"time"
 
@@ -311,5 +313,31 @@ func (r Registry) remoteOpts(ctx context.Context) []remote.Option {
 	if r.Username != "" {
 		auth = &authn.Basic{Username: r.Username, Password: r.Password}
 	}
-	return []remote.Option{remote.WithContext(ctx), remote.WithAuth(auth)}
+	return []remote.Option{remote.WithContext(ctx), remote.WithAuth(auth),
+		remote.WithTransport(plainHTTPGuard{next: remote.DefaultTransport, allowed: r.Insecure})}
+}
+
+// plainHTTPGuard refuses to send credentials over plain HTTP to a
+// registry off loopback unless Insecure says so: go-containerregistry
+// speaks HTTP to private (RFC 1918) and .local registries when HTTPS
+// fails, which would put a password on the wire in the clear.
+type plainHTTPGuard struct {
+	next    http.RoundTripper
+	allowed bool
+}
+
+func (g plainHTTPGuard) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme == "http" && !g.allowed && req.Header.Get("Authorization") != "" && !isLoopback(req.URL.Hostname()) {
+		return nil, fmt.Errorf("refusing to send registry credentials over plain HTTP to %s: use a registry with TLS, or --registry-insecure to allow it", req.URL.Host)
+	}
+	return g.next.RoundTrip(req)
+}
+
+// isLoopback says whether host names this machine.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
