@@ -197,7 +197,8 @@ func (b *Builder) build(ctx context.Context, app core.App, sha string, logw io.W
 		cancel()
 		if err != nil {
 			b.logger().Warn("image build failed", "app", app.Name, "sha", sha, "log", logPath, "err", err)
-			return core.Artifact{}, nil, fmt.Errorf("%w: image: %v", core.ErrBuildFailed, err)
+			// The server's paths stay on the server: the manifest's names.
+			return core.Artifact{}, nil, fmt.Errorf("%w: image (docker.context %s, docker.file %s): %v", core.ErrBuildFailed, m.Docker.Context, m.Docker.File, err)
 		}
 		if err := os.WriteFile(filepath.Join(work, imageMarker), []byte(ref+"\n"+digest+"\n"), 0o444); err != nil {
 			return core.Artifact{}, nil, err

@@ -167,6 +167,13 @@ type Pruner interface {
 	Prune(ctx context.Context, app string, keep func(artifactRef string) bool) (removed int, err error)
 }
 
+// PlacementChecker is implemented by drivers that place instances on
+// named hosts: a deployment whose environment names one the server does
+// not know is refused in the request, before anything is built.
+type PlacementChecker interface {
+	CheckPlacement(ctx context.Context, opts core.RuntimeOptions) error
+}
+
 // Router is the traffic switch the deploy machine drives (internal/proxy
 // behind an adapter).
 type Router interface {

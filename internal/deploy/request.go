@@ -107,8 +107,12 @@ func (s *Service) Deploy(ctx context.Context, req DeployRequest) (core.Deploymen
 		if err != nil {
 			return core.Deployment{}, err
 		}
-		if _, ok := m.Env(req.Env); !ok {
+		e, ok := m.Env(req.Env)
+		if !ok {
 			return core.Deployment{}, fmt.Errorf("%w: env %q is not in %s of %s (environments: %s)", core.ErrNotFound, req.Env, manifest.FileName, core.ShortSHA(sha), envNames(m))
+		}
+		if err := s.checkPlacement(ctx, m, e); err != nil {
+			return core.Deployment{}, err
 		}
 		if rel, ok := s.liveWithSameCommit(ctx, app.Name, req.Env, live, sha); ok && s.degraded(ctx, state) == "" {
 			return s.recordNoop(ctx, req, rel)
@@ -502,4 +506,17 @@ func envNames(m *manifest.Manifest) string {
 		s += e.Name
 	}
 	return s
+}
+
+// checkPlacement refuses, before anything is built, an environment whose
+// runtime cannot place it (a Docker host name the server does not know).
+func (s *Service) checkPlacement(ctx context.Context, m *manifest.Manifest, e manifest.Environment) error {
+	c, ok := s.cfg.Driver.(PlacementChecker)
+	if !ok {
+		return nil
+	}
+	if err := c.CheckPlacement(ctx, m.RuntimeOptions(e)); err != nil {
+		return fmt.Errorf("%w: environments.%s in %s: %v", core.ErrInvalid, e.Name, manifest.FileName, err)
+	}
+	return nil
 }

@@ -60,7 +60,7 @@ func scanContext(dir string, max int64) ([]ctxEntry, error) {
 		case fi.Mode().IsRegular():
 			e.size = fi.Size()
 			if total += e.size; total > max {
-				return fmt.Errorf("%w: build context %s is larger than %d bytes", core.ErrInvalid, dir, max)
+				return fmt.Errorf("%w: the build context is larger than %d bytes", core.ErrInvalid, max)
 			}
 		case fi.Mode()&fs.ModeSymlink != 0:
 			target, err := os.Readlink(p)
@@ -162,12 +162,12 @@ func dockerfilePath(dir, dockerfile string, entries []ctxEntry) (string, error) 
 	}
 	rel := path.Clean(filepath.ToSlash(dockerfile))
 	if path.IsAbs(rel) || rel == ".." || strings.HasPrefix(rel, "../") {
-		return "", fmt.Errorf("%w: dockerfile %q must be inside the build context %s", core.ErrInvalid, dockerfile, dir)
+		return "", fmt.Errorf("%w: dockerfile %q must be inside the build context", core.ErrInvalid, dockerfile)
 	}
 	for _, e := range entries {
 		if e.rel == rel && (e.mode.IsRegular() || e.mode&fs.ModeSymlink != 0) {
 			return rel, nil
 		}
 	}
-	return "", fmt.Errorf("%w: no dockerfile at %s in the build context %s", core.ErrInvalid, rel, dir)
+	return "", fmt.Errorf("%w: no dockerfile at %s in the build context", core.ErrInvalid, rel)
 }

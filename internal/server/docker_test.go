@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -314,13 +315,23 @@ func TestDockerEngineLaterThanServer(t *testing.T) {
 	}
 	sock := filepath.Join(t.TempDir(), "docker.sock")
 	e := newEnvWith(t, &env{docker: server.Docker{Hosts: []docker.Host{{Name: "late", Address: "unix://" + sock}}, Retry: 50 * time.Millisecond}},
-		func(o *examples.HelloOptions) { o.Docker = true })
+		func(o *examples.HelloOptions) { o.Docker, o.DockerHosts = true, []string{"late", "nowhere"} })
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		_ = e.srv.StopAll(ctx)
 		_, _ = e.srv.RemoveRuntimeLeftovers(ctx, "hello")
 	})
+
+	// A host the server does not define is refused in the request, before
+	// anything is built or recorded (production lists "nowhere").
+	if _, err := e.svc.Deploy(ctx, deploy.DeployRequest{App: "hello", Env: "production"}); !errors.Is(err, core.ErrInvalid) ||
+		!strings.Contains(err.Error(), `docker host "nowhere" is not one of this server's (late;`) {
+		t.Errorf("deploy to an unknown host: %v; want ErrInvalid naming it and the known ones", err)
+	}
+	if hist, _ := e.svc.History(ctx, "hello", "", 0, 10); len(hist) != 0 {
+		t.Errorf("the refused deploy was recorded: %+v", hist)
+	}
 
 	d := e.deploy("staging", core.StateFailed)
 	if !strings.Contains(d.Reason, "runtime docker is not available on this server") || !strings.Contains(d.Reason, sock) {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -135,6 +136,14 @@ func openRuntimes(ctx context.Context, cfg Config, owner string, log *slog.Logge
 		unavailable[core.RuntimeDocker] = "the server was started with --docker=false"
 	} else {
 		drivers[core.RuntimeDocker] = dockerRuntime{r}
+		engines := map[string]bool{}
+		for _, h := range cfg.Docker.Hosts {
+			engines[h.Address] = true
+		}
+		if len(engines) > 1 && cfg.Docker.Registry.Repo == "" {
+			log.Warn("several Docker engines and no --registry: images are built on the first and the others cannot pull them; give --registry HOST[:PORT]/PATH",
+				"hosts", len(cfg.Docker.Hosts))
+		}
 		if _, _, err := r.dockerParts(ctx); err != nil {
 			log.Warn("docker runtime unavailable for now: apps with runtime: docker cannot build or deploy until the engine answers", "err", err)
 		}
@@ -258,6 +267,24 @@ func (d dockerRuntime) Prune(ctx context.Context, app string, keep func(string) 
 		return 0, err
 	}
 	return dr.Prune(ctx, app, keep)
+}
+
+// CheckPlacement refuses host names the server does not define, from
+// its configuration alone (no engine needs to answer).
+func (d dockerRuntime) CheckPlacement(_ context.Context, opts core.RuntimeOptions) error {
+	known := []string{docker.DefaultHostName}
+	if len(d.r.cfg.Hosts) > 0 {
+		known = known[:0]
+		for _, h := range d.r.cfg.Hosts {
+			known = append(known, h.Name)
+		}
+	}
+	for _, h := range opts.Hosts {
+		if !slices.Contains(known, h) {
+			return fmt.Errorf("docker host %q is not one of this server's (%s; --docker-host NAME=ADDRESS defines them)", h, strings.Join(known, ", "))
+		}
+	}
+	return nil
 }
 
 // imagePort adapts internal/image (and the docker driver's view of every

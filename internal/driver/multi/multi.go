@@ -175,3 +175,17 @@ func (m *Driver) Prune(ctx context.Context, app string, keep func(ref string) bo
 	}
 	return total, errors.Join(errs...)
 }
+
+// CheckPlacement asks the driver of opts' runtime, when it places
+// instances on named hosts (deploy.PlacementChecker); a runtime this
+// server cannot run is refused with the reason.
+func (m *Driver) CheckPlacement(ctx context.Context, opts core.RuntimeOptions) error {
+	d, err := m.Runtime(opts.Kind)
+	if err != nil {
+		return err
+	}
+	if c, ok := d.(deploy.PlacementChecker); ok {
+		return c.CheckPlacement(ctx, opts)
+	}
+	return nil
+}
