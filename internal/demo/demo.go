@@ -49,8 +49,8 @@ type Options struct {
 
 // The runtimes the demo runs the app on.
 const (
-	RuntimeProcess = "process"
-	RuntimeDocker  = "docker"
+	RuntimeProcess = core.RuntimeProcess
+	RuntimeDocker  = core.RuntimeDocker
 )
 
 // Runtimes are the accepted values of Options.Runtime.
@@ -70,22 +70,13 @@ func CheckRuntime(rt string) error {
 // runs on both.
 var dockerHosts = []string{"host-a", "host-b"}
 
-// DockerAddress is the local engine's address: DOCKER_HOST or the
-// default socket.
-func DockerAddress() string {
-	if h := os.Getenv("DOCKER_HOST"); h != "" {
-		return h
-	}
-	return "unix:///var/run/docker.sock"
-}
-
 // dockerReachable checks that the local engine answers, before the demo
 // creates anything.
 func dockerReachable(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := docker.Available(ctx); err != nil {
-		return fmt.Errorf("cutover demo --runtime docker: no Docker engine reachable at %s: %v; start Docker or run the demo without --runtime", DockerAddress(), err)
+		return fmt.Errorf("cutover demo --runtime docker: no Docker engine reachable at %s: %v; start Docker or run the demo without --runtime", docker.LocalAddress(), err)
 	}
 	return nil
 }
@@ -158,7 +149,7 @@ func Run(ctx context.Context, opt Options) (result Result, retErr error) {
 		imageRepo = reg + "/demo-" + hex.EncodeToString(suffix)
 		dockerCfg = server.Docker{Registry: image.Registry{Repo: imageRepo}}
 		for _, h := range dockerHosts {
-			dockerCfg.Hosts = append(dockerCfg.Hosts, docker.Host{Name: h, Address: DockerAddress()})
+			dockerCfg.Hosts = append(dockerCfg.Hosts, docker.Host{Name: h, Address: docker.LocalAddress()})
 		}
 		// verify long enough for the broken release's errors (from 1 s
 		// after its first request) to be seen through a published port.
@@ -211,12 +202,12 @@ func Run(ctx context.Context, opt Options) (result Result, retErr error) {
 			}
 			return
 		}
-		fmt.Fprintf(out, "\nremoved the demo's %d containers and images from the Docker engine (%s): nothing of it is left\n", n, DockerAddress())
+		fmt.Fprintf(out, "\nremoved the demo's %d containers and images from the Docker engine (%s): nothing of it is left\n", n, docker.LocalAddress())
 	}()
 	d.svc = srv.Deploy
 	if onDocker {
 		d.say("2. cutover server on %s (SQLite, the Docker engine at %s named twice, as %s,\n   images pushed to the in-process registry %s, embedded proxy); staging on %s, production on %s",
-			srv.URL(), DockerAddress(), strings.Join(dockerHosts, " and "), imageRepo, stagingAddr, prodAddr)
+			srv.URL(), docker.LocalAddress(), strings.Join(dockerHosts, " and "), imageRepo, stagingAddr, prodAddr)
 	} else {
 		d.say("2. cutover server on %s (SQLite, local processes, embedded proxy); staging on %s, production on %s", srv.URL(), stagingAddr, prodAddr)
 	}

@@ -47,7 +47,7 @@ func TestDemoDocker(t *testing.T) {
 	err := docker.Available(ctx)
 	cancel()
 	if err != nil {
-		t.Skipf("docker: no engine reachable at %s: %v", DockerAddress(), err)
+		t.Skipf("docker: no engine reachable at %s: %v", docker.LocalAddress(), err)
 	}
 	var out strings.Builder
 	res, err := Run(context.Background(), Options{Out: &out, Workers: 4, Runtime: RuntimeDocker,

@@ -38,7 +38,7 @@ const (
 	DefaultTagPrefix      = "v"
 	DefaultCompatTimeout  = 5 * time.Minute
 
-	DefaultRuntime       = "process"
+	DefaultRuntime       = RuntimeProcess
 	DefaultDockerfile    = "Dockerfile"
 	DefaultDockerContext = "."
 	DefaultDockerPort    = 8080
@@ -48,10 +48,10 @@ const (
 	MaxDockerHosts       = 16
 )
 
-// Runtimes (the runtime key).
+// Runtimes (the runtime key): core's names.
 const (
-	RuntimeProcess = "process"
-	RuntimeDocker  = "docker"
+	RuntimeProcess = core.RuntimeProcess
+	RuntimeDocker  = core.RuntimeDocker
 )
 
 // What to do with the standby colour when a person confirms a live release.

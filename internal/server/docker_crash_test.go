@@ -54,7 +54,7 @@ func TestDockerServerKilledMidDeploy(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := docker.Available(ctx); err != nil {
-		t.Skipf("docker: no engine reachable at %s: %v", dockerAddress(), err)
+		t.Skipf("docker: no engine reachable at %s: %v", docker.LocalAddress(), err)
 	}
 	if _, err := exec.LookPath("go"); err != nil {
 		t.Skip("go toolchain not on PATH: the example app cannot be built")
@@ -62,7 +62,7 @@ func TestDockerServerKilledMidDeploy(t *testing.T) {
 	t.Parallel()
 	bin := cutoverBin(t)
 	reg := startGatedRegistry(t)
-	api, err := client.New(client.FromEnv, client.WithHost(dockerAddress()))
+	api, err := client.New(client.FromEnv, client.WithHost(docker.LocalAddress()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func newDockerKill(t *testing.T, bin string, reg *gatedRegistry, api *client.Cli
 	// Registered before any server starts, so it runs after they are all
 	// killed and nothing can start a container again.
 	t.Cleanup(func() { k.removeAll(context.Background()) })
-	k.flags = []string{"--docker-host", "a=" + dockerAddress(), "--registry", reg.host + "/" + k.regPath}
+	k.flags = []string{"--docker-host", "a=" + docker.LocalAddress(), "--registry", reg.host + "/" + k.regPath}
 	k.e = &env{t: t, repo: filepath.Join(dir, "repo")}
 	k.opts = examples.HelloOptions{StagingListen: k.staging, ProductionListen: testutil.ListenAddr(t),
 		Verify: 300 * time.Millisecond, StandbyFor: time.Hour, InvestigateFor: time.Hour, Docker: true}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -24,14 +23,6 @@ import (
 	"github.com/cutover/cutover/internal/server"
 )
 
-// dockerAddress is the local engine's address, as the tests name it twice.
-func dockerAddress() string {
-	if h := os.Getenv("DOCKER_HOST"); h != "" {
-		return h
-	}
-	return "unix:///var/run/docker.sock"
-}
-
 // newDockerEnv is an env whose hello app runs on Docker: the local engine
 // under two host names (a and b; production runs on both), images pushed
 // to an in-process registry under a repository of the test's own. It
@@ -41,7 +32,7 @@ func newDockerEnv(t *testing.T, mutate ...func(*examples.HelloOptions)) (*env, s
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := docker.Available(ctx); err != nil {
-		t.Skipf("docker: no engine reachable at %s: %v", dockerAddress(), err)
+		t.Skipf("docker: no engine reachable at %s: %v", docker.LocalAddress(), err)
 	}
 	reg, stop, err := image.Serve(context.Background(), "")
 	if err != nil {
@@ -52,7 +43,7 @@ func newDockerEnv(t *testing.T, mutate ...func(*examples.HelloOptions)) (*env, s
 	_, _ = rand.Read(suffix)
 	repo := reg + "/e2e-" + hex.EncodeToString(suffix)
 	e := &env{docker: server.Docker{
-		Hosts:    []docker.Host{{Name: "a", Address: dockerAddress()}, {Name: "b", Address: dockerAddress()}},
+		Hosts:    []docker.Host{{Name: "a", Address: docker.LocalAddress()}, {Name: "b", Address: docker.LocalAddress()}},
 		Registry: image.Registry{Repo: repo},
 	}}
 	mutate = append([]func(*examples.HelloOptions){func(o *examples.HelloOptions) {
@@ -307,11 +298,11 @@ func TestDockerEngineLaterThanServer(t *testing.T) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := docker.Available(cctx); err != nil {
-		t.Skipf("docker: no engine reachable at %s: %v", dockerAddress(), err)
+		t.Skipf("docker: no engine reachable at %s: %v", docker.LocalAddress(), err)
 	}
-	real := strings.TrimPrefix(dockerAddress(), "unix://")
-	if real == dockerAddress() {
-		t.Skipf("docker: the engine is not on a unix socket (%s)", dockerAddress())
+	real := strings.TrimPrefix(docker.LocalAddress(), "unix://")
+	if real == docker.LocalAddress() {
+		t.Skipf("docker: the engine is not on a unix socket (%s)", docker.LocalAddress())
 	}
 	sock := filepath.Join(t.TempDir(), "docker.sock")
 	e := newEnvWith(t, &env{docker: server.Docker{Hosts: []docker.Host{{Name: "late", Address: "unix://" + sock}}, Retry: 50 * time.Millisecond}},

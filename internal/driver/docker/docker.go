@@ -97,6 +97,15 @@ type Registry struct {
 	ServerAddress      string
 }
 
+// LocalAddress is the default host's address, as the docker CLI finds
+// it: DOCKER_HOST, else the default socket.
+func LocalAddress() string {
+	if a := os.Getenv(client.EnvOverrideHost); a != "" {
+		return a
+	}
+	return client.DefaultDockerHost
+}
+
 // Config configures a Driver.
 type Config struct {
 	// Hosts are the named engines; none means one host named "local" at
@@ -135,11 +144,7 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 	}
 	fromEnv := len(cfg.Hosts) == 0
 	if fromEnv {
-		addr := os.Getenv(client.EnvOverrideHost)
-		if addr == "" {
-			addr = client.DefaultDockerHost
-		}
-		cfg.Hosts = []Host{{Name: DefaultHostName, Address: addr}}
+		cfg.Hosts = []Host{{Name: DefaultHostName, Address: LocalAddress()}}
 	}
 	d := &Driver{cfg: cfg, log: cfg.Logger}
 	if r := cfg.Registry; r.Username != "" || r.Password != "" {

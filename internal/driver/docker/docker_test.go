@@ -27,7 +27,7 @@ func testHosts(t *testing.T, names ...string) []Host {
 	var hosts []Host
 	var labels []string
 	for _, n := range names {
-		h := Host{Name: runID + "-" + n, Address: defaultAddress()}
+		h := Host{Name: runID + "-" + n, Address: LocalAddress()}
 		hosts = append(hosts, h)
 		labels = append(labels, h.Name)
 	}

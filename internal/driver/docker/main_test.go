@@ -68,15 +68,8 @@ func run(m *testing.M) int {
 func requireEngine(t *testing.T) {
 	t.Helper()
 	if engineErr != nil {
-		t.Skipf("docker: no engine reachable at %s: %v", defaultAddress(), engineErr)
+		t.Skipf("docker: no engine reachable at %s: %v", LocalAddress(), engineErr)
 	}
-}
-
-func defaultAddress() string {
-	if a := os.Getenv(client.EnvOverrideHost); a != "" {
-		return a
-	}
-	return client.DefaultDockerHost
 }
 
 // buildImage builds the hello binary into a scratch image with the legacy

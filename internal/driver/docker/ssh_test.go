@@ -39,9 +39,9 @@ while True:
 // Not parallel: it puts the fake ssh first on PATH.
 func TestSSHHostDialsThroughSSH(t *testing.T) {
 	requireEngine(t)
-	sock := strings.TrimPrefix(defaultAddress(), "unix://")
-	if sock == defaultAddress() {
-		t.Skipf("docker: the engine is not on a unix socket (%s)", defaultAddress())
+	sock := strings.TrimPrefix(LocalAddress(), "unix://")
+	if sock == LocalAddress() {
+		t.Skipf("docker: the engine is not on a unix socket (%s)", LocalAddress())
 	}
 	if _, err := exec.LookPath("python3"); err != nil {
 		t.Skip("python3 not found: the fake ssh is a python script")
