@@ -113,12 +113,16 @@ type Config struct {
 	Logger   *slog.Logger
 	// MaxContextBytes bounds the build context (0 = DefaultMaxContextBytes).
 	MaxContextBytes int64
+	// TempDir holds an image read out of the engine while it is pushed
+	// ("" = the system's, often a RAM-backed tmpfs: give a disk).
+	TempDir string
 }
 
 // Images builds, pushes, tags and removes images of apps.
 type Images struct {
 	cli    *client.Client
 	shared bool // cli belongs to the caller
+	tmp    string
 	reg    Registry
 	log    *slog.Logger
 	host   string
@@ -195,7 +199,7 @@ func New(ctx context.Context, cfg Config) (*Images, error) {
 	if maxCtx <= 0 {
 		maxCtx = DefaultMaxContextBytes
 	}
-	return &Images{cli: cli, shared: cfg.Client != nil, reg: reg, log: log, host: host, maxCtx: maxCtx}, nil
+	return &Images{cli: cli, shared: cfg.Client != nil, tmp: cfg.TempDir, reg: reg, log: log, host: host, maxCtx: maxCtx}, nil
 }
 
 // Close releases the engine connection.

@@ -118,7 +118,7 @@ func configOf(ref name.Reference, opts []remote.Option) (string, error) {
 // saved reads image id out of the engine into a temporary file and opens
 // it as an image.
 func (im *Images) saved(ctx context.Context, id string) (v1.Image, func(), error) {
-	f, err := os.CreateTemp("", "cutover-image-*.tar")
+	f, err := os.CreateTemp(im.tmp, "cutover-image-*.tar")
 	if err != nil {
 		return nil, nil, err
 	}

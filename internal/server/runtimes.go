@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -88,11 +89,12 @@ const DefaultDockerRetry = 30 * time.Second
 // runtimes are the drivers a server runs instances with, and the image
 // builder of the docker runtime.
 type runtimes struct {
-	owner  string // the installation's mark on its containers and images
-	driver deploy.Driver
-	proc   *process.Driver
-	cfg    Docker
-	log    *slog.Logger
+	owner   string // the installation's mark on its containers and images
+	driver  deploy.Driver
+	proc    *process.Driver
+	cfg     Docker
+	log     *slog.Logger
+	dataDir string
 
 	mu       sync.Mutex
 	docker   *docker.Driver // nil until an engine answered
@@ -129,7 +131,7 @@ func openRuntimes(ctx context.Context, cfg Config, owner string, log *slog.Logge
 	if err != nil {
 		return nil, fmt.Errorf("process driver: %w", err)
 	}
-	r := &runtimes{owner: owner, proc: proc, cfg: cfg.Docker, log: log}
+	r := &runtimes{owner: owner, proc: proc, cfg: cfg.Docker, log: log, dataDir: cfg.DataDir}
 	drivers := map[string]deploy.Driver{core.RuntimeProcess: proc}
 	unavailable := map[string]string{}
 	if cfg.Docker.Off {
@@ -188,7 +190,12 @@ func (r *runtimes) openDocker(ctx context.Context) error {
 		return err
 	}
 	// Images are built on the first host, through the driver's client.
-	im, err := image.New(ctx, image.Config{Client: d.BuildClient(), Registry: cfg.Registry, Logger: r.log.With("part", "image")})
+	tmp := filepath.Join(r.dataDir, "tmp")
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		d.Close()
+		return err
+	}
+	im, err := image.New(ctx, image.Config{Client: d.BuildClient(), Registry: cfg.Registry, Logger: r.log.With("part", "image"), TempDir: tmp})
 	if err != nil {
 		d.Close()
 		return err

@@ -350,10 +350,16 @@ func TestRunTask_CancelledWhileRunningIsKilled(t *testing.T) {
 	hosts := testHosts(t, "task")
 	d := newDriver(t, hosts)
 	// Without the migrate argument hello serves forever: only the timeout ends it.
-	spec := core.TaskSpec{App: "task", Env: "test", Release: 1, Name: "serve", Artifact: helloID, Timeout: time.Second}
-	err := d.RunTask(context.Background(), spec, &strings.Builder{})
+	spec := core.TaskSpec{App: "task", Env: "test", Release: 1, Name: "serve", Artifact: helloID, Timeout: 3 * time.Second}
+	var out strings.Builder
+	err := d.RunTask(context.Background(), spec, &out)
 	if err == nil || !strings.Contains(err.Error(), "deadline") {
 		t.Fatalf("err = %v, want the deadline", err)
+	}
+	// What it printed before the deadline is kept: what a hung migration
+	// was doing is the first question.
+	if !strings.Contains(out.String(), "listening") {
+		t.Errorf("output of the timed-out task = %q, want what it printed (listening)", out.String())
 	}
 	res, err := api.ContainerList(context.Background(), client.ContainerListOptions{All: true,
 		Filters: make(client.Filters).Add("label", LabelHost+"="+hosts[0].Name)})

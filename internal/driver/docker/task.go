@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"time"
 	"strconv"
 
 	"github.com/moby/moby/api/pkg/stdcopy"
@@ -74,10 +75,12 @@ func (d *Driver) RunTask(ctx context.Context, spec core.TaskSpec, out io.Writer)
 		code = res.StatusCode
 	case err := <-wait.Error:
 		if ctx.Err() != nil {
+			d.logsAfterTimeout(ctx, e, id, out)
 			return fmt.Errorf("%s: %w", spec.Name, ctx.Err())
 		}
 		return fmt.Errorf("%s: wait: %w", spec.Name, err)
 	case <-ctx.Done():
+		d.logsAfterTimeout(ctx, e, id, out)
 		return fmt.Errorf("%s: %w", spec.Name, ctx.Err())
 	}
 	if err := d.copyLogs(ctx, e, id, 0, out); err != nil {
@@ -87,6 +90,17 @@ func (d *Driver) RunTask(ctx context.Context, spec core.TaskSpec, out io.Writer)
 		return fmt.Errorf("%s: exit status %d", spec.Name, code)
 	}
 	return nil
+}
+
+// logsAfterTimeout copies what a task printed before its deadline (or
+// cancellation) ended it: what it was doing when it hung is the first
+// thing a person asks.
+func (d *Driver) logsAfterTimeout(ctx context.Context, e *engine, id string, out io.Writer) {
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := d.copyLogs(lctx, e, id, 0, out); err != nil {
+		d.log.Warn("logs of a task that timed out", "container", shortID(id), "host", e.Name, "err", err)
+	}
 }
 
 // Logs writes a container's output, stdout and stderr as they came (the
