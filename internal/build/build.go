@@ -92,6 +92,9 @@ type Images interface {
 	// ImageAvailable reports whether an image can still be run: on the
 	// engine, or in the registry to pull it back from.
 	ImageAvailable(ctx context.Context, ref string) error
+	// CommitImage returns the image app's commit sha was built into
+	// earlier (its SHA tag), when there is one: a commit is built once.
+	CommitImage(ctx context.Context, app, sha string) (ref, digest string, found bool, err error)
 }
 
 // Build returns the artifact of app at sha, building it on first use. A
@@ -193,7 +196,16 @@ func (b *Builder) build(ctx context.Context, app core.App, sha string, logw io.W
 		// The image is built from the export, after build.command ran in
 		// it (so a FROM scratch image can copy a binary built here).
 		bctx, cancel := context.WithTimeout(ctx, m.Build.Timeout)
-		ref, digest, size, err = b.Images.BuildImage(bctx, app.Name, sha, filepath.Join(work, filepath.FromSlash(m.Docker.Context)), m.Docker.File, out)
+		var found bool
+		ref, digest, found, err = b.Images.CommitImage(bctx, app.Name, sha)
+		switch {
+		case err == nil && found:
+			// Built before (its record was collected, or another data dir
+			// built it): that image is the commit's; its tag never moves.
+			fmt.Fprintf(out, "image of %s built before: %s (a commit is built once)\n", core.ShortSHA(sha), ref)
+		case err == nil:
+			ref, digest, size, err = b.Images.BuildImage(bctx, app.Name, sha, filepath.Join(work, filepath.FromSlash(m.Docker.Context)), m.Docker.File, out)
+		}
 		cancel()
 		if err != nil {
 			b.logger().Warn("image build failed", "app", app.Name, "sha", sha, "log", logPath, "err", err)

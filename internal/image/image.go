@@ -345,3 +345,35 @@ func isLoopback(host string) bool {
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
 }
+
+// Lookup returns the image a commit was built into, when there is one: its
+// SHA tag in the registry (or, with none, on the engine). A commit is built
+// once: a second build of it (its artifact record was collected, a server
+// with a new data dir) takes this image instead of making another, which
+// the SHA tag would refuse.
+func (im *Images) Lookup(ctx context.Context, app, sha string) (Built, bool, error) {
+	tag := im.Repository(app) + ":" + sha
+	if im.reg.Repo == "" {
+		ins, err := im.cli.ImageInspect(ctx, tag)
+		if cerrdefs.IsNotFound(err) {
+			return Built{}, false, nil
+		}
+		if err != nil {
+			return Built{}, false, fmt.Errorf("look up %s: %w", tag, err)
+		}
+		return Built{Ref: ins.ID, Digest: ins.ID, ImageID: ins.ID}, true, nil
+	}
+	ref, err := name.NewTag(tag, im.reg.nameOpts()...)
+	if err != nil {
+		return Built{}, false, fmt.Errorf("%w: image tag %q: %v", core.ErrInvalid, tag, err)
+	}
+	desc, err := remote.Head(ref, im.reg.remoteOpts(ctx)...)
+	if isNotFound(err) {
+		return Built{}, false, nil
+	}
+	if err != nil {
+		return Built{}, false, fmt.Errorf("look up %s in %s: %w", tag, im.reg, err)
+	}
+	digest := desc.Digest.String()
+	return Built{Ref: im.Repository(app) + "@" + digest, Digest: digest}, true, nil
+}

@@ -262,6 +262,19 @@ func TestDockerRetention(t *testing.T) {
 		t.Errorf("rolled back to #%d, want #4", got.Release)
 	}
 	e.serves(e.staging, "v4")
+
+	// Deploying #1's commit again, as the refusal advised: a commit is
+	// built once, so its image in the registry is taken again, the same
+	// digest (a new build would differ and its SHA tag refuses that).
+	again, err := e.svc.Deploy(ctx, deploy.DeployRequest{App: "hello", Env: "staging", Ref: byNumber[1].SHA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again = e.wait(again, core.StateSucceeded)
+	e.serves(e.staging, "v1")
+	if rel, err := e.svc.Releases(ctx, "hello", 1); err != nil || len(rel) != 1 || rel[0].Number != again.Release || rel[0].Digest != byNumber[1].Digest {
+		t.Errorf("redeploy of #1's commit: %+v, %v; want #1's digest %s", rel, err, byNumber[1].Digest)
+	}
 	e.noStrayContainers()
 }
 

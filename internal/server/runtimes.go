@@ -311,6 +311,15 @@ func (p imagePort) BuildImage(ctx context.Context, app, sha, dir, dockerfile str
 	return b.Ref, b.Digest, b.Size, nil
 }
 
+func (p imagePort) CommitImage(ctx context.Context, app, sha string) (string, string, bool, error) {
+	_, im, err := p.r.dockerParts(ctx)
+	if err != nil {
+		return "", "", false, err
+	}
+	b, ok, err := im.Lookup(ctx, app, sha)
+	return b.Ref, b.Digest, ok, err
+}
+
 // ImageAvailable: on the build engine or in the registry (image.Exists),
 // or on any other Docker host (pulled there earlier).
 func (p imagePort) ImageAvailable(ctx context.Context, ref string) error {
