@@ -367,17 +367,6 @@ type timeline struct {
 
 func (t timeline) at(s core.Step) time.Time { return t.steps[s] }
 
-// next is when the step after s began: the earliest later step.
-func (t timeline) next(s core.Step) time.Time {
-	var n time.Time
-	for _, at := range t.steps {
-		if at.After(t.steps[s]) && (n.IsZero() || at.Before(n)) {
-			n = at
-		}
-	}
-	return n
-}
-
 func (t timeline) String() string {
 	type st struct {
 		s  core.Step
