@@ -320,13 +320,6 @@ func TestDockerEngineLaterThanServer(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "docker.sock")
 	e := newEnvWith(t, &env{docker: server.Docker{Hosts: []docker.Host{{Name: "late", Address: "unix://" + sock}}, Retry: 50 * time.Millisecond}},
 		func(o *examples.HelloOptions) { o.Docker, o.DockerHosts = true, []string{"late", "nowhere"} })
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		_ = e.srv.StopAll(ctx)
-		_, _ = e.srv.RemoveRuntimeLeftovers(ctx, "hello")
-	})
-
 	// A host the server does not define is refused in the request, before
 	// anything is built or recorded (production lists "nowhere").
 	if _, err := e.svc.Deploy(ctx, deploy.DeployRequest{App: "hello", Env: "production"}); !errors.Is(err, core.ErrInvalid) ||
@@ -348,6 +341,16 @@ func TestDockerEngineLaterThanServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
+	// Before the socket closes (cleanups run last first): leave nothing on
+	// the engine.
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_ = e.srv.StopAll(ctx)
+		if _, err := e.srv.RemoveRuntimeLeftovers(ctx, "hello"); err != nil {
+			t.Errorf("containers or images left on the engine: %v", err)
+		}
+	})
 	go func() {
 		for {
 			c, err := ln.Accept()
